@@ -1,0 +1,15 @@
+/** The engines a TaskRequest may name (ORCH-2008). */
+export const ENGINES = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export const PRIORITIES = ['interactive', 'batch'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/**
+ * Temporal priority keys (1 is dispatched first). Strict priority across keys, FIFO within one,
+ * fairness by client within one (design §3).
+ */
+export const PRIORITY_KEY: Readonly<Record<Priority, number>> = { interactive: 1, batch: 4 };
+
+export const FULL_QUEUE_POLICIES = ['reject', 'drop-lru', 'shed-low-priority'] as const;
+export type FullQueuePolicy = (typeof FULL_QUEUE_POLICIES)[number];

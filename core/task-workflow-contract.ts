@@ -1,0 +1,84 @@
+import type { ErrorCode } from './errors';
+import type { TaskState } from './search-attributes';
+import type { TaskRequest } from './task-request';
+
+/**
+ * The task workflow's type, input and result: a documented, versioned interface that batch pipelines
+ * use directly with the Temporal client (design §8, .specs/task-workflow-v1.md). Additive changes only
+ * within version 1.
+ */
+export const TASK_WORKFLOW_TYPE = 'taskWorkflow';
+
+export interface TaskTimeouts {
+  /** Longest a single decode may run (pool `timeouts.wall_ms`) → DECODE_TIMEOUT. */
+  readonly wallMs: number;
+  /** Longest gap between tokens (pool `timeouts.idle_ms`) → DECODE_TIMEOUT. */
+  readonly idleMs: number;
+  /** Liveness of the pool worker; a silent worker's task is retried on another replica. */
+  readonly heartbeatMs: number;
+  /** Attempts before a task whose workers keep dying fails with WORKER_RESET. */
+  readonly maxAttempts: number;
+}
+
+export interface TaskWorkflowInput {
+  readonly version: 1;
+  /** Validated request with defaults applied (seed, sampler profile, determinism). */
+  readonly request: TaskRequest & { readonly seed: number; readonly sampler_profile_version: 'v1' };
+  readonly poolId: string;
+  readonly clientId: string;
+  readonly admittedAtMs: number;
+  readonly timeouts: TaskTimeouts;
+  /** Where token parts go (a gateway's internal base URL); absent for pipelines that read only the result. */
+  readonly streamSinkUrl?: string | undefined;
+}
+
+export interface TaskResult {
+  readonly version: 1;
+  readonly taskId: string;
+  readonly state: Extract<TaskState, 'completed' | 'cancelled'>;
+  readonly text: string;
+  /** Token texts in order; the gateway rebuilds a stream from them when it holds no live copy. */
+  readonly tokens: readonly string[];
+  readonly tokensOut: number;
+  readonly decodeMs: number;
+  readonly queueTimeMs: number;
+  readonly replicaId?: string | undefined;
+  readonly engineVersion?: string | undefined;
+  readonly attempt: number;
+}
+
+/** What the engine activity returns (the workflow adds the bookkeeping). */
+export interface EngineRunOutcome {
+  readonly outcome: 'completed' | 'cancelled';
+  readonly tokens: readonly string[];
+  readonly tokensOut: number;
+  readonly decodeMs: number;
+  readonly queueTimeMs: number;
+  readonly replicaId: string;
+  readonly engineVersion: string;
+}
+
+export interface EngineRunInput {
+  readonly workflow: TaskWorkflowInput;
+}
+
+/** Signalled by the engine activity when a replica picks the task up. */
+export interface DispatchNotice {
+  readonly replicaId: string;
+  readonly attempt: number;
+}
+
+export interface TaskStatus {
+  readonly state: TaskState;
+  readonly attempt: number;
+  readonly replicaId?: string | undefined;
+}
+
+export interface TerminalReport {
+  readonly taskId: string;
+  readonly streamSinkUrl: string;
+  readonly part:
+    | { readonly type: 'end'; readonly tokensOut: number; readonly decodeMs: number }
+    | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string; readonly engine: string }
+    | { readonly type: 'cancelled' };
+}

@@ -1,0 +1,70 @@
+import type { Engine } from '../../core/engines';
+
+/** Sampler profiles map to explicit engine sampler parameters (OC-ADAPT-5010); only `v1` exists. */
+export type SamplerProfileVersion = 'v1';
+
+export interface CompletionRequest {
+  readonly prompt: string;
+  readonly maxTokens: number;
+  readonly seed: number;
+  readonly samplerProfile: SamplerProfileVersion;
+  /** Pin a slot (determinism suite); the engine picks an idle one when absent. */
+  readonly slotId?: number | undefined;
+}
+
+export interface EngineToken {
+  /** Normalized token text (detokenized, never a partial UTF-8 sequence). */
+  readonly text: string;
+  /** 0-based index of the token in this completion. */
+  readonly index: number;
+}
+
+export interface CompletionSummary {
+  readonly tokensOut: number;
+  readonly tokensIn: number;
+  readonly stopReason: 'eos' | 'limit' | 'word' | 'none';
+  /** Engine-reported decode time, when the engine reports one. */
+  readonly decodeMs?: number | undefined;
+  readonly slotId?: number | undefined;
+}
+
+export interface EngineProperties {
+  readonly totalSlots: number;
+  /** e.g. `b6881-8b11deea4` from llama-server's build_info (ORCH-3032). */
+  readonly engineVersion: string;
+  /** Context window per slot, in tokens. */
+  readonly contextSize: number;
+  readonly modelPath?: string | undefined;
+}
+
+export interface EngineHealth {
+  readonly live: boolean;
+  readonly ready: boolean;
+  readonly detail?: string | undefined;
+}
+
+export interface SlotState {
+  readonly id: number;
+  readonly isProcessing: boolean;
+}
+
+/**
+ * The internal engine contract (ORCH-3054): health, properties, completion stream, cancel and
+ * metrics scrape. Shared code reads capability fields; it never branches on the engine name.
+ */
+export interface EngineAdapterV1 {
+  readonly specificationVersion: 'v1';
+  readonly engine: Engine;
+  health(signal?: AbortSignal): Promise<EngineHealth>;
+  properties(signal?: AbortSignal): Promise<EngineProperties>;
+  slots(signal?: AbortSignal): Promise<readonly SlotState[]>;
+  /**
+   * Streams tokens; the generator's return value is the summary. Aborting `signal` closes the
+   * engine connection (llama.cpp's only cancel mechanism) and ends the generator with an AbortError.
+   */
+  complete(request: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void>;
+  /** After an abort: waits until the engine reports the slot free, or throws when `timeoutMs` passes. */
+  confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
+  /** Engine-native Prometheus text (llama-server `--metrics`). */
+  scrapeMetrics(signal?: AbortSignal): Promise<string>;
+}
