@@ -53,6 +53,8 @@ export interface OrchErrorDetails {
   readonly poolId?: string | undefined;
   readonly retryAfterMs?: number | undefined;
   readonly policyLabel?: string | undefined;
+  /** The named resource (task, pool, session) does not exist: answered 404 with this code's envelope. */
+  readonly notFound?: boolean | undefined;
 }
 
 /**

@@ -33,5 +33,5 @@ export type StreamPart =
   | { readonly type: 'started'; readonly queuePosition: number; readonly predictedStartMs: number }
   | { readonly type: 'token'; readonly text: string; readonly index: number }
   | { readonly type: 'metrics'; readonly values: Readonly<Record<string, unknown>> }
-  | { readonly type: 'end'; readonly tokensOut: number; readonly decodeMs: number }
+  | { readonly type: 'end'; readonly tokensOut: number; readonly decodeMs: number; readonly canceled?: boolean | undefined }
   | { readonly type: 'error'; readonly code: string; readonly message: string; readonly engine?: string | undefined };

@@ -17,6 +17,8 @@ export interface EngineToken {
   readonly text: string;
   /** 0-based index of the token in this completion. */
   readonly index: number;
+  /** The engine slot generating it, when the engine says; a cancel confirms that slot is free. */
+  readonly slotId?: number | undefined;
 }
 
 export interface CompletionSummary {
@@ -67,4 +69,6 @@ export interface EngineAdapterV1 {
   confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
   /** Engine-native Prometheus text (llama-server `--metrics`). */
   scrapeMetrics(signal?: AbortSignal): Promise<string>;
+  /** Releases the adapter's connections. */
+  close(): Promise<void>;
 }

@@ -1,0 +1,171 @@
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
+import { taskWorkflowId } from '../core/ids';
+import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
+import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
+import { StreamPusher } from './stream-pusher';
+
+export interface ReplicaDescription {
+  readonly poolId: string;
+  readonly replicaId: string;
+  readonly engineVersion: string;
+  readonly mockEngine: boolean;
+}
+
+export interface EngineActivityDependencies {
+  readonly adapter: EngineAdapterV1;
+  readonly replica: ReplicaDescription;
+  readonly internalToken: string;
+  readonly dispatcher: Dispatcher;
+  /** Used only to tell the workflow the task was dispatched (one signal per attempt). */
+  readonly client: Client;
+  readonly logger: Logger;
+}
+
+/** How long after an abort the engine has to report the slot free before the replica is suspect. */
+const SLOT_RELEASE_TIMEOUT_MS = 2_000;
+
+type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall';
+
+/**
+ * The engine activity owns the engine call (style rule 5): it streams tokens to the gateway, heartbeats,
+ * enforces the idle and wall watchdogs, and aborts the engine request the moment the gateway says the
+ * task was cancelled — not on the next heartbeat.
+ */
+export function createEngineActivities(dependencies: EngineActivityDependencies) {
+  const { adapter, replica } = dependencies;
+
+  async function runEngineTask({ workflow }: EngineRunInput): Promise<EngineRunOutcome> {
+    const context = Context.current();
+    const { attempt } = context.info;
+    const { request, timeouts } = workflow;
+    const taskId = request.task_id;
+    const log = dependencies.logger.child({ job_id: taskId, pool_id: replica.poolId, replica_id: replica.replicaId, attempt });
+    const queueTimeMs = Math.max(0, Date.now() - workflow.admittedAtMs);
+
+    void dependencies.client.workflow
+      .getHandle(taskWorkflowId(taskId))
+      .signal('taskDispatched', { replicaId: replica.replicaId, attempt })
+      .catch((error: unknown) => log.warn({ err: error }, 'dispatch signal not delivered'));
+
+    const abort = new AbortController();
+    let abortCause: AbortCause | undefined;
+    const abortWith = (cause: AbortCause): void => {
+      if (abortCause !== undefined) return;
+      abortCause = cause;
+      abort.abort(new Error(cause));
+    };
+    const onTemporalCancel = (): void => abortWith('temporal-cancel');
+    context.cancellationSignal.addEventListener('abort', onTemporalCancel);
+
+    const pusher = workflow.streamSinkUrl
+      ? new StreamPusher({
+          sinkUrl: workflow.streamSinkUrl,
+          taskId,
+          attempt,
+          internalToken: dependencies.internalToken,
+          dispatcher: dependencies.dispatcher,
+          onCancelled: () => abortWith('client-cancel'),
+          onDisabled: (reason) => log.warn({ reason }, 'token relay stopped; the result keeps the tokens'),
+        })
+      : undefined;
+    pusher?.push({
+      type: 'metrics',
+      values: {
+        phase: 'dispatched',
+        attempt,
+        replica_id: replica.replicaId,
+        engine_version: replica.engineVersion,
+        queue_time_ms: queueTimeMs,
+        kv_warmth: false,
+        ...(replica.mockEngine ? { mock_engine: true } : {}),
+      },
+    });
+
+    const tokens: string[] = [];
+    let slotId: number | undefined;
+    const heartbeatTimer = setInterval(() => context.heartbeat({ tokensOut: tokens.length }), Math.max(100, timeouts.heartbeatMs / 3));
+    const wallTimer = setTimeout(() => abortWith('wall'), timeouts.wallMs);
+    let idleTimer = setTimeout(() => abortWith('idle'), timeouts.idleMs);
+    context.heartbeat({ tokensOut: 0 });
+    const decodeStartedAt = performance.now();
+    log.info({ queue_time_ms: queueTimeMs, engine_version: replica.engineVersion }, 'task dispatched');
+
+    try {
+      const stream = adapter.complete(
+        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version },
+        abort.signal,
+      );
+      let step: IteratorResult<EngineToken, unknown> = await stream.next();
+      while (!step.done) {
+        const token = step.value;
+        slotId = token.slotId ?? slotId;
+        tokens.push(token.text);
+        pusher?.push({ type: 'token', text: token.text, index: token.index });
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => abortWith('idle'), timeouts.idleMs);
+        step = await stream.next();
+      }
+      const decodeMs = Math.round(performance.now() - decodeStartedAt);
+      pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
+      await pusher?.flush();
+      log.info({ tokens_out: tokens.length, decode_time_ms: decodeMs }, 'task decoded');
+      return { outcome: pusher?.cancelled ? 'cancelled' : 'completed', tokens, tokensOut: tokens.length, decodeMs, queueTimeMs, replicaId: replica.replicaId, engineVersion: replica.engineVersion };
+    } catch (error) {
+      const decodeMs = Math.round(performance.now() - decodeStartedAt);
+      if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel') {
+        await confirmSlotFree(slotId, log);
+        log.info({ tokens_out: tokens.length, cause: abortCause }, 'task cancelled; engine request aborted');
+        if (abortCause === 'temporal-cancel') throw new CancelledFailure('cancelled');
+        return { outcome: 'cancelled', tokens, tokensOut: tokens.length, decodeMs, queueTimeMs, replicaId: replica.replicaId, engineVersion: replica.engineVersion };
+      }
+      if (abortCause === 'idle' || abortCause === 'wall') {
+        await confirmSlotFree(slotId, log);
+        const limit = abortCause === 'idle' ? `no token for ${timeouts.idleMs} ms` : `decode ran past ${timeouts.wallMs} ms`;
+        throw await endStreamWith(pusher, ApplicationFailure.create({ type: ErrorCode.DECODE_TIMEOUT, message: limit, nonRetryable: true }), request.engine);
+      }
+      const failure = toActivityFailure(error);
+      throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
+    } finally {
+      clearInterval(heartbeatTimer);
+      clearTimeout(wallTimer);
+      clearTimeout(idleTimer);
+      context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+    }
+  }
+
+  async function confirmSlotFree(slotId: number | undefined, log: Logger): Promise<void> {
+    // Before the first token the slot is unknown; the engine frees it when the socket closes.
+    if (slotId === undefined) return;
+    try {
+      await adapter.confirmSlotFree(slotId, SLOT_RELEASE_TIMEOUT_MS);
+    } catch (error) {
+      log.error({ err: error }, 'engine did not free the slot after an abort');
+    }
+  }
+
+  return { runEngineTask };
+}
+
+export type EngineActivities = ReturnType<typeof createEngineActivities>;
+
+/** A failure no retry will change ends the client's stream at once, without waiting for the workflow's report. */
+async function endStreamWith(pusher: StreamPusher | undefined, failure: ApplicationFailure, engine: string): Promise<ApplicationFailure> {
+  if (pusher && isErrorCode(failure.type)) {
+    pusher.push({ type: 'error', code: failure.type, message: failure.message, engine });
+    await pusher.flush();
+  }
+  return failure;
+}
+
+function toActivityFailure(error: unknown): ApplicationFailure {
+  if (hasErrorCode(error)) {
+    return ApplicationFailure.create({ type: error.code, message: error.message, nonRetryable: error.code === ErrorCode.INVALID_PARAMS });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return ApplicationFailure.create({ type: ErrorCode.WORKER_RESET, message: `engine failed: ${message}` });
+}

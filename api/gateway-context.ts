@@ -1,0 +1,18 @@
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { OrchConfig } from '../core/config';
+import type { QueueEstimator } from './queue-estimator';
+import type { StreamHub } from './stream-hub';
+
+/** What the gateway's routes share. */
+export interface GatewayContext {
+  readonly config: OrchConfig;
+  readonly client: Client;
+  readonly logger: Logger;
+  readonly hub: StreamHub;
+  readonly estimator: QueueEstimator;
+  /** Bearer token pool workers and workflow workers present on /internal routes. */
+  readonly internalToken: string;
+  /** How workers reach this gateway's internal routes (the tasks' stream sink). */
+  readonly internalUrl: string;
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ERROR_CODES } from '../../core/errors';
+import { WorkerChunkSchema } from '../../core/stream-parts';
+import type { GatewayContext } from '../gateway-context';
+import { bearerMatches } from '../internal-token';
+
+const TerminalPartSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('end'), tokensOut: z.int().min(0), decodeMs: z.number().min(0) }),
+  z.strictObject({ type: z.literal('error'), code: z.enum(ERROR_CODES), message: z.string(), engine: z.string() }),
+  z.strictObject({ type: z.literal('cancelled') }),
+]);
+const ParamsSchema = z.object({ id: z.string().min(1).max(128) });
+
+/**
+ * The internal channel (design §2): pool workers push token chunks, the workflow worker reports how a
+ * task ended. Authenticated with its own bearer token, separate from client credentials.
+ */
+export function registerInternalRoutes(app: FastifyInstance, context: GatewayContext): void {
+  app.register((internal, _options, done) => {
+    internal.addHook('onRequest', async (request, reply) => {
+      if (!bearerMatches(request.headers.authorization, context.internalToken)) {
+        await reply.code(401).send({ message: 'internal channel: bad or missing token' });
+      }
+    });
+
+    internal.post('/internal/v1/tasks/:id/chunks', async (request, reply) => {
+      const { id } = ParamsSchema.parse(request.params);
+      const chunk = WorkerChunkSchema.parse(request.body);
+      const stream = context.hub.get(id);
+      if (!stream) return reply.code(404).send({ verdict: 'unknown' });
+      if (chunk.parts.some((part) => part.type === 'metrics' && part.values['phase'] === 'dispatched')) {
+        context.estimator.dispatched(stream.poolId, id);
+      }
+      const verdict = stream.acceptChunk(chunk);
+      if (stream.state !== 'live') context.estimator.finished(stream.poolId, id);
+      return reply.code(200).send({ verdict });
+    });
+
+    internal.post('/internal/v1/tasks/:id/terminal', async (request, reply) => {
+      const { id } = ParamsSchema.parse(request.params);
+      const part = TerminalPartSchema.parse(request.body);
+      const stream = context.hub.get(id);
+      if (!stream) return reply.code(404).send({ verdict: 'unknown' });
+      context.estimator.finished(stream.poolId, id);
+      if (part.type === 'cancelled') stream.cancel();
+      else stream.finish(part);
+      return reply.code(200).send({ verdict: 'accepted' });
+    });
+    done();
+  });
+}

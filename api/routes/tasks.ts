@@ -1,0 +1,181 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { resolvePoolTimeouts } from '../../core/config';
+import { ErrorCode, OrchError } from '../../core/errors';
+import { taskWorkflowId } from '../../core/ids';
+import { TaskRequestSchema, type AdmissionResponse } from '../../core/task-request';
+import type { TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { defaultSeed } from '../default-seed';
+import type { GatewayContext } from '../gateway-context';
+import { selectPool } from '../pool-selection';
+import { SseResponse } from '../sse-response';
+import { streamPartsFromWorkflow } from '../stream-from-result';
+import { toSseFrame } from '../sse-frames';
+import { requestDigest, startTaskWorkflow } from '../task-starter';
+
+const TaskIdParamsSchema = z.object({ id: z.uuid() });
+const CLIENT_ID_HEADER = 'x-client-id';
+const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,64}$/;
+
+/** The data plane (spec §2.2): submit, stream, cancel. */
+export function registerTaskRoutes(app: FastifyInstance, context: GatewayContext): void {
+  app.post('/v1/tasks', (request, reply) => createTask(context, request, reply));
+  app.get('/v1/tasks/:id/stream', (request, reply) => streamTask(context, request, reply));
+  app.post('/v1/tasks/:id/cancel', (request, reply) => cancelTask(context, request, reply));
+}
+
+async function createTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const parsed = TaskRequestSchema.safeParse(request.body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw new OrchError(ErrorCode.INVALID_PARAMS, `${where}${issue?.message ?? 'invalid TaskRequest'}`);
+  }
+  const taskRequest = parsed.data;
+  const digest = requestDigest(taskRequest);
+  const pool = selectPool(context.config, taskRequest);
+  const clientId = clientIdOf(request);
+
+  const existing = context.hub.get(taskRequest.task_id);
+  if (existing) {
+    if (existing.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
+    return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
+  }
+
+  const estimate = context.estimator.estimate(pool.id, taskRequest.priority);
+  const input: TaskWorkflowInput = {
+    version: 1,
+    request: {
+      ...taskRequest,
+      seed: taskRequest.seed ?? defaultSeed(taskRequest.task_id),
+      sampler_profile_version: taskRequest.sampler_profile_version ?? pool.sampler_profile_version ?? 'v1',
+      determinism: taskRequest.determinism ?? 'strict',
+    },
+    poolId: pool.id,
+    clientId,
+    admittedAtMs: Date.now(),
+    timeouts: resolvePoolTimeouts(pool),
+    streamSinkUrl: context.internalUrl,
+  };
+  context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id });
+  context.estimator.admitted(pool.id, taskRequest.task_id, taskRequest.priority);
+
+  let outcome;
+  try {
+    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate });
+  } catch (error) {
+    context.hub.discard(taskRequest.task_id);
+    context.estimator.finished(pool.id, taskRequest.task_id);
+    request.log.error({ err: error, job_id: taskRequest.task_id }, 'could not start the task workflow');
+    throw new OrchError(ErrorCode.POOL_UNAVAILABLE, 'the orchestrator cannot reach Temporal; retry later', {
+      engine: taskRequest.engine,
+      poolId: pool.id,
+      retryAfterMs: 1_000,
+    });
+  }
+  if (outcome.kind === 'duplicate') {
+    // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
+    context.hub.discard(taskRequest.task_id);
+    context.estimator.finished(pool.id, taskRequest.task_id);
+    if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
+    return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
+  }
+  request.log.info(
+    {
+      job_id: taskRequest.task_id,
+      session_id: taskRequest.session_id,
+      client_id: clientId,
+      pool_id: pool.id,
+      engine: taskRequest.engine,
+      priority: taskRequest.priority,
+      queue_position: estimate.queuePosition,
+      predicted_start_ms: estimate.predictedStartMs,
+    },
+    'task admitted',
+  );
+  return reply.code(202).send(admissionResponse(taskRequest.task_id, estimate));
+}
+
+async function streamTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const { id: taskId } = parseTaskIdParams(request.params);
+  const lastEventId = parseLastEventId(request.headers['last-event-id']);
+  const live = context.hub.get(taskId);
+  if (live) {
+    reply.hijack();
+    const sse = new SseResponse(reply.raw, request.id);
+    const subscription = live.subscribe(lastEventId, (frame) => sse.write(frame), () => sse.end());
+    if (!subscription.complete) {
+      request.log.warn({ job_id: taskId, last_event_id: lastEventId }, 'resume point no longer buffered; replaying what is kept');
+    }
+    sse.onClose(subscription.unsubscribe);
+    return undefined;
+  }
+  const parts = await streamPartsFromWorkflow(context.client, taskId, context.config.pools[0]?.engine ?? 'llamacpp');
+  if (!parts) throw unknownTask(taskId);
+  reply.hijack();
+  const sse = new SseResponse(reply.raw, request.id);
+  parts.forEach((part, id) => {
+    if (lastEventId === undefined || id > lastEventId) sse.write(toSseFrame(id, part));
+  });
+  sse.end();
+  return undefined;
+}
+
+async function cancelTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { id: taskId } = parseTaskIdParams(request.params);
+  const live = context.hub.get(taskId);
+  // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026).
+  live?.cancel();
+  try {
+    await context.client.workflow.getHandle(taskWorkflowId(taskId)).executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
+  } catch (error) {
+    const name = (error as { name?: unknown }).name;
+    if (name === 'WorkflowNotFoundError') {
+      if (!live) throw unknownTask(taskId);
+    } else if (!isAlreadyClosed(error)) {
+      request.log.error({ err: error, job_id: taskId }, 'cancel not recorded by the workflow');
+      throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
+    }
+  }
+  if (live) context.estimator.finished(live.poolId, taskId);
+  request.log.info({ job_id: taskId }, 'task cancelled');
+  return reply.code(204).send();
+}
+
+function isAlreadyClosed(error: unknown): boolean {
+  const messageOf = (value: unknown): string => (value instanceof Error ? value.message : '');
+  const text = `${messageOf(error)} ${messageOf((error as { cause?: unknown }).cause)}`;
+  return /already completed|workflow execution already completed|not running/i.test(text);
+}
+
+function parseTaskIdParams(params: unknown): { id: string } {
+  const parsed = TaskIdParamsSchema.safeParse(params);
+  if (!parsed.success) throw new OrchError(ErrorCode.INVALID_PARAMS, 'task id must be a UUID');
+  return parsed.data;
+}
+
+function parseLastEventId(header: string | string[] | undefined): number | undefined {
+  if (typeof header !== 'string' || !/^\d{1,9}$/.test(header)) return undefined;
+  return Number(header);
+}
+
+function clientIdOf(request: FastifyRequest): string {
+  const header = request.headers[CLIENT_ID_HEADER];
+  if (header === undefined) return 'anonymous';
+  if (typeof header !== 'string' || !CLIENT_ID_PATTERN.test(header)) {
+    throw new OrchError(ErrorCode.INVALID_PARAMS, 'X-Client-Id must be 1–64 letters, digits or ._:@-');
+  }
+  return header;
+}
+
+function admissionResponse(taskId: string, estimate: { queuePosition: number; predictedStartMs: number }): AdmissionResponse {
+  return { task_id: taskId, queue_position: estimate.queuePosition, predicted_start_ms: estimate.predictedStartMs, backoff_ms: 0 };
+}
+
+function unknownTask(taskId: string): OrchError {
+  return new OrchError(ErrorCode.INVALID_PARAMS, `no task with id ${taskId}`, { notFound: true });
+}
+
+function reusedTaskId(taskId: string, engine: string): OrchError {
+  return new OrchError(ErrorCode.INVALID_PARAMS, `task_id ${taskId} was already used for a different request`, { engine });
+}

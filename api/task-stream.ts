@@ -1,0 +1,171 @@
+import type { ChunkVerdict, StreamPart, WorkerChunk } from '../core/stream-parts';
+import { toSseFrame, type SseFrame } from './sse-frames';
+
+export type StreamListener = (frame: SseFrame) => void;
+export type StreamState = 'live' | 'ended' | 'cancelled';
+
+/** What the gateway recorded when it admitted the task. */
+export interface StreamAdmission {
+  readonly requestDigest: string;
+  readonly poolId: string;
+  readonly admission: { readonly queuePosition: number; readonly predictedStartMs: number };
+}
+
+/**
+ * One task's stream in the gateway, the only emitter of its frames (design §2).
+ *
+ * Invariants: frame ids grow by one; `tokenTexts[i]` is the text of token i as emitted; once the state
+ * leaves `live` no frame is appended, so nothing is emitted after a cancel is acknowledged. A worker
+ * retrying the task (a higher attempt) regenerates from token 0: tokens already emitted are checked
+ * against what it sends and dropped, and a difference ends the stream with an error instead of wrong
+ * tokens (design §6).
+ */
+export class TaskStream {
+  readonly taskId: string;
+  readonly engine: string;
+  readonly requestDigest: string;
+  readonly poolId: string;
+  readonly admission: StreamAdmission['admission'];
+  private readonly frames: SseFrame[] = [];
+  private readonly replayCapacity: number;
+  private readonly tokenTexts: string[] = [];
+  private readonly listeners = new Set<StreamListener>();
+  private readonly endListeners = new Set<() => void>();
+  private nextFrameId = 0;
+  private attempt = 0;
+  private lastSeq = -1;
+  private streamState: StreamState = 'live';
+  private firstTokenAt: number | undefined;
+
+  private readonly onClosed: () => void;
+
+  constructor(
+    taskId: string,
+    engine: string,
+    replayCapacity: number,
+    started: Extract<StreamPart, { type: 'started' }>,
+    admission: StreamAdmission,
+    onClosed: () => void = () => undefined,
+  ) {
+    this.onClosed = onClosed;
+    this.requestDigest = admission.requestDigest;
+    this.poolId = admission.poolId;
+    this.admission = admission.admission;
+    this.taskId = taskId;
+    this.engine = engine;
+    this.replayCapacity = replayCapacity;
+    this.append(started);
+  }
+
+  get state(): StreamState {
+    return this.streamState;
+  }
+
+  get tokensEmitted(): number {
+    return this.tokenTexts.length;
+  }
+
+  acceptChunk(chunk: WorkerChunk): ChunkVerdict {
+    if (this.streamState !== 'live' || chunk.attempt < this.attempt) return 'cancelled';
+    if (chunk.attempt > this.attempt) {
+      this.attempt = chunk.attempt;
+      this.lastSeq = -1;
+    }
+    if (chunk.seq <= this.lastSeq) return 'accepted';
+    this.lastSeq = chunk.seq;
+    for (const part of chunk.parts) {
+      if (this.streamState !== 'live') break;
+      switch (part.type) {
+        case 'token':
+          this.acceptToken(part.text, part.index);
+          break;
+        case 'metrics':
+          this.append({ type: 'metrics', values: part.values });
+          break;
+        case 'end':
+          this.finish({ type: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs }, 'ended');
+          break;
+        case 'error':
+          this.finish({ type: 'error', code: part.code, message: part.message, engine: part.engine ?? this.engine }, 'ended');
+          break;
+      }
+    }
+    return this.streamState === 'live' || this.streamState === 'ended' ? 'accepted' : 'cancelled';
+  }
+
+  /** Ends the stream from outside (the workflow's terminal report); ignored once it has ended. */
+  finish(part: Extract<StreamPart, { type: 'end' | 'error' }>, state: 'ended' = 'ended'): void {
+    if (this.streamState !== 'live') return;
+    this.append(part);
+    this.streamState = state;
+    this.notifyEnd();
+  }
+
+  /**
+   * Acknowledges a cancel: the stream closes with `end {canceled: true}`, nothing is emitted after it,
+   * and the worker's next chunk is answered `cancelled` so it aborts the engine request.
+   */
+  cancel(): void {
+    if (this.streamState !== 'live') return;
+    const decodeMs = this.firstTokenAt === undefined ? 0 : Math.round(performance.now() - this.firstTokenAt);
+    this.append({ type: 'end', tokensOut: this.tokenTexts.length, decodeMs, canceled: true });
+    this.streamState = 'cancelled';
+    this.notifyEnd();
+  }
+
+  /**
+   * Replays frames after `afterId` (all of them when undefined), then follows live frames. Returns
+   * false when the frames asked for are no longer buffered.
+   */
+  subscribe(afterId: number | undefined, listener: StreamListener, onEnd: () => void): { unsubscribe: () => void; complete: boolean } {
+    const firstBuffered = this.frames[0]?.id ?? this.nextFrameId;
+    const from = afterId === undefined ? 0 : afterId + 1;
+    const complete = from >= firstBuffered;
+    for (const frame of this.frames) if (frame.id >= from) listener(frame);
+    if (this.streamState !== 'live') {
+      onEnd();
+      return { unsubscribe: () => undefined, complete };
+    }
+    this.listeners.add(listener);
+    this.endListeners.add(onEnd);
+    return {
+      unsubscribe: () => {
+        this.listeners.delete(listener);
+        this.endListeners.delete(onEnd);
+      },
+      complete,
+    };
+  }
+
+  private acceptToken(text: string, index: number): void {
+    const emitted = this.tokenTexts[index];
+    if (emitted !== undefined) {
+      if (emitted !== text) {
+        this.finish({ type: 'error', code: 'WORKER_RESET', message: `retry diverged from the emitted stream at token ${index}`, engine: this.engine });
+      }
+      return;
+    }
+    if (index !== this.tokenTexts.length) {
+      this.finish({ type: 'error', code: 'INTERNAL', message: `token ${index} arrived before token ${this.tokenTexts.length}`, engine: this.engine });
+      return;
+    }
+    this.tokenTexts.push(text);
+    this.firstTokenAt ??= performance.now();
+    this.append({ type: 'token', text, index });
+  }
+
+  private append(part: StreamPart): void {
+    const frame = toSseFrame(this.nextFrameId, part);
+    this.nextFrameId += 1;
+    this.frames.push(frame);
+    if (this.frames.length > this.replayCapacity) this.frames.shift();
+    for (const listener of this.listeners) listener(frame);
+  }
+
+  private notifyEnd(): void {
+    this.onClosed();
+    for (const onEnd of this.endListeners) onEnd();
+    this.listeners.clear();
+    this.endListeners.clear();
+  }
+}

@@ -1,0 +1,99 @@
+import { resolve } from 'node:path';
+import { startGateway } from '../api/gateway';
+import { loadConfigFile } from '../core/config-file';
+import { configPathFromArgs } from '../platform/config-path';
+import { internalTokenFromEnv } from '../platform/internal-token';
+import { createLogger } from '../platform/logger';
+import { onShutdownSignal } from '../platform/shutdown';
+import { connectClient, connectWorker, temporalAddress } from '../platform/temporal-connections';
+import { startWorkflowWorker } from '../workflows/workflow-worker';
+import { superviseChild, type SupervisedChild } from './child-supervisor';
+import { registerSearchAttributes } from './search-attributes-registration';
+import { ensureTemporalBinary } from './temporal-binary';
+import { startDevServer, type DevServer } from './temporal-dev-server';
+
+/**
+ * `npm start`: the whole stack on one machine — the Temporal dev server (unless TEMPORAL_ADDRESS or
+ * temporal.address names a cluster), the gateway and workflow worker in this process, and one child
+ * process per pool replica.
+ */
+async function main(): Promise<void> {
+  const logger = createLogger('llama-orch');
+  const configPath = resolve(configPathFromArgs(process.argv.slice(2)));
+  const { config, ignoredFields } = loadConfigFile(configPath);
+  if (ignoredFields.length > 0) logger.warn({ ignored_fields: ignoredFields }, 'compat mode: unknown config fields ignored');
+  const dataDir = resolve(config.data_dir);
+  const internalToken = internalTokenFromEnv({ mintIfMissing: true });
+
+  let devServer: DevServer | undefined;
+  let address = temporalAddress(config);
+  if (!address) {
+    const binary = await ensureTemporalBinary();
+    process.stderr.write(`[llama-orch] starting the Temporal dev server (${binary})\n`);
+    devServer = await startDevServer({
+      binary,
+      dataDir,
+      port: config.temporal.embedded.port,
+      uiPort: config.temporal.embedded.ui_port,
+      namespace: config.temporal.namespace,
+      persist: true,
+    });
+    address = devServer.address;
+  }
+  const { client, connection } = await connectClient(address, config.temporal.namespace);
+  if (!devServer) await registerSearchAttributes(connection, config.temporal.namespace);
+
+  const workerConnection = await connectWorker(address, logger);
+  const workflowWorker = await startWorkflowWorker({ connection: workerConnection, namespace: config.temporal.namespace, internalToken, logger });
+  const gateway = await startGateway({ config, client, logger, internalToken });
+
+  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
+  const children: SupervisedChild[] = config.pools.flatMap((pool) =>
+    Array.from({ length: pool.replicas }, (_unused, replicaIndex) =>
+      superviseChild(
+        `${pool.id}-r${replicaIndex}`,
+        [resolve(__dirname, '../gpu-workers/pool-worker-main.js'), '--config', configPath, '--pool', pool.id, '--replica', String(replicaIndex)],
+        childEnv,
+        logger,
+      ),
+    ),
+  );
+
+  printBanner(gateway.url, devServer?.uiUrl, address, config.pools[0]);
+  onShutdownSignal(logger, async () => {
+    await Promise.all(children.map((child) => child.stop()));
+    await gateway.close();
+    await workflowWorker.stop();
+    await connection.close();
+    await workerConnection.close();
+    await devServer?.stop();
+  });
+}
+
+function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined): void {
+  const example = pool
+    ? [
+        `  TASK=$(cat /proc/sys/kernel/random/uuid)`,
+        `  curl -s -X POST ${apiUrl}/v1/tasks -H 'content-type: application/json' -d '{"task_id":"'$TASK'","session_id":"'$(cat /proc/sys/kernel/random/uuid)'","workload":"completion","model_ref":"${pool.model}","engine":"${pool.engine}","ctx":2048,"priority":"interactive","prompt":"Hello","max_tokens":32,"deadline_ms":30000}'`,
+        `  curl -N ${apiUrl}/v1/tasks/$TASK/stream`,
+      ].join('\n')
+    : '';
+  process.stderr.write(
+    [
+      '',
+      'llama-orch is running',
+      `  API          ${apiUrl}`,
+      `  Temporal     ${temporal}`,
+      `  Web UI       ${uiUrl ?? '(the cluster\'s own Web UI)'}  — find a job with: TaskId="<task_id>"`,
+      '',
+      'Try it:',
+      example,
+      '',
+    ].join('\n'),
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`llama-orch failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,127 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { ALL_SEARCH_ATTRIBUTES } from '../core/search-attributes';
+import { freePort } from './free-port';
+
+export interface DevServerOptions {
+  readonly binary: string;
+  readonly dataDir: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** 0 picks a free port; undefined runs headless. */
+  readonly uiPort?: number | undefined;
+  readonly namespace: string;
+  /** false keeps the history in memory (tests). */
+  readonly persist: boolean;
+}
+
+export interface DevServer {
+  readonly address: string;
+  readonly uiUrl: string | undefined;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Starts `temporal server start-dev` on loopback with what the orchestrator needs: version check off,
+ * priority and fairness on a single task-queue partition (so priority order is exact), and our search
+ * attributes registered.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const port = options.port === 0 ? await freePort() : options.port;
+  const uiPort = options.uiPort === undefined ? undefined : options.uiPort === 0 ? await freePort() : options.uiPort;
+  const httpPort = await freePort();
+  const metricsPort = await freePort();
+  const args = [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--http-port', String(httpPort),
+    '--metrics-port', String(metricsPort),
+    '--namespace', options.namespace,
+    '--log-format', 'json',
+    '--log-level', 'warn',
+    ...dynamicConfigArgs(),
+    ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
+    ...(uiPort === undefined ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(uiPort), '--ui-disable-news-fetch']),
+    ...(options.persist
+      ? ['--db-filename', join(options.dataDir, 'temporal.sqlite'), '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF']
+      : []),
+  ];
+  const logFile = join(options.dataDir, 'temporal-server.log');
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(options.binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' },
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+
+  const address = `127.0.0.1:${port}`;
+  try {
+    await waitUntilServing(address, options.namespace, child);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`Temporal dev server did not start (${(error as Error).message}); see ${logFile}`);
+  }
+  return {
+    address,
+    uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
+    logFile,
+    stop: () => stopChild(child),
+  };
+}
+
+export function dynamicConfigArgs(): string[] {
+  const values: Record<string, string> = {
+    'frontend.enableServerVersionCheck': 'false',
+    'matching.enableFairness': 'true',
+    'matching.useNewMatcher': 'true',
+    'matching.numTaskqueueReadPartitions': '1',
+    'matching.numTaskqueueWritePartitions': '1',
+    'frontend.enableUpdateWorkflowExecution': 'true',
+  };
+  return Object.entries(values).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+}
+
+async function waitUntilServing(address: string, namespace: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => {
+    exited = `exited with ${code ?? signal}`;
+  });
+  let lastError = 'not answering';
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(exited);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (error) {
+      lastError = (error as Error).message;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  throw new Error(`not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(killTimer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

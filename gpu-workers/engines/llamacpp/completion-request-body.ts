@@ -1,0 +1,30 @@
+import type { CompletionRequest } from '../engine-adapter';
+import { samplerParameters } from './sampler-profiles';
+import type { LlamaCppSamplerParameters } from './sampler-profiles';
+
+/** The native POST /completion body the adapter sends (engines.md §1.2). */
+export interface LlamaCppCompletionBody extends LlamaCppSamplerParameters {
+  readonly prompt: string;
+  readonly n_predict: number;
+  readonly seed: number;
+  readonly stream: true;
+  /** Off: a cached prompt prefix is evaluated with another batch shape, which can change logits (§1.6). */
+  readonly cache_prompt: false;
+  /** -1 lets llama-server pick an idle slot. */
+  readonly id_slot: number;
+  /** Token ids in every chunk: a count that does not depend on how text was split. */
+  readonly return_tokens: true;
+}
+
+export function buildCompletionBody(request: CompletionRequest): LlamaCppCompletionBody {
+  return {
+    prompt: request.prompt,
+    n_predict: request.maxTokens,
+    seed: request.seed,
+    stream: true,
+    cache_prompt: false,
+    id_slot: request.slotId ?? -1,
+    return_tokens: true,
+    ...samplerParameters(request.samplerProfile),
+  };
+}

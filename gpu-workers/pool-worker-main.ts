@@ -1,0 +1,44 @@
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../core/config-file';
+import { configPathFromArgs } from '../platform/config-path';
+import { internalTokenFromEnv } from '../platform/internal-token';
+import { createLogger } from '../platform/logger';
+import { onShutdownSignal } from '../platform/shutdown';
+import { connectClient, connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
+import { startPoolWorker } from './pool-worker';
+
+/** Entry point for one pool replica: `npm run pool-worker -- --config path --pool ID [--replica N]`. */
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, pool: { type: 'string' }, replica: { type: 'string' } } });
+  const { config } = loadConfigFile(configPathFromArgs(args));
+  const pool = config.pools.find((candidate) => candidate.id === values.pool);
+  if (!pool) throw new Error(`--pool must name a pool in the config (${config.pools.map((candidate) => candidate.id).join(', ')})`);
+  const replicaIndex = Number(values.replica ?? '0');
+  if (!Number.isInteger(replicaIndex) || replicaIndex < 0) throw new Error('--replica must be a non-negative integer');
+
+  const logger = createLogger('pool-worker');
+  const address = requireTemporalAddress(config);
+  const connection = await connectWorker(address, logger);
+  const { client, connection: clientConnection } = await connectClient(address, config.temporal.namespace);
+  const running = await startPoolWorker({
+    pool,
+    replicaIndex,
+    namespace: config.temporal.namespace,
+    connection,
+    client,
+    internalToken: internalTokenFromEnv({ mintIfMissing: false }),
+    logger,
+  });
+  onShutdownSignal(logger, async () => {
+    await running.stop();
+    await clientConnection.close();
+    await connection.close();
+  });
+  await running.done;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,10 @@
+import { randomBytes } from 'node:crypto';
+
+/** The internal channel's token: ORCH_INTERNAL_TOKEN on multi-host deployments, else minted per run. */
+export function internalTokenFromEnv(options: { mintIfMissing: boolean }): string {
+  const fromEnv = process.env['ORCH_INTERNAL_TOKEN'];
+  if (fromEnv && fromEnv.length >= 16) return fromEnv;
+  if (fromEnv) throw new Error('ORCH_INTERNAL_TOKEN must be at least 16 characters');
+  if (!options.mintIfMissing) throw new Error('ORCH_INTERNAL_TOKEN is required for this process');
+  return randomBytes(24).toString('base64url');
+}

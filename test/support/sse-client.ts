@@ -1,0 +1,66 @@
+import { EventSource } from 'eventsource';
+
+export interface ReceivedEvent {
+  readonly event: string;
+  readonly id: string;
+  readonly data: Record<string, unknown>;
+  readonly receivedAt: number;
+}
+
+export interface StreamReading {
+  readonly events: ReceivedEvent[];
+  /** Resolves when an `end` or `error` event arrives (the stream is then closed). */
+  readonly finished: Promise<ReceivedEvent[]>;
+  close(): void;
+}
+
+const EVENT_NAMES = ['started', 'token', 'metrics', 'end', 'error'] as const;
+
+/** Reads a task stream with a real SSE client library (the `eventsource` package). */
+export function readStream(url: string, options: { lastEventId?: string; headers?: Record<string, string> } = {}): StreamReading {
+  const events: ReceivedEvent[] = [];
+  const source = new EventSource(url, {
+    fetch: (input, init) =>
+      fetch(input, {
+        ...init,
+        headers: {
+          ...(init.headers as Record<string, string>),
+          ...(options.headers ?? {}),
+          ...(options.lastEventId !== undefined && !(init.headers as Record<string, string>)['Last-Event-ID']
+            ? { 'Last-Event-ID': options.lastEventId }
+            : {}),
+        },
+      }),
+  });
+  const finished = new Promise<ReceivedEvent[]>((resolve, reject) => {
+    const timeout = setTimeout(() => {
+      source.close();
+      reject(new Error(`stream did not finish; got ${events.map((event) => event.event).join(',')}`));
+    }, 45_000);
+    for (const name of EVENT_NAMES) {
+      source.addEventListener(name, (message) => {
+        events.push({ event: name, id: message.lastEventId, data: JSON.parse(String(message.data)) as Record<string, unknown>, receivedAt: performance.now() });
+        if (name === 'end' || name === 'error') {
+          clearTimeout(timeout);
+          source.close();
+          resolve(events);
+        }
+      });
+    }
+  });
+  return { events, finished, close: () => source.close() };
+}
+
+export function tokensOf(events: readonly ReceivedEvent[]): { text: string; indices: number[] } {
+  const tokens = events.filter((event) => event.event === 'token');
+  return { text: tokens.map((event) => String(event.data['t'])).join(''), indices: tokens.map((event) => Number(event.data['i'])) };
+}
+
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Client, Connection } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { startGateway, type RunningGateway } from '../../api/gateway';
+import { parseConfig, type OrchConfig } from '../../core/config';
+import { startPoolWorker, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
+import { createLogger } from '../../platform/logger';
+import { connectClient, connectWorker } from '../../platform/temporal-connections';
+import { startWorkflowWorker, type RunningWorkflowWorker } from '../../workflows/workflow-worker';
+import { captureLogs, type LogCapture } from './log-capture';
+
+export interface PoolOverrides {
+  readonly slots?: number;
+  readonly ttftMs?: number;
+  readonly interTokenMs?: number;
+  readonly idleMs?: number;
+  readonly wallMs?: number;
+  readonly heartbeatMs?: number;
+  readonly ctx?: number;
+  readonly replicas?: number;
+}
+
+export interface TestStack {
+  readonly url: string;
+  readonly config: OrchConfig;
+  readonly poolId: string;
+  readonly model: string;
+  readonly client: Client;
+  readonly internalToken: string;
+  readonly temporalAddress: string;
+  readonly logs: LogCapture;
+  readonly gateway: RunningGateway;
+  readonly poolWorkers: RunningPoolWorker[];
+  /** Starts another in-process replica of the test pool. */
+  addPoolReplica(replicaIndex: number): Promise<RunningPoolWorker>;
+  stop(): Promise<void>;
+}
+
+/** One internal token per test process, as one deployment shares one: every stack's workers poll the same workflow queue. */
+const INTERNAL_TOKEN = randomUUID();
+
+export function temporalAddressForTests(): string {
+  const address = process.env['ORCH_TEST_TEMPORAL_ADDRESS'];
+  if (!address) throw new Error('no Temporal dev server: the jest globalSetup starts one (unset ORCH_TEST_NO_TEMPORAL)');
+  return address;
+}
+
+/** A test config: one mock pool whose id is unique to this stack, so its task queue is its own. */
+export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1): { config: OrchConfig; poolId: string; model: string } {
+  const poolId = `t-${randomUUID().slice(0, 8)}`;
+  const model = `mock:${poolId}`;
+  const { config } = parseConfig({
+    pools: [
+      {
+        id: poolId,
+        engine: 'llamacpp',
+        model,
+        ctx: overrides.ctx ?? 2048,
+        devices: [0],
+        replicas: overrides.replicas ?? poolReplicas,
+        engine_runtime: {
+          kind: 'mock',
+          ttft_ms: overrides.ttftMs ?? 5,
+          inter_token_ms: overrides.interTokenMs ?? 2,
+          slots: overrides.slots ?? 4,
+        },
+        timeouts: {
+          wall_ms: overrides.wallMs ?? 30_000,
+          idle_ms: overrides.idleMs ?? 5_000,
+          heartbeat_ms: overrides.heartbeatMs ?? 2_000,
+        },
+      },
+    ],
+    streams: { replay_buffer_frames: 4096, linger_ms: 60_000 },
+  });
+  return { config, poolId, model };
+}
+
+export interface StackOptions extends PoolOverrides {
+  /** In-process pool replicas to start (0 when the test starts its own, e.g. as child processes). */
+  readonly inProcessReplicas?: number;
+}
+
+/** Gateway, workflow worker and pool replicas in this process, on the run's real Temporal server. */
+export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
+  const temporalAddress = temporalAddressForTests();
+  const { config, poolId, model } = testConfig(options);
+  const pool = config.pools[0];
+  if (!pool) throw new Error('no pool');
+  const logs = captureLogs();
+  const logger: Logger = createLogger('test', logs.stream);
+  const internalToken = INTERNAL_TOKEN;
+  const { client, connection }: { client: Client; connection: Connection } = await connectClient(temporalAddress, 'default');
+  const workerConnection: NativeConnection = await connectWorker(temporalAddress, logger);
+  const bundlePath = process.env['ORCH_TEST_WORKFLOW_BUNDLE'];
+  const workflowWorker: RunningWorkflowWorker = await startWorkflowWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    internalToken,
+    logger,
+    workflowBundleCode: bundlePath ? readFileSync(bundlePath, 'utf8') : undefined,
+  });
+  const gateway = await startGateway({ config, client, logger, internalToken, listen: { host: '127.0.0.1', port: 0 } });
+  const poolWorkers: RunningPoolWorker[] = [];
+  const addPoolReplica = async (replicaIndex: number): Promise<RunningPoolWorker> => {
+    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, client, internalToken, logger });
+    poolWorkers.push(replica);
+    return replica;
+  };
+  for (let index = 0; index < (options.inProcessReplicas ?? 1); index += 1) await addPoolReplica(index);
+
+  return {
+    url: gateway.url,
+    config,
+    poolId,
+    model,
+    client,
+    internalToken,
+    temporalAddress,
+    logs,
+    gateway,
+    poolWorkers,
+    addPoolReplica,
+    stop: async () => {
+      await Promise.all(poolWorkers.map((replica) => replica.stop()));
+      await gateway.close();
+      await workflowWorker.stop();
+      await connection.close();
+      await workerConnection.close();
+    },
+  };
+}
+
+/** A valid TaskRequest for the stack's pool; fields can be overridden or removed (value undefined). */
+export function taskRequest(stack: Pick<TestStack, 'model'>, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    task_id: randomUUID(),
+    session_id: randomUUID(),
+    workload: 'completion',
+    model_ref: stack.model,
+    engine: 'llamacpp',
+    ctx: 1024,
+    priority: 'interactive',
+    seed: 42,
+    prompt: 'Write a haiku about queues.',
+    max_tokens: 16,
+    deadline_ms: 30_000,
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete base[key];
+    else base[key] = value;
+  }
+  return base;
+}

@@ -1,0 +1,59 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { ConfigError, parseConfig } from '../../core/config';
+import { loadConfigFile } from '../../core/config-file';
+
+const minimalPool = { id: 'p1', engine: 'llamacpp', model: 'mock:x', devices: [0], engine_runtime: { kind: 'mock' } };
+
+function problemsOf(document: unknown): readonly string[] {
+  try {
+    parseConfig(document);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('config was accepted');
+}
+
+test('the shipped default config validates, with defaults filled in', () => {
+  const { config } = loadConfigFile(join(__dirname, '..', '..', 'config', 'llama-orch.yaml'));
+  expect(config.pools[0]).toEqual(expect.objectContaining({ id: 'mock', engine: 'llamacpp', replicas: 1 }));
+  expect(Object.isFrozen(config.pools[0])).toBe(true);
+});
+
+test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added)', () => {
+  const document = parse(readFileSync(join(__dirname, '__fixtures__', 'spec-example-config.yaml'), 'utf8')) as unknown;
+  expect(parseConfig(document).config.pools.map((pool) => pool.id)).toEqual(['llama3-8b-q4-gpu0', 'llama3-8b-vllm-gpu1', 'mixtral-tgi-gpu01']);
+});
+
+test('ORCH-3030: strict mode rejects an unknown field, naming its path', () => {
+  expect(problemsOf({ pools: [{ ...minimalPool, queue: { capacity: 4, ful_policy: 'reject' } }] })).toEqual([
+    'pools[0].queue: unknown field "ful_policy" (strict mode; set mode: compat to ignore)',
+  ]);
+});
+
+test('ORCH-3030: compat mode ignores unknown fields and reports them', () => {
+  const parsed = parseConfig({ mode: 'compat', pools: [{ ...minimalPool, extra: true }] });
+  expect(parsed.ignoredFields).toEqual(['pools[0].extra']);
+});
+
+test('a bad value names the field and what was expected', () => {
+  const problems = problemsOf({ pools: [{ ...minimalPool, queue: { full_policy: 'drop-newest' } }] });
+  expect(problems).toHaveLength(1);
+  expect(problems[0]).toMatch(/^pools\[0\]\.queue\.full_policy: .*reject.*drop-lru.*shed-low-priority/);
+});
+
+test('duplicate pool ids and a tensor_split that does not match the devices are refused', () => {
+  expect(problemsOf({ pools: [minimalPool, minimalPool] })).toEqual(['pools[1].id: duplicate pool id "p1"']);
+  expect(problemsOf({ pools: [{ ...minimalPool, devices: [0, 1], tensor_split: [1] }] })).toEqual(['pools[0].tensor_split: needs one ratio per device']);
+});
+
+test('a file that is not YAML, or missing, fails with the file named', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'orch-config-'));
+  const path = join(directory, 'bad.yaml');
+  writeFileSync(path, 'pools: [\n');
+  expect(() => loadConfigFile(path)).toThrow(/invalid config .*bad\.yaml:\n {2}- not valid YAML/);
+  expect(() => loadConfigFile(join(directory, 'missing.yaml'))).toThrow(/cannot read file/);
+});

@@ -1,0 +1,174 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  TimeoutFailure,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
+import { PRIORITY_KEY } from '../core/engines';
+import { ErrorCode, ERROR_TRAITS, isErrorCode } from '../core/errors';
+import { SearchAttr, type TaskState } from '../core/search-attributes';
+import { poolTaskQueue } from '../core/task-queues';
+import type { EngineRunOutcome, TaskResult, TaskStatus, TaskWorkflowInput, TerminalReport } from '../core/task-workflow-contract';
+import type { EngineActivities } from '../activities/engine-activity';
+import type { GatewayNotifyActivities } from '../activities/gateway-notify';
+import { cancelTaskUpdate, taskDispatchedSignal, taskStatusQuery } from './definitions';
+
+/** Grace beyond the activity's own wall watchdog before Temporal's start-to-close backstop fires. */
+const WALL_BACKSTOP_GRACE_MS = 5_000;
+
+const notify = proxyLocalActivities<GatewayNotifyActivities>({
+  startToCloseTimeout: '5s',
+  retry: { maximumAttempts: 3, initialInterval: '100ms' },
+});
+
+/**
+ * One workflow per task (design §1): dispatches the engine activity on the pool's task queue with the
+ * task's priority and the client's fairness key, applies the timeouts, handles cancel, and records a
+ * terminal state. Tokens never pass through here; they go from the activity to the gateway.
+ */
+export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult> {
+  const { request, timeouts } = input;
+  let state: TaskState = 'queued';
+  let attempt = 0;
+  let replicaId: string | undefined;
+  let cancelReason: string | undefined;
+  const engineScope = new CancellationScope();
+
+  const status = (): TaskStatus => ({ state, attempt, replicaId });
+  setHandler(taskStatusQuery, status);
+  setHandler(taskDispatchedSignal, (notice) => {
+    if (notice.attempt < attempt || isTerminal(state)) return;
+    attempt = notice.attempt;
+    replicaId = notice.replicaId;
+    state = 'running';
+    upsertSearchAttributes([
+      { key: SearchAttr.taskState, value: state },
+      { key: SearchAttr.replica, value: notice.replicaId },
+    ]);
+  });
+  setHandler(
+    cancelTaskUpdate,
+    ({ reason }) => {
+      if (!isTerminal(state) && cancelReason === undefined) {
+        cancelReason = reason;
+        engineScope.cancel();
+      }
+      return status();
+    },
+    { validator: ({ reason }) => void assertReason(reason) },
+  );
+
+  const engine = proxyActivities<EngineActivities>({
+    taskQueue: poolTaskQueue(input.poolId),
+    // A task that no replica picks up before its deadline never starts (ORCH-3016 on the queue side).
+    scheduleToStartTimeout: request.deadline_ms,
+    startToCloseTimeout: timeouts.wallMs + WALL_BACKSTOP_GRACE_MS,
+    heartbeatTimeout: timeouts.heartbeatMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      maximumAttempts: timeouts.maxAttempts,
+      initialInterval: '100ms',
+      backoffCoefficient: 2,
+      nonRetryableErrorTypes: [ErrorCode.INVALID_PARAMS, ErrorCode.DECODE_TIMEOUT, ErrorCode.UNTRUSTED_ARTIFACT],
+    },
+    priority: { priorityKey: PRIORITY_KEY[request.priority], fairnessKey: input.clientId },
+  });
+
+  let outcome: EngineRunOutcome | undefined;
+  let failure: { code: ErrorCode; message: string } | undefined;
+  try {
+    outcome = await engineScope.run(() => engine.runEngineTask({ workflow: input }));
+  } catch (error) {
+    if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
+  }
+
+  if (outcome?.outcome === 'cancelled' || (outcome === undefined && failure === undefined)) {
+    state = 'cancelled';
+  } else if (failure) {
+    state = 'failed';
+  } else {
+    state = 'completed';
+  }
+  upsertSearchAttributes([{ key: SearchAttr.taskState, value: state }]);
+  await reportTerminal(input, outcome, failure, state);
+
+  if (failure) {
+    log.info('task failed', { taskId: request.task_id, code: failure.code });
+    throw ApplicationFailure.create({ type: failure.code, message: failure.message, nonRetryable: true });
+  }
+  const tokens = outcome?.tokens ?? [];
+  return {
+    version: 1,
+    taskId: request.task_id,
+    state: state === 'completed' ? 'completed' : 'cancelled',
+    text: tokens.join(''),
+    tokens,
+    tokensOut: outcome?.tokensOut ?? 0,
+    decodeMs: outcome?.decodeMs ?? 0,
+    queueTimeMs: outcome?.queueTimeMs ?? 0,
+    replicaId: outcome?.replicaId ?? replicaId,
+    engineVersion: outcome?.engineVersion,
+    attempt,
+  };
+}
+
+/** Maps an activity failure onto the contract's codes. */
+function classifyFailure(error: unknown): { code: ErrorCode; message: string } {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) {
+    return { code: cause.type, message: cause.message };
+  }
+  if (cause instanceof TimeoutFailure) {
+    switch (cause.timeoutType) {
+      case TimeoutType.SCHEDULE_TO_START:
+        return { code: ErrorCode.DEADLINE_UNMET, message: 'no replica picked the task up before deadline_ms' };
+      case TimeoutType.HEARTBEAT:
+        return { code: ErrorCode.WORKER_RESET, message: 'the pool worker stopped responding on every attempt' };
+      case TimeoutType.START_TO_CLOSE:
+        return { code: ErrorCode.DECODE_TIMEOUT, message: 'decode exceeded the wall timeout' };
+      default:
+        return { code: ErrorCode.INTERNAL, message: `timeout ${String(cause.timeoutType)}` };
+    }
+  }
+  return { code: ErrorCode.INTERNAL, message: ERROR_TRAITS.INTERNAL.message };
+}
+
+async function reportTerminal(
+  input: TaskWorkflowInput,
+  outcome: EngineRunOutcome | undefined,
+  failure: { code: ErrorCode; message: string } | undefined,
+  state: TaskState,
+): Promise<void> {
+  if (!input.streamSinkUrl) return;
+  let part: TerminalReport['part'];
+  if (failure) part = { type: 'error', code: failure.code, message: failure.message, engine: input.request.engine };
+  else if (state === 'cancelled') part = { type: 'cancelled' };
+  else part = { type: 'end', tokensOut: outcome?.tokensOut ?? 0, decodeMs: outcome?.decodeMs ?? 0 };
+  try {
+    // Non-cancellable: the report must go out even though the engine scope was cancelled.
+    await CancellationScope.nonCancellable(() =>
+      notify.reportTerminal({ taskId: input.request.task_id, streamSinkUrl: input.streamSinkUrl ?? '', part }),
+    );
+  } catch {
+    // The gateway that held the stream is gone; readers rebuild the stream from this workflow's result.
+    log.warn('terminal report not delivered', { taskId: input.request.task_id });
+  }
+}
+
+function isTerminal(state: TaskState): boolean {
+  return state === 'completed' || state === 'cancelled' || state === 'failed';
+}
+
+function assertReason(reason: unknown): void {
+  if (typeof reason !== 'string' || reason.length === 0 || reason.length > 200) {
+    throw new Error('cancel reason must be a non-empty string of at most 200 characters');
+  }
+}
