@@ -44,7 +44,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const { attempt } = context.info;
     const { request, timeouts } = workflow;
     const taskId = request.task_id;
-    const log = dependencies.logger.child({ job_id: taskId, pool_id: replica.poolId, replica_id: replica.replicaId, attempt });
+    const log = dependencies.logger.child({ job_id: taskId, attempt });
     const queueTimeMs = Math.max(0, Date.now() - workflow.admittedAtMs);
 
     void dependencies.client.workflow

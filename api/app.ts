@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ErrorCode, hasErrorCode, OrchError } from '../core/errors';
 import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
 import { sendError } from './error-envelope';
@@ -14,10 +14,10 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   const logger: FastifyBaseLogger = context.logger;
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    // Per-request lines would double the log volume on the hot path; routes log the lifecycle lines.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: correlationIdOf,
-    requestIdLogLabel: 'correlation_id',
     keepAliveTimeout: 65_000,
   });
 

@@ -25,7 +25,7 @@ export async function startEngineRuntime(pool: PoolConfig, logger: Logger): Prom
     baseUrl = mock.url;
     stop = () => mock.close();
     logger.warn(
-      { pool_id: pool.id, engine_url: baseUrl },
+      { engine_url: baseUrl },
       'MOCK ENGINE: this pool is served by a test double that speaks the llama.cpp API; its tokens are not a model\'s',
     );
   } else {
@@ -38,7 +38,8 @@ export async function startEngineRuntime(pool: PoolConfig, logger: Logger): Prom
     return {
       adapter,
       properties,
-      mockEngine: runtime.kind === 'mock',
+      // The mock announces itself in build_info, also when reached as an external engine (benchmarks).
+      mockEngine: runtime.kind === 'mock' || properties.engineVersion.startsWith('mock-'),
       stop: async () => {
         await adapter.close();
         await stop();
