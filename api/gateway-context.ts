@@ -15,4 +15,9 @@ export interface GatewayContext {
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */
   readonly internalUrl: string;
+  /**
+   * Ask Temporal to hand the first workflow task straight to a workflow worker in this process, skipping
+   * a matching round trip. Only valid when the client shares that worker's NativeConnection.
+   */
+  readonly eagerWorkflowStart: boolean;
 }

@@ -12,6 +12,8 @@ export interface GatewayOptions {
   readonly client: Client;
   readonly logger: Logger;
   readonly internalToken: string;
+  /** True when `client` shares the NativeConnection of a workflow worker in this process. */
+  readonly eagerWorkflowStart?: boolean | undefined;
   /** Overrides config.gateway.host/port (tests listen on port 0). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
 }
@@ -38,6 +40,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     hub,
     estimator,
     internalToken: options.internalToken,
+    eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
       return internalUrl;
     },

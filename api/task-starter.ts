@@ -22,7 +22,7 @@ export function requestDigest(request: object): string {
  * Starts the task workflow. The id derives from task_id and a closed or running workflow with that id
  * is never replaced, so a resubmit is idempotent (ORCH-3024).
  */
-export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput, memo: AdmissionMemo): Promise<StartOutcome> {
+export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput, memo: AdmissionMemo, eagerStart: boolean): Promise<StartOutcome> {
   const { request } = input;
   try {
     await client.workflow.start(TASK_WORKFLOW_TYPE, {
@@ -31,6 +31,7 @@ export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      requestEagerStart: eagerStart,
       memo: { admission: memo },
       typedSearchAttributes: [
         { key: SearchAttr.taskId, value: request.task_id },

@@ -1,9 +1,9 @@
-import type { Connection } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import { ALL_SEARCH_ATTRIBUTES } from '../core/search-attributes';
 
 /** Registers our search attributes on an existing cluster; already-registered ones are left alone. */
-export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+export async function registerSearchAttributes(connection: NativeConnection, namespace: string): Promise<void> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const known = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = ALL_SEARCH_ATTRIBUTES.filter((key) => !known.has(key.name));

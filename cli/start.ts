@@ -5,7 +5,8 @@ import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
-import { connectClient, connectWorker, temporalAddress } from '../platform/temporal-connections';
+import { Client } from '@temporalio/client';
+import { connectWorker, temporalAddress } from '../platform/temporal-connections';
 import { startWorkflowWorker } from '../workflows/workflow-worker';
 import { superviseChild, type SupervisedChild } from './child-supervisor';
 import { registerSearchAttributes } from './search-attributes-registration';
@@ -40,12 +41,12 @@ async function main(): Promise<void> {
     });
     address = devServer.address;
   }
-  const { client, connection } = await connectClient(address, config.temporal.namespace);
+  // One NativeConnection for the workflow worker and the gateway's client, so starts can be eager.
+  const connection = await connectWorker(address, logger);
   if (!devServer) await registerSearchAttributes(connection, config.temporal.namespace);
-
-  const workerConnection = await connectWorker(address, logger);
-  const workflowWorker = await startWorkflowWorker({ connection: workerConnection, namespace: config.temporal.namespace, internalToken, logger });
-  const gateway = await startGateway({ config, client, logger, internalToken });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken, logger });
+  const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true });
 
   const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
   const children: SupervisedChild[] = config.pools.flatMap((pool) =>
@@ -65,7 +66,6 @@ async function main(): Promise<void> {
     await gateway.close();
     await workflowWorker.stop();
     await connection.close();
-    await workerConnection.close();
     await devServer?.stop();
   });
 }

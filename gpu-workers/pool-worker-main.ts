@@ -4,7 +4,8 @@ import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
-import { connectClient, connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
+import { Client } from '@temporalio/client';
+import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
 import { startPoolWorker } from './pool-worker';
 
 /** Entry point for one pool replica: `npm run pool-worker -- --config path --pool ID [--replica N]`. */
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const logger = createLogger('pool-worker');
   const address = requireTemporalAddress(config);
   const connection = await connectWorker(address, logger);
-  const { client, connection: clientConnection } = await connectClient(address, config.temporal.namespace);
+  const client = new Client({ connection, namespace: config.temporal.namespace });
   const running = await startPoolWorker({
     pool,
     replicaIndex,
@@ -32,7 +33,6 @@ async function main(): Promise<void> {
   });
   onShutdownSignal(logger, async () => {
     await running.stop();
-    await clientConnection.close();
     await connection.close();
   });
   await running.done;

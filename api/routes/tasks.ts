@@ -62,7 +62,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
 
   let outcome;
   try {
-    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate });
+    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate }, context.eagerWorkflowStart);
   } catch (error) {
     context.hub.discard(taskRequest.task_id);
     context.estimator.finished(pool.id, taskRequest.task_id);

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { startGateway, type RunningGateway } from '../../api/gateway';
 import { parseConfig, type OrchConfig } from '../../core/config';
 import { startPoolWorker, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
 import { createLogger } from '../../platform/logger';
-import { connectClient, connectWorker } from '../../platform/temporal-connections';
+import { connectWorker } from '../../platform/temporal-connections';
 import { startWorkflowWorker, type RunningWorkflowWorker } from '../../workflows/workflow-worker';
 import { captureLogs, type LogCapture } from './log-capture';
 
@@ -92,8 +92,9 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
   const logs = captureLogs();
   const logger: Logger = createLogger('test', logs.stream);
   const internalToken = INTERNAL_TOKEN;
-  const { client, connection }: { client: Client; connection: Connection } = await connectClient(temporalAddress, 'default');
+  // As `npm start` does: the gateway's client shares the workflow worker's NativeConnection (eager starts).
   const workerConnection: NativeConnection = await connectWorker(temporalAddress, logger);
+  const client = new Client({ connection: workerConnection, namespace: 'default' });
   const bundlePath = process.env['ORCH_TEST_WORKFLOW_BUNDLE'];
   const workflowWorker: RunningWorkflowWorker = await startWorkflowWorker({
     connection: workerConnection,
@@ -102,7 +103,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     logger,
     workflowBundleCode: bundlePath ? readFileSync(bundlePath, 'utf8') : undefined,
   });
-  const gateway = await startGateway({ config, client, logger, internalToken, listen: { host: '127.0.0.1', port: 0 } });
+  const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true, listen: { host: '127.0.0.1', port: 0 } });
   const poolWorkers: RunningPoolWorker[] = [];
   const addPoolReplica = async (replicaIndex: number): Promise<RunningPoolWorker> => {
     const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, client, internalToken, logger });
@@ -127,7 +128,6 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       await Promise.all(poolWorkers.map((replica) => replica.stop()));
       await gateway.close();
       await workflowWorker.stop();
-      await connection.close();
       await workerConnection.close();
     },
   };
