@@ -16,6 +16,8 @@ interface FixtureParts {
   readonly worldImports?: string;
   readonly packages?: string;
   readonly abiVersion?: string;
+  /** Initial memory in 64 KiB pages; 1 by default. */
+  readonly initialPages?: number;
 }
 
 const ACCEPT = '(call $alloc (i32.const 4) (i32.const 28))'; // zeroed memory: case 0 = accept
@@ -25,7 +27,7 @@ function fixtureWat(parts: FixtureParts): string {
   const abi = parts.abiVersion ?? POLICY_ABI_VERSION;
   return `(module
   ${parts.imports ?? ''}
-  (memory (export "memory") 1)
+  (memory (export "memory") ${parts.initialPages ?? 1})
   (global $heap (mut i32) (i32.const 4096))
   (func $alloc (param $align i32) (param $size i32) (result i32)
     (local $ptr i32)
@@ -70,7 +72,7 @@ export const fixtures = {
   memoryBomb: () =>
     build({
       admit: `(block $full (loop $grow
-         (br_if $full (i32.eq (memory.grow (i32.const 16)) (i32.const -1)))
+         (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
          (br $grow)))
        (unreachable)`,
     }),
@@ -114,6 +116,8 @@ export const fixtures = {
       worldImports: 'import wasi:clocks/monotonic-clock@0.2.3;',
       packages: 'package wasi:clocks@0.2.3 { interface monotonic-clock { type instant = u64; now: func() -> instant; } }',
     }),
+  /** Asks for 2 MiB of memory before it runs. */
+  bigStart: () => build({ initialPages: 32 }),
   /** A well-behaved plugin of another MAJOR. */
   nextMajor: () => build({ abiVersion: '2.0.0' }),
   /** A well-behaved plugin of a newer MINOR than the host. */

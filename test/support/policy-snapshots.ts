@@ -67,7 +67,7 @@ export function placeSnapshot(overrides: Partial<PlaceSnapshot> = {}, requestOve
     candidates: replicas(),
     request: request(requestOverrides),
     replicaSetKey: 'llama-3.1-8b/q4_k_m/ctx8192',
-    affinityReplicaId: 'pool-a-r3',
+    affinityReplicaId: 'pool-a-r2',
     poolId: 'pool-a',
     ...overrides,
   };
