@@ -7,7 +7,7 @@ import { decodeAdmitDecision, decodePlaceDecision } from '../../policy/sdk/wire'
 import { capMemoryPages } from '../../policy/host/memory-limits';
 import { webAssembly } from '../../policy/host/wasm-types';
 import { Breaker } from '../../policy/host/breaker';
-import { admitSnapshot, placeSnapshot } from '../support/policy-snapshots';
+import { admitSnapshot, placeSnapshot } from '../../policy/examples/sample-snapshots';
 
 const wit = readFileSync(path.join(__dirname, '../../policy/wit/policy.wit'), 'utf8');
 

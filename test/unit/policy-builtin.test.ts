@@ -1,5 +1,5 @@
 import { builtinPolicy } from '../../policy/builtin/builtin-policy';
-import { admitSnapshot, placeSnapshot, replicas } from '../support/policy-snapshots';
+import { admitSnapshot, placeSnapshot, replicas } from '../../policy/examples/sample-snapshots';
 
 function fullQueue(fullPolicy: 'reject' | 'drop-lru' | 'shed-low-priority') {
   const snapshot = admitSnapshot();

@@ -1,7 +1,7 @@
 import { createPolicyHost } from '../../policy/host/policy-host';
 import type { PolicyHost } from '../../policy/host/policy-host';
 import { buildExamplePlugin } from '../../policy/tools/build-plugin';
-import { admitSnapshot, placeSnapshot } from '../support/policy-snapshots';
+import { admitSnapshot, placeSnapshot } from '../../policy/examples/sample-snapshots';
 import { recordingLogger } from '../support/policy-logger';
 
 describe('policy host with the example plugin (max-tokens-cap)', () => {
@@ -107,8 +107,8 @@ describe('ORCH-3048: the built-in policy sits behind the same interface', () => 
     }
   });
 
-  it('a malformed snapshot is the caller\'s error (INTERNAL), never charged to the plugin', async () => {
-    const host = await createPolicyHost(undefined, recordingLogger());
+  it('with validateSnapshots, a malformed snapshot is the caller\'s error (INTERNAL), never charged to the plugin', async () => {
+    const host = await createPolicyHost(undefined, recordingLogger(), { validateSnapshots: true });
     const bad = { ...admitSnapshot(), extra: true } as unknown as Parameters<PolicyHost['admit']>[0];
     await expect(host.admit(bad)).rejects.toMatchObject({ code: 'INTERNAL' });
   });

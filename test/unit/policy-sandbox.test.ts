@@ -4,7 +4,7 @@ import type { PolicyPluginConfigInput } from '../../policy/config';
 import { buildExamplePlugin } from '../../policy/tools/build-plugin';
 import { fixtures } from '../support/policy-fixtures';
 import { recordingLogger } from '../support/policy-logger';
-import { admitSnapshot } from '../support/policy-snapshots';
+import { admitSnapshot } from '../../policy/examples/sample-snapshots';
 
 function pluginConfig(path: string, overrides: Partial<PolicyPluginConfigInput> = {}): PolicyPluginConfigInput {
   return { id: 'fixture', version: '0.0.1', path, ...overrides };

@@ -1,6 +1,9 @@
-import type { AdmitSnapshot, PlaceSnapshot, PolicyRequest, Replica } from '../../policy/sdk/snapshot';
+import type { AdmitSnapshot, PlaceSnapshot, PolicyRequest, Replica } from '../sdk/snapshot';
 
-/** Realistic snapshots for policy tests and the benchmark: a pool of 8 replicas, 64 queued tasks. */
+/**
+ * Realistic sample snapshots, shared by the tests, the benchmark and the guide: a pool of 8
+ * replicas of one replica set (one draining, one full), 64 queued tasks of 4 tenants.
+ */
 
 export function request(overrides: Partial<PolicyRequest> = {}): PolicyRequest {
   return {
