@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { OrchError } from '../../core/errors';
 import { builtinPolicy } from '../builtin/builtin-policy';
+import { admitSnapshot, placeSnapshot } from '../examples/sample-snapshots';
 import type { PolicyPluginConfig, PolicyPluginConfigInput } from '../config';
 import { PolicyPluginConfigSchema } from '../config';
 import { POLICY_ABI_VERSION } from '../sdk/abi-version';
@@ -117,6 +118,7 @@ export async function createPolicyHost(
   const pluginConfig = PolicyPluginConfigSchema.parse(config);
   const plugin = await loadPlugin(pluginConfig, options.baseDir ?? process.cwd());
   const sandbox = await PluginSandbox.start(plugin, pluginConfig);
+  const warmUp = await warmUpPlugin(sandbox);
   const breaker = new Breaker({
     failureThreshold: pluginConfig.breaker.failure_threshold,
     cooldownMs: pluginConfig.breaker.cooldown_ms,
@@ -124,7 +126,7 @@ export async function createPolicyHost(
   });
   const identity = { plugin_id: plugin.id, plugin_version: plugin.version, abi_version: plugin.abiVersion };
   logger.info(
-    { ...identity, sha256: plugin.sha256, imports: plugin.imports, limits: pluginConfig.limits, grants: pluginConfig.grants },
+    { ...identity, sha256: plugin.sha256, imports: plugin.imports, limits: pluginConfig.limits, grants: pluginConfig.grants, warm_up: warmUp },
     'policy plugin loaded',
   );
 
@@ -188,6 +190,29 @@ export async function createPolicyHost(
       decide('place', checked(validate, PlaceSnapshotSchema, 'place', snapshot), (checkedSnapshot) => fallback.place(checkedSnapshot), decodePlaceDecision, describePlace),
     close: () => sandbox.close(),
   };
+}
+
+/** Calls per function made at start-up, before the first real decision. */
+const WARM_UP_CALLS = 3;
+
+/**
+ * Runs the plugin on sample snapshots before the first real decision: V8 compiles wasm and the
+ * bindings lazily, and a cold first call (several ms, more on a loaded machine) would otherwise
+ * count against the first request's CPU bound. Results are ignored and never reach the breaker; a
+ * plugin that fails here will fail (and fall back) on real calls too, and says so in the log.
+ */
+async function warmUpPlugin(sandbox: PluginSandbox): Promise<string> {
+  const outcomes = new Set<string>();
+  for (let call = 0; call < WARM_UP_CALLS; call += 1) {
+    for (const [fn, snapshot] of [
+      ['admit', admitSnapshot()],
+      ['place', placeSnapshot()],
+    ] as const) {
+      const result = await sandbox.call(fn, snapshot);
+      outcomes.add(result.ok ? 'ok' : result.kind);
+    }
+  }
+  return [...outcomes].join(',');
 }
 
 /** The host without a plugin: the native policy answers, with the same outcome shape and logs. */

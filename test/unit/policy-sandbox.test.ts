@@ -77,6 +77,18 @@ describe('OC-POLICY-4011: CPU and memory are bounded per call', () => {
     }
   });
 
+  it('OC-POLICY-4011: calls queued behind a runaway call are served by the replacement worker', async () => {
+    const host = await createPolicyHost(pluginConfig(await fixtures.infiniteLoop(), { limits: { call_timeout_ms: 30 } }), recordingLogger());
+    try {
+      const place = { candidates: [], request: admitSnapshot().request, replicaSetKey: 'k', poolId: 'pool-a' };
+      const [admitted, ...placed] = await Promise.all([host.admit(admitSnapshot()), ...Array.from({ length: 20 }, () => host.place(place))]);
+      expect(admitted?.decidedBy).toMatchObject({ reason: 'timeout' });
+      expect(placed.map((outcome) => outcome.decidedBy.kind)).toEqual(Array.from({ length: 20 }, () => 'plugin'));
+    } finally {
+      await host.close();
+    }
+  });
+
   it('OC-POLICY-4011: a memory bomb is stopped at the memory bound and the host keeps serving', async () => {
     const host = await createPolicyHost(
       pluginConfig(await fixtures.memoryBomb(), { limits: { memory_bytes: 1024 * 1024 } }),
