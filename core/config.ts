@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ENGINES, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
+import { PolicyPluginConfigSchema } from './policy-plugin-config';
 
 /** Ids end up in task-queue names, metric labels and replica identities: keep them plain. */
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" or "-", at most 63');
@@ -52,6 +53,8 @@ function buildConfigSchema(strict: boolean) {
     /** llama-orch extensions to the spec's PoolConfig. */
     replicas: z.int().min(1).max(64).default(1),
     engine_runtime: engineRuntime,
+    /** A WASI policy plugin deciding admission and placement; absent → the built-in policy. */
+    policy_plugin: PolicyPluginConfigSchema.optional(),
   });
 
   return object({
