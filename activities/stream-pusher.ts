@@ -30,6 +30,7 @@ export class StreamPusher {
   private seq = 0;
   private sending: Promise<void> | undefined;
   private state: 'open' | 'cancelled' | 'disabled' = 'open';
+  private terminalDelivered = false;
 
   constructor(options: StreamPusherOptions) {
     this.options = options;
@@ -38,6 +39,11 @@ export class StreamPusher {
 
   get cancelled(): boolean {
     return this.state === 'cancelled';
+  }
+
+  /** True once the gateway accepted a chunk carrying `end` or `error`: it holds the terminal frame. */
+  get terminalAccepted(): boolean {
+    return this.terminalDelivered;
   }
 
   push(part: WorkerPart): void {
@@ -65,6 +71,8 @@ export class StreamPusher {
         this.options.onCancelled();
       } else if (verdict === 'unknown') {
         this.disable('the gateway holds no stream for this task');
+      } else if (parts.some((part) => part.type === 'end' || part.type === 'error')) {
+        this.terminalDelivered = true;
       }
     }
   }

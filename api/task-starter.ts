@@ -38,7 +38,7 @@ export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput
         { key: SearchAttr.pool, value: input.poolId },
         { key: SearchAttr.priority, value: request.priority },
         { key: SearchAttr.clientId, value: input.clientId },
-        { key: SearchAttr.taskState, value: 'queued' },
+        { key: SearchAttr.taskState, value: 'admitted' },
         { key: SearchAttr.engine, value: request.engine },
         { key: SearchAttr.model, value: request.model_ref },
       ],

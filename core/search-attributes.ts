@@ -18,5 +18,10 @@ export const SearchAttr = {
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttr);
 
-export const TASK_STATES = ['queued', 'running', 'completed', 'cancelled', 'failed'] as const;
+/**
+ * `admitted` until the task ends. There is no `running` state on purpose: marking it would cost every task
+ * a signal, a workflow task and a visibility write; the Web UI shows a running task's pending activity
+ * (attempt, worker identity) instead.
+ */
+export const TASK_STATES = ['admitted', 'completed', 'cancelled', 'failed'] as const;
 export type TaskState = (typeof TASK_STATES)[number];

@@ -56,22 +56,17 @@ export interface EngineRunOutcome {
   readonly queueTimeMs: number;
   readonly replicaId: string;
   readonly engineVersion: string;
+  /** The gateway already holds the terminal frame (it accepted `end`, or it cancelled the task). */
+  readonly streamEnded: boolean;
+  readonly attempt: number;
 }
 
 export interface EngineRunInput {
   readonly workflow: TaskWorkflowInput;
 }
 
-/** Signalled by the engine activity when a replica picks the task up. */
-export interface DispatchNotice {
-  readonly replicaId: string;
-  readonly attempt: number;
-}
-
 export interface TaskStatus {
   readonly state: TaskState;
-  readonly attempt: number;
-  readonly replicaId?: string | undefined;
 }
 
 export interface TerminalReport {

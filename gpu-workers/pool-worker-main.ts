@@ -4,7 +4,6 @@ import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
-import { Client } from '@temporalio/client';
 import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
 import { startPoolWorker } from './pool-worker';
 
@@ -21,13 +20,11 @@ async function main(): Promise<void> {
   const logger = createLogger('pool-worker');
   const address = requireTemporalAddress(config);
   const connection = await connectWorker(address, logger);
-  const client = new Client({ connection, namespace: config.temporal.namespace });
   const running = await startPoolWorker({
     pool,
     replicaIndex,
     namespace: config.temporal.namespace,
     connection,
-    client,
     internalToken: internalTokenFromEnv({ mintIfMissing: false }),
     logger,
   });

@@ -19,7 +19,7 @@ import { poolTaskQueue } from '../core/task-queues';
 import type { EngineRunOutcome, TaskResult, TaskStatus, TaskWorkflowInput, TerminalReport } from '../core/task-workflow-contract';
 import type { EngineActivities } from '../activities/engine-activity';
 import type { GatewayNotifyActivities } from '../activities/gateway-notify';
-import { cancelTaskUpdate, taskDispatchedSignal, taskStatusQuery } from './definitions';
+import { cancelTaskUpdate, taskStatusQuery } from './definitions';
 
 /** Grace beyond the activity's own wall watchdog before Temporal's start-to-close backstop fires. */
 const WALL_BACKSTOP_GRACE_MS = 5_000;
@@ -36,24 +36,12 @@ const notify = proxyLocalActivities<GatewayNotifyActivities>({
  */
 export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult> {
   const { request, timeouts } = input;
-  let state: TaskState = 'queued';
-  let attempt = 0;
-  let replicaId: string | undefined;
+  let state: TaskState = 'admitted';
   let cancelReason: string | undefined;
   const engineScope = new CancellationScope();
 
-  const status = (): TaskStatus => ({ state, attempt, replicaId });
+  const status = (): TaskStatus => ({ state });
   setHandler(taskStatusQuery, status);
-  setHandler(taskDispatchedSignal, (notice) => {
-    if (notice.attempt < attempt || isTerminal(state)) return;
-    attempt = notice.attempt;
-    replicaId = notice.replicaId;
-    state = 'running';
-    upsertSearchAttributes([
-      { key: SearchAttr.taskState, value: state },
-      { key: SearchAttr.replica, value: notice.replicaId },
-    ]);
-  });
   setHandler(
     cancelTaskUpdate,
     ({ reason }) => {
@@ -97,8 +85,12 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
   } else {
     state = 'completed';
   }
-  upsertSearchAttributes([{ key: SearchAttr.taskState, value: state }]);
-  await reportTerminal(input, outcome, failure, state);
+  upsertSearchAttributes([
+    { key: SearchAttr.taskState, value: state },
+    ...(outcome ? [{ key: SearchAttr.replica, value: outcome.replicaId }] : []),
+  ]);
+  // Usually the activity's own `end` already closed the stream; report only what the gateway cannot know.
+  if (!outcome?.streamEnded) await reportTerminal(input, outcome, failure, state);
 
   if (failure) {
     log.info('task failed', { taskId: request.task_id, code: failure.code });
@@ -114,9 +106,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
     tokensOut: outcome?.tokensOut ?? 0,
     decodeMs: outcome?.decodeMs ?? 0,
     queueTimeMs: outcome?.queueTimeMs ?? 0,
-    replicaId: outcome?.replicaId ?? replicaId,
+    replicaId: outcome?.replicaId,
     engineVersion: outcome?.engineVersion,
-    attempt,
+    attempt: outcome?.attempt ?? 0,
   };
 }
 

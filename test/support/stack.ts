@@ -106,7 +106,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
   const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true, listen: { host: '127.0.0.1', port: 0 } });
   const poolWorkers: RunningPoolWorker[] = [];
   const addPoolReplica = async (replicaIndex: number): Promise<RunningPoolWorker> => {
-    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, client, internalToken, logger });
+    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, internalToken, logger });
     poolWorkers.push(replica);
     return replica;
   };
