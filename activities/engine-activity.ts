@@ -1,12 +1,11 @@
 import { Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
-import { taskWorkflowId } from '../core/ids';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
+import type { SlotAllocator } from '../gpu-workers/slot-allocator';
 import { StreamPusher } from './stream-pusher';
 
 export interface ReplicaDescription {
@@ -21,8 +20,7 @@ export interface EngineActivityDependencies {
   readonly replica: ReplicaDescription;
   readonly internalToken: string;
   readonly dispatcher: Dispatcher;
-  /** Used only to tell the workflow the task was dispatched (one signal per attempt). */
-  readonly client: Client;
+  readonly slots: SlotAllocator;
   readonly logger: Logger;
 }
 
@@ -46,11 +44,6 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const taskId = request.task_id;
     const log = dependencies.logger.child({ job_id: taskId, attempt });
     const queueTimeMs = Math.max(0, Date.now() - workflow.admittedAtMs);
-
-    void dependencies.client.workflow
-      .getHandle(taskWorkflowId(taskId))
-      .signal('taskDispatched', { replicaId: replica.replicaId, attempt })
-      .catch((error: unknown) => log.warn({ err: error }, 'dispatch signal not delivered'));
 
     const abort = new AbortController();
     let abortCause: AbortCause | undefined;
@@ -87,23 +80,23 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     });
 
     const tokens: string[] = [];
-    let slotId: number | undefined;
+    const slotId = dependencies.slots.acquire();
+    // No heartbeat at start: the timeout already runs from the activity's start, and a short task then
+    // costs Temporal no heartbeat write at all. The SDK coalesces these to one per 0.8 × heartbeat_ms.
     const heartbeatTimer = setInterval(() => context.heartbeat({ tokensOut: tokens.length }), Math.max(100, timeouts.heartbeatMs / 3));
     const wallTimer = setTimeout(() => abortWith('wall'), timeouts.wallMs);
     let idleTimer = setTimeout(() => abortWith('idle'), timeouts.idleMs);
-    context.heartbeat({ tokensOut: 0 });
     const decodeStartedAt = performance.now();
     log.info({ queue_time_ms: queueTimeMs, engine_version: replica.engineVersion }, 'task dispatched');
 
     try {
       const stream = adapter.complete(
-        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version },
+        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId },
         abort.signal,
       );
       let step: IteratorResult<EngineToken, unknown> = await stream.next();
       while (!step.done) {
         const token = step.value;
-        slotId = token.slotId ?? slotId;
         tokens.push(token.text);
         pusher?.push({ type: 'token', text: token.text, index: token.index });
         clearTimeout(idleTimer);
@@ -114,14 +107,34 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
       await pusher?.flush();
       log.info({ tokens_out: tokens.length, decode_time_ms: decodeMs }, 'task decoded');
-      return { outcome: pusher?.cancelled ? 'cancelled' : 'completed', tokens, tokensOut: tokens.length, decodeMs, queueTimeMs, replicaId: replica.replicaId, engineVersion: replica.engineVersion };
+      return {
+        outcome: pusher?.cancelled ? 'cancelled' : 'completed',
+        tokens,
+        tokensOut: tokens.length,
+        decodeMs,
+        queueTimeMs,
+        replicaId: replica.replicaId,
+        engineVersion: replica.engineVersion,
+        streamEnded: pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted),
+        attempt,
+      };
     } catch (error) {
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel') {
         await confirmSlotFree(slotId, log);
         log.info({ tokens_out: tokens.length, cause: abortCause }, 'task cancelled; engine request aborted');
         if (abortCause === 'temporal-cancel') throw new CancelledFailure('cancelled');
-        return { outcome: 'cancelled', tokens, tokensOut: tokens.length, decodeMs, queueTimeMs, replicaId: replica.replicaId, engineVersion: replica.engineVersion };
+        return {
+          outcome: 'cancelled',
+          tokens,
+          tokensOut: tokens.length,
+          decodeMs,
+          queueTimeMs,
+          replicaId: replica.replicaId,
+          engineVersion: replica.engineVersion,
+          streamEnded: pusher?.cancelled ?? false,
+          attempt,
+        };
       }
       if (abortCause === 'idle' || abortCause === 'wall') {
         await confirmSlotFree(slotId, log);
@@ -135,12 +148,11 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       clearTimeout(wallTimer);
       clearTimeout(idleTimer);
       context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+      if (slotId !== undefined) dependencies.slots.release(slotId);
     }
   }
 
   async function confirmSlotFree(slotId: number | undefined, log: Logger): Promise<void> {
-    // Before the first token the slot is unknown; the engine frees it when the socket closes.
-    if (slotId === undefined) return;
     try {
       await adapter.confirmSlotFree(slotId, SLOT_RELEASE_TIMEOUT_MS);
     } catch (error) {

@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
@@ -8,6 +7,7 @@ import type { PoolConfig } from '../core/config';
 import { formatReplicaIdentity } from '../core/ids';
 import { poolTaskQueue } from '../core/task-queues';
 import { startEngineRuntime } from './engine-runtime';
+import { SlotAllocator } from './slot-allocator';
 import type { EngineAdapterV1 } from './engines/engine-adapter';
 
 export interface PoolWorkerOptions {
@@ -15,7 +15,6 @@ export interface PoolWorkerOptions {
   readonly replicaIndex: number;
   readonly namespace: string;
   readonly connection: NativeConnection;
-  readonly client: Client;
   readonly internalToken: string;
   readonly logger: Logger;
 }
@@ -51,7 +50,7 @@ export async function startPoolWorker(options: PoolWorkerOptions): Promise<Runni
       replica,
       internalToken: options.internalToken,
       dispatcher,
-      client: options.client,
+      slots: new SlotAllocator(engine.properties.totalSlots),
       logger,
     }),
     maxConcurrentActivityTaskExecutions: engine.properties.totalSlots,

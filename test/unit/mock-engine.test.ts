@@ -150,7 +150,7 @@ describe('mock llama-server', () => {
     const chunks = await streamCompletion(engine, { prompt: 'Say hello', n_predict: 5, seed: 42, return_tokens: true });
     expect(chunks).toHaveLength(6);
     chunks.slice(0, 5).forEach((chunk, at) => {
-      expect(chunk).toMatchObject({ index: 0, stop: false, id_slot: 0, tokens_predicted: at + 1, tokens_evaluated: 3 });
+      expect(chunk).toMatchObject({ index: 0, stop: false, id_slot: -1, tokens_predicted: at + 1, tokens_evaluated: 3 });
       expect(chunk.content.length).toBeGreaterThan(0);
       expect(chunk.tokens).toHaveLength(1);
     });

@@ -94,7 +94,8 @@ export class MockGeneration {
     if (this.params.stream) {
       writable = this.res.write(
         `data: {"index":0,"content":${pieceJson(tokenId)},"tokens":[${this.params.returnTokens ? tokenId : ''}],` +
-          `"stop":false,"id_slot":${this.slot?.id ?? -1},"tokens_predicted":${this.generated},` +
+          // Like llama-server (b1-de3ff81): partial chunks say id_slot -1; only the final chunk names the slot.
+          `"stop":false,"id_slot":-1,"tokens_predicted":${this.generated},` +
           `"tokens_evaluated":${this.params.promptTokens}}\n\n`,
       );
     } else {
