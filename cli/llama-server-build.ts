@@ -160,7 +160,7 @@ async function buildLlamaServer(
   const installed: InstalledBuildInfo = {
     buildInfo: parseBuildInfo(versionText),
     backend,
-    versionText,
+    versionText: versionLines(versionText),
     nodeLlamaCpp: LLAMA_CPP_PIN.nodeLlamaCpp,
     release: llamaCppRelease(),
     cmakeArguments: configure.slice(4),
@@ -201,10 +201,18 @@ async function detectCudaToolchain(): Promise<{ architectures: string } | undefi
   return architectures.length > 0 ? { architectures: architectures.join(';') } : undefined;
 }
 
+/** Everything `--version` prints: the version on stderr, after log lines (device lines on CUDA builds). */
 async function readVersion(binary: string): Promise<string> {
   const { stdout, stderr } = await capture(binary, ['--version']);
-  // llama-server prints its version on stderr; device lines (CUDA builds) come with it.
-  return `${stdout}${stderr}`.trim();
+  return `${stdout}${stderr}`;
+}
+
+/** The version lines alone, without the timestamped log lines around them. */
+function versionLines(versionText: string): string {
+  return versionText
+    .split('\n')
+    .filter((line) => line.trim().length > 0 && !/^\d+\.\d+\.\d+\.\d+ [A-Z] /.test(line))
+    .join('\n');
 }
 
 /** `version: 0.5.0-dev (build 1, commit de3ff81)` → `b1-de3ff81`, the form /props reports. */

@@ -24,7 +24,7 @@ async function provision<T>(step: Step<T>): Promise<void> {
   const started = performance.now();
   const result = await step.run(progress);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  process.stdout.write(`${step.title}: ${installed ? `installed in ${seconds} s` : 'already in the cache'}\n`);
+  process.stdout.write(`${step.title}: ${installed ? `installed in ${seconds} s` : 'already installed'}\n`);
   for (const line of step.describe(result)) process.stdout.write(`  ${line}\n`);
 }
 
@@ -40,7 +40,9 @@ async function main(): Promise<void> {
     run: (progress) => ensureLlamaServer(progress),
     describe: (server) => [
       `path:    ${server.path}`,
-      `build:   ${server.buildInfo} (${server.backend}), llama.cpp ${llamaCppRelease()} from npm node-llama-cpp@${LLAMA_CPP_PIN.nodeLlamaCpp}`,
+      process.env['LLAMA_SERVER']
+        ? `build:   ${server.buildInfo} (${server.backend}), given by LLAMA_SERVER`
+        : `build:   ${server.buildInfo} (${server.backend}), llama.cpp ${llamaCppRelease()} from npm node-llama-cpp@${LLAMA_CPP_PIN.nodeLlamaCpp}`,
     ],
   });
   await provision({

@@ -53,7 +53,8 @@ export async function* readCompletionStream(
     if (!parsed.success) throw workerReset(`unexpected stream chunk: ${parsed.error.message}`);
     const chunk = parsed.data;
     if (chunk.error != null) throw fromEngineError(chunk.error);
-    slotId = chunk.id_slot ?? slotId;
+    // Partial chunks of current builds say id_slot -1 ("not assigned"); only the final one names the slot.
+    if (chunk.id_slot != null && chunk.id_slot >= 0) slotId = chunk.id_slot;
     tokenIdsSeen += chunk.tokens?.length ?? 0;
     const content = chunk.content ?? '';
     if (content.length > 0) {
