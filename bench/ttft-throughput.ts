@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   let devServer: DevServer | undefined;
   let temporalAddress = process.env['TEMPORAL_ADDRESS'];
   if (!temporalAddress) {
-    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: false });
+    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: process.env['BENCH_TEMPORAL_IN_MEMORY'] !== '1' });
     temporalAddress = devServer.address;
   }
   const engine = await startListeningProcess(join(dist, 'gpu-workers/engines/mock-llamacpp/mock-engine-main.js'), [
