@@ -1,7 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
-import type { QueueEstimator } from './queue-estimator';
+import type { AdmissionController } from './admission/admission-controller';
+import type { PoolLedger } from './admission/pool-ledger';
 import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
@@ -10,7 +11,8 @@ export interface GatewayContext {
   readonly client: Client;
   readonly logger: Logger;
   readonly hub: StreamHub;
-  readonly estimator: QueueEstimator;
+  readonly ledger: PoolLedger;
+  readonly admission: AdmissionController;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

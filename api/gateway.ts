@@ -3,9 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
 import { buildApp } from './app';
+import { createPolicyHost, type PolicyHost } from '../policy';
+import { AdmissionController } from './admission/admission-controller';
+import { PoolLedger } from './admission/pool-ledger';
+import { RateLimiter } from './admission/rate-limiter';
+import { TemporalBacklog } from './admission/temporal-backlog';
 import { configuredSlots } from './pool-selection';
-import { QueueEstimator } from './queue-estimator';
 import { StreamHub } from './stream-hub';
+
+/** How often each gateway reads the pool queues' backlog from Temporal (the cross-gateway queue bound). */
+const BACKLOG_REFRESH_MS = 250;
 
 export interface GatewayOptions {
   readonly config: OrchConfig;
@@ -14,6 +21,8 @@ export interface GatewayOptions {
   readonly internalToken: string;
   /** True when `client` shares the NativeConnection of a workflow worker in this process. */
   readonly eagerWorkflowStart?: boolean | undefined;
+  /** Where relative policy plugin paths resolve (the config file's folder); the working directory by default. */
+  readonly configDir?: string | undefined;
   /** Overrides config.gateway.host/port (tests listen on port 0). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
 }
@@ -21,6 +30,7 @@ export interface GatewayOptions {
 export interface RunningGateway {
   readonly app: FastifyInstance;
   readonly hub: StreamHub;
+  readonly admission: AdmissionController;
   /** Base URL of the public API. */
   readonly url: string;
   close(): Promise<void>;
@@ -30,7 +40,27 @@ export interface RunningGateway {
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { config } = options;
   const hub = new StreamHub({ replayCapacity: config.streams.replay_buffer_frames, lingerMs: config.streams.linger_ms });
-  const estimator = new QueueEstimator(new Map(config.pools.map((pool) => [pool.id, configuredSlots(pool)])));
+  const ledger = new PoolLedger();
+  const backlog = new TemporalBacklog(options.client, config.pools.map((pool) => pool.id), BACKLOG_REFRESH_MS, options.logger);
+  const policies = new Map<string, PolicyHost>();
+  try {
+    for (const pool of config.pools) {
+      // A plugin that cannot load fails start-up here, with the plugin and the reason named.
+      policies.set(pool.id, await createPolicyHost(pool.policy_plugin, options.logger.child({ pool_id: pool.id }), { baseDir: options.configDir ?? process.cwd() }));
+    }
+  } catch (error) {
+    backlog.stop();
+    await Promise.all([...policies.values()].map((policy) => policy.close()));
+    throw error;
+  }
+  const admission = new AdmissionController({
+    ledger,
+    backlog,
+    limiter: new RateLimiter(),
+    policies,
+    slotsByPool: new Map(config.pools.map((pool) => [pool.id, configuredSlots(pool)])),
+    logger: options.logger,
+  });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
@@ -38,7 +68,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     client: options.client,
     logger: options.logger,
     hub,
-    estimator,
+    ledger,
+    admission,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -53,10 +84,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   return {
     app,
     hub,
+    admission,
     url,
     close: async () => {
       hub.close();
+      backlog.stop();
       await app.close();
+      await Promise.all([...policies.values()].map((policy) => policy.close()));
     },
   };
 }

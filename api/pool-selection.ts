@@ -28,8 +28,13 @@ export function selectPool(config: OrchConfig, request: TaskRequest): PoolConfig
   return pool;
 }
 
-/** Engine slots a pool offers across its replicas, as far as config tells. */
+/** Engine slots one replica offers, as far as config tells (an external engine counts as one). */
+export function slotsPerReplicaOf(pool: PoolConfig): number {
+  const runtime = pool.engine_runtime;
+  return 'slots' in runtime && typeof runtime.slots === 'number' ? runtime.slots : 1;
+}
+
+/** Engine slots a pool offers across its replicas. */
 export function configuredSlots(pool: PoolConfig): number {
-  const perReplica = pool.engine_runtime.kind === 'mock' ? pool.engine_runtime.slots : 1;
-  return perReplica * pool.replicas;
+  return slotsPerReplicaOf(pool) * pool.replicas;
 }

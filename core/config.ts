@@ -186,3 +186,5 @@ export function resolvePoolTimeouts(pool: PoolConfig): ResolvedPoolTimeouts {
     maxAttempts: pool.timeouts.max_attempts ?? POOL_DEFAULTS.maxAttempts,
   };
 }
+  /** Queued tasks per pool when `queue.capacity` is unset: an unbounded queue is never a default. */
+  queueCapacity: 256,

@@ -9,6 +9,9 @@ import type { TaskRequest } from './task-request';
  */
 export const TASK_WORKFLOW_TYPE = 'taskWorkflow';
 
+/** The `cancelTask` reason a gateway gives when a full queue's policy evicts the task (drop-lru, shed). */
+export const EVICTION_REASON = 'queue-full-eviction';
+
 export interface TaskTimeouts {
   /** Longest a single decode may run (pool `timeouts.wall_ms`) → DECODE_TIMEOUT. */
   readonly wallMs: number;

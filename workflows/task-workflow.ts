@@ -16,7 +16,7 @@ import { PRIORITY_KEY } from '../core/engines';
 import { ErrorCode, ERROR_TRAITS, isErrorCode } from '../core/errors';
 import { SearchAttr, type TaskState } from '../core/search-attributes';
 import { poolTaskQueue } from '../core/task-queues';
-import type { EngineRunOutcome, TaskResult, TaskStatus, TaskWorkflowInput, TerminalReport } from '../core/task-workflow-contract';
+import { EVICTION_REASON, type EngineRunOutcome, type TaskResult, type TaskStatus, type TaskWorkflowInput, type TerminalReport } from '../core/task-workflow-contract';
 import type { EngineActivities } from '../activities/engine-activity';
 import type { GatewayNotifyActivities } from '../activities/gateway-notify';
 import { cancelTaskUpdate, taskStatusQuery } from './definitions';
@@ -78,6 +78,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
     if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
   }
 
+  if (cancelReason === EVICTION_REASON && outcome === undefined) {
+    failure = { code: ErrorCode.QUEUE_FULL_DROP_LRU, message: 'evicted from a full queue to admit a newer task' };
+  }
   if (outcome?.outcome === 'cancelled' || (outcome === undefined && failure === undefined)) {
     state = 'cancelled';
   } else if (failure) {

@@ -30,10 +30,10 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       const stream = context.hub.get(id);
       if (!stream) return reply.code(404).send({ verdict: 'unknown' });
       if (chunk.parts.some((part) => part.type === 'metrics' && part.values['phase'] === 'dispatched')) {
-        context.estimator.dispatched(stream.poolId, id);
+        context.ledger.dispatched(stream.poolId, id);
       }
       const verdict = stream.acceptChunk(chunk);
-      if (stream.state !== 'live') context.estimator.finished(stream.poolId, id);
+      if (stream.state !== 'live') context.ledger.finished(stream.poolId, id);
       return reply.code(200).send({ verdict });
     });
 
@@ -42,7 +42,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       const part = TerminalPartSchema.parse(request.body);
       const stream = context.hub.get(id);
       if (!stream) return reply.code(404).send({ verdict: 'unknown' });
-      context.estimator.finished(stream.poolId, id);
+      context.ledger.finished(stream.poolId, id);
       if (part.type === 'cancelled') stream.cancel();
       else stream.finish(part);
       return reply.code(200).send({ verdict: 'accepted' });

@@ -1,10 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { resolvePoolTimeouts } from '../../core/config';
 import { ErrorCode, OrchError } from '../../core/errors';
 import { taskWorkflowId } from '../../core/ids';
 import { TaskRequestSchema, type AdmissionResponse } from '../../core/task-request';
-import type { TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { EVICTION_REASON, type TaskWorkflowInput } from '../../core/task-workflow-contract';
 import { defaultSeed } from '../default-seed';
 import type { GatewayContext } from '../gateway-context';
 import { selectPool } from '../pool-selection';
@@ -42,7 +42,8 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
   }
 
-  const estimate = context.estimator.estimate(pool.id, taskRequest.priority);
+  // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
+  const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const input: TaskWorkflowInput = {
     version: 1,
     request: {
@@ -58,14 +59,13 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     streamSinkUrl: context.internalUrl,
   };
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id });
-  context.estimator.admitted(pool.id, taskRequest.task_id, taskRequest.priority);
 
   let outcome;
   try {
     outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate }, context.eagerWorkflowStart);
   } catch (error) {
     context.hub.discard(taskRequest.task_id);
-    context.estimator.finished(pool.id, taskRequest.task_id);
+    context.ledger.finished(pool.id, taskRequest.task_id);
     request.log.error({ err: error, job_id: taskRequest.task_id }, 'could not start the task workflow');
     throw new OrchError(ErrorCode.POOL_UNAVAILABLE, 'the orchestrator cannot reach Temporal; retry later', {
       engine: taskRequest.engine,
@@ -76,10 +76,11 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   if (outcome.kind === 'duplicate') {
     // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
     context.hub.discard(taskRequest.task_id);
-    context.estimator.finished(pool.id, taskRequest.task_id);
+    context.ledger.finished(pool.id, taskRequest.task_id);
     if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
     return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
   }
+  if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
   request.log.info(
     {
       job_id: taskRequest.task_id,
@@ -90,6 +91,8 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
       priority: taskRequest.priority,
       queue_position: estimate.queuePosition,
       predicted_start_ms: estimate.predictedStartMs,
+      decided_by: decidedBy,
+      ...(victimTaskId ? { evicted_job_id: victimTaskId } : {}),
     },
     'task admitted',
   );
@@ -137,9 +140,29 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
       throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
     }
   }
-  if (live) context.estimator.finished(live.poolId, taskId);
+  if (live) context.ledger.finished(live.poolId, taskId);
   request.log.info({ job_id: taskId }, 'task cancelled');
   return reply.code(204).send();
+}
+
+/**
+ * Drop-lru / shed-low-priority: the policy chose a queued task to make room. Its client gets an `error`
+ * QUEUE_FULL_DROP_LRU event at once, and its workflow ends with that code without ever dispatching.
+ */
+async function evictQueuedTask(context: GatewayContext, poolId: string, engine: string, victimTaskId: string, log: FastifyBaseLogger): Promise<void> {
+  context.ledger.finished(poolId, victimTaskId);
+  context.hub.get(victimTaskId)?.finish({
+    type: 'error',
+    code: ErrorCode.QUEUE_FULL_DROP_LRU,
+    message: 'evicted from a full queue to admit a newer task',
+    engine,
+  });
+  try {
+    await context.client.workflow.getHandle(taskWorkflowId(victimTaskId)).executeUpdate('cancelTask', { args: [{ reason: EVICTION_REASON }] });
+  } catch (error) {
+    if (!isAlreadyClosed(error)) log.error({ err: error, job_id: victimTaskId }, 'eviction not recorded by the workflow');
+  }
+  log.info({ job_id: victimTaskId, pool_id: poolId }, 'task evicted from a full queue');
 }
 
 function isAlreadyClosed(error: unknown): boolean {

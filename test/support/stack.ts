@@ -20,6 +20,9 @@ export interface PoolOverrides {
   readonly heartbeatMs?: number;
   readonly ctx?: number;
   readonly replicas?: number;
+  readonly queue?: { readonly capacity?: number; readonly full_policy?: 'reject' | 'drop-lru' | 'shed-low-priority' };
+  readonly priorities?: readonly { readonly name: 'interactive' | 'batch'; readonly queue_capacity?: number; readonly rate_limit_rps?: number }[];
+  readonly policyPlugin?: Record<string, unknown>;
 }
 
 export interface TestStack {
@@ -35,6 +38,8 @@ export interface TestStack {
   readonly poolWorkers: RunningPoolWorker[];
   /** Starts another in-process replica of the test pool. */
   addPoolReplica(replicaIndex: number): Promise<RunningPoolWorker>;
+  /** Starts another gateway on the same config and Temporal (several gateways behind a load balancer). */
+  addGateway(): Promise<RunningGateway>;
   stop(): Promise<void>;
 }
 
@@ -71,6 +76,9 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1): { c
           idle_ms: overrides.idleMs ?? 5_000,
           heartbeat_ms: overrides.heartbeatMs ?? 2_000,
         },
+        ...(overrides.queue ? { queue: overrides.queue } : {}),
+        ...(overrides.priorities ? { admission: { priorities: overrides.priorities } } : {}),
+        ...(overrides.policyPlugin ? { policy_plugin: overrides.policyPlugin } : {}),
       },
     ],
     streams: { replay_buffer_frames: 4096, linger_ms: 60_000 },
@@ -111,6 +119,12 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     return replica;
   };
   for (let index = 0; index < (options.inProcessReplicas ?? 1); index += 1) await addPoolReplica(index);
+  const extraGateways: RunningGateway[] = [];
+  const addGateway = async (): Promise<RunningGateway> => {
+    const extra = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true, listen: { host: '127.0.0.1', port: 0 } });
+    extraGateways.push(extra);
+    return extra;
+  };
 
   return {
     url: gateway.url,
@@ -124,8 +138,10 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     gateway,
     poolWorkers,
     addPoolReplica,
+    addGateway,
     stop: async () => {
       await Promise.all(poolWorkers.map((replica) => replica.stop()));
+      await Promise.all(extraGateways.map((extra) => extra.close()));
       await gateway.close();
       await workflowWorker.stop();
       await workerConnection.close();

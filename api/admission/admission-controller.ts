@@ -1,0 +1,135 @@
+import type { Logger } from 'pino';
+import { POOL_DEFAULTS, type PoolConfig } from '../../core/config';
+import type { Priority } from '../../core/engines';
+import { ErrorCode, ERROR_TRAITS, OrchError } from '../../core/errors';
+import type { TaskRequest } from '../../core/task-request';
+import type { PolicyHost } from '../../policy';
+import { policyRequestFromTask, type AdmitSnapshot, type QueuedTask, type Replica } from '../../policy/sdk';
+import type { PoolLedger, QueueEstimate } from './pool-ledger';
+import type { RateLimiter } from './rate-limiter';
+import type { TemporalBacklog } from './temporal-backlog';
+import { slotsPerReplicaOf } from '../pool-selection';
+
+/** Policies see at most this many queued tasks (oldest first): enough to pick a victim, bounded per call. */
+const MAX_SNAPSHOT_TASKS = 1024;
+
+export interface AdmissionDependencies {
+  readonly ledger: PoolLedger;
+  readonly backlog: TemporalBacklog;
+  readonly limiter: RateLimiter;
+  readonly policies: ReadonlyMap<string, PolicyHost>;
+  readonly slotsByPool: ReadonlyMap<string, number>;
+  readonly logger: Logger;
+}
+
+export interface Admission {
+  readonly estimate: QueueEstimate;
+  /** A queued task the policy chose to evict to make room (drop-lru, shed-low-priority). */
+  readonly victimTaskId?: string | undefined;
+  readonly decidedBy: string;
+}
+
+/**
+ * Admission before enqueue (ORCH-3004/3005/3006, OC-CORE-1001–1005): rate limits, the deadline, then the
+ * pool's policy (a plugin or the built-in one) over a snapshot of the queue. The new task holds its place
+ * in the ledger while the policy decides, so concurrent requests on this gateway see each other.
+ */
+export class AdmissionController {
+  constructor(private readonly dependencies: AdmissionDependencies) {}
+
+  async admit(pool: PoolConfig, request: TaskRequest, clientId: string): Promise<Admission> {
+    const { ledger } = this.dependencies;
+    const details = { engine: request.engine, poolId: pool.id };
+    this.checkRateLimit(pool, request.priority, clientId, details);
+
+    const depth = this.depth(pool.id);
+    const estimate = ledger.estimate(pool.id, request.priority, depth, this.dependencies.slotsByPool.get(pool.id) ?? 1);
+    if (estimate.predictedStartMs > request.deadline_ms) {
+      throw new OrchError(
+        ErrorCode.DEADLINE_UNMET,
+        `predicted start in ${estimate.predictedStartMs} ms is past deadline_ms ${request.deadline_ms}`,
+        details,
+      );
+    }
+
+    const snapshot = this.snapshot(pool, request, clientId, depth);
+    ledger.admitted(pool.id, { taskId: request.task_id, priority: request.priority, tenant: clientId, maxTokens: request.max_tokens, admittedAt: performance.now() });
+    const policy = this.dependencies.policies.get(pool.id);
+    if (!policy) throw new OrchError(ErrorCode.INTERNAL, `no policy for pool ${pool.id}`);
+    const outcome = await policy.admit(snapshot);
+    const decidedBy = outcome.decidedBy.kind === 'plugin' ? `plugin:${outcome.decidedBy.pluginId}` : outcome.decidedBy.kind;
+    const { decision } = outcome;
+    if (decision.kind === 'reject') {
+      ledger.finished(pool.id, request.task_id);
+      throw new OrchError(decision.code, decision.policyLabel ? `${ERROR_TRAITS[decision.code].message} (${decision.policyLabel})` : ERROR_TRAITS[decision.code].message, {
+        ...details,
+        retryAfterMs: decision.retryAfterMs,
+        policyLabel: decision.policyLabel,
+      });
+    }
+    if (decision.kind === 'shed' && !snapshot.queue.tasks.some((task) => task.taskId === decision.victimTaskId)) {
+      ledger.finished(pool.id, request.task_id);
+      this.dependencies.logger.error({ pool_id: pool.id, victim: decision.victimTaskId, decided_by: decidedBy }, 'policy shed a task that is not queued here');
+      throw new OrchError(ErrorCode.ADMISSION_REJECT, 'queue full', { ...details, retryAfterMs: 1_000, policyLabel: pool.queue.full_policy ?? 'reject' });
+    }
+    return { estimate, victimTaskId: decision.kind === 'shed' ? decision.victimTaskId : undefined, decidedBy };
+  }
+
+  /** Depth per class: this gateway's own count, or Temporal's backlog when that is larger (other gateways). */
+  depth(poolId: string): { interactive: number; batch: number } {
+    const { ledger, backlog } = this.dependencies;
+    const global = backlog.view(poolId);
+    return {
+      interactive: Math.max(ledger.queuedCount(poolId, 'interactive'), global?.interactive ?? 0),
+      batch: Math.max(ledger.queuedCount(poolId, 'batch'), global?.batch ?? 0),
+    };
+  }
+
+  private checkRateLimit(pool: PoolConfig, priority: Priority, clientId: string, details: { engine: string; poolId: string }): void {
+    const rate = pool.admission.priorities?.find((entry) => entry.name === priority)?.rate_limit_rps;
+    if (!rate) return;
+    const waitMs = this.dependencies.limiter.take(`${pool.id}/${priority}/${clientId}`, rate);
+    if (waitMs > 0) {
+      throw new OrchError(ErrorCode.ADMISSION_REJECT, `rate limit of ${rate} requests/s for ${priority} exceeded`, {
+        ...details,
+        retryAfterMs: Math.max(waitMs, 1),
+        policyLabel: 'rate-limit',
+      });
+    }
+  }
+
+  private snapshot(pool: PoolConfig, request: TaskRequest, clientId: string, depth: { interactive: number; batch: number }): AdmitSnapshot {
+    const { ledger, backlog } = this.dependencies;
+    const poolCapacity = pool.queue.capacity ?? POOL_DEFAULTS.queueCapacity;
+    const classCapacity = pool.admission.priorities?.find((entry) => entry.name === request.priority)?.queue_capacity ?? poolCapacity;
+    const ownDepth = request.priority === 'interactive' ? depth.interactive : depth.batch;
+    const otherDepth = depth.interactive + depth.batch - ownDepth;
+    // One capacity for the policy: the pool's bound, tightened by this class's own bound.
+    const capacity = Math.min(poolCapacity, otherDepth + classCapacity);
+    const classIsTheBound = ownDepth >= classCapacity;
+    const now = performance.now();
+    const tasks: QueuedTask[] = ledger
+      .queuedTasks(pool.id)
+      .filter((entry) => !classIsTheBound || entry.priority === request.priority)
+      .slice(0, MAX_SNAPSHOT_TASKS)
+      .map((entry) => ({ taskId: entry.taskId, tenant: entry.tenant, priority: entry.priority, ageMs: Math.round(now - entry.admittedAt), maxTokens: entry.maxTokens }));
+    const slotsPerReplica = slotsPerReplicaOf(pool);
+    const replicas: Replica[] = (backlog.view(pool.id)?.readyReplicas ?? []).map((identity) => ({
+      replicaId: identity,
+      replicaSetKey: pool.id,
+      state: 'ready',
+      slotsTotal: slotsPerReplica,
+      slotsBusy: 0,
+      kvUsedPermille: 0,
+      inflightTokens: 0,
+    }));
+    const tenants = [...ledger.tenantUsage(pool.id)].map(([tenant, usage]) => ({ tenant, queued: usage.queued, running: usage.running, tokensLastMinute: 0 }));
+    return {
+      request: policyRequestFromTask(request, clientId),
+      queue: { capacity, depthInteractive: depth.interactive, depthBatch: depth.batch, fullPolicy: pool.queue.full_policy ?? 'reject', tasks },
+      replicas,
+      tenants,
+      poolId: pool.id,
+    };
+  }
+}
