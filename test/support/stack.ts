@@ -5,7 +5,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { startGateway, type RunningGateway } from '../../api/gateway';
 import { parseConfig, type OrchConfig } from '../../core/config';
-import { startPoolWorker, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
+import { startPoolWorker, type PoolWorkerOptions, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
 import { createLogger } from '../../platform/logger';
 import { connectWorker } from '../../platform/temporal-connections';
 import { startWorkflowWorker, type RunningWorkflowWorker } from '../../workflows/workflow-worker';
@@ -36,6 +36,8 @@ export interface TestStack {
   readonly logs: LogCapture;
   readonly gateway: RunningGateway;
   readonly poolWorkers: RunningPoolWorker[];
+  /** The Temporal connection the stack's workers share (tests start extra replicas on it). */
+  readonly connection: NativeConnection;
   /** Starts another in-process replica of the test pool. */
   addPoolReplica(replicaIndex: number): Promise<RunningPoolWorker>;
   /** Starts another gateway on the same config and Temporal (several gateways behind a load balancer). */
@@ -53,10 +55,12 @@ export function temporalAddressForTests(): string {
 }
 
 /** A test config: one mock pool whose id is unique to this stack, so its task queue is its own. */
-export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1): { config: OrchConfig; poolId: string; model: string } {
+export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, custom: CustomPool = {}): { config: OrchConfig; poolId: string; model: string } {
   const poolId = `t-${randomUUID().slice(0, 8)}`;
-  const model = `mock:${poolId}`;
+  const model = custom.model ?? `mock:${poolId}`;
   const { config } = parseConfig({
+    ...(custom.models ? { models: custom.models } : {}),
+    ...(custom.dev ? { dev: custom.dev } : {}),
     pools: [
       {
         id: poolId,
@@ -86,7 +90,18 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1): { c
   return { config, poolId, model };
 }
 
+/** A pool other than the mock one: a llama-server runtime, its model catalog and the dev section. */
+export interface CustomPool {
+  readonly model?: string;
+  readonly models?: readonly unknown[];
+  readonly dev?: Record<string, unknown>;
+  readonly engineRuntime?: Record<string, unknown>;
+}
+
 export interface StackOptions extends PoolOverrides {
+  readonly custom?: CustomPool;
+  /** Passed to every replica (llama-server pools need artifacts; tests may inject probes). */
+  readonly replicaOptions?: Pick<PoolWorkerOptions, 'artifacts' | 'memoryProbe' | 'probeGpus'>;
   /** In-process pool replicas to start (0 when the test starts its own, e.g. as child processes). */
   readonly inProcessReplicas?: number;
 }
@@ -94,7 +109,7 @@ export interface StackOptions extends PoolOverrides {
 /** Gateway, workflow worker and pool replicas in this process, on the run's real Temporal server. */
 export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
   const temporalAddress = temporalAddressForTests();
-  const { config, poolId, model } = testConfig(options);
+  const { config, poolId, model } = testConfig(options, 1, options.custom);
   const pool = config.pools[0];
   if (!pool) throw new Error('no pool');
   const logs = captureLogs();
@@ -111,10 +126,18 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     logger,
     workflowBundleCode: bundlePath ? readFileSync(bundlePath, 'utf8') : undefined,
   });
-  const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true, listen: { host: '127.0.0.1', port: 0 } });
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true, listen: { host: '127.0.0.1', port: 0 } });
+  } catch (error) {
+    // A gateway that refuses to start (e.g. a bad policy plugin) must not leave a worker polling.
+    await workflowWorker.stop();
+    await workerConnection.close();
+    throw error;
+  }
   const poolWorkers: RunningPoolWorker[] = [];
   const addPoolReplica = async (replicaIndex: number): Promise<RunningPoolWorker> => {
-    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, internalToken, logger });
+    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, internalToken, logger, config, ...options.replicaOptions });
     poolWorkers.push(replica);
     return replica;
   };
@@ -137,6 +160,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     logs,
     gateway,
     poolWorkers,
+    connection: workerConnection,
     addPoolReplica,
     addGateway,
     stop: async () => {
