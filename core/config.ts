@@ -103,6 +103,8 @@ export type PoolConfig = OrchConfig['pools'][number];
 /** Defaults for pool fields the spec leaves nullable, in one table with units in the names. */
 export const POOL_DEFAULTS = {
   ctx: 4096,
+  /** Queued tasks per pool when `queue.capacity` is unset: an unbounded queue is never a default. */
+  queueCapacity: 256,
   wallMs: 60_000, // 60 s for one decode
   idleMs: 5_000, // 5 s without a token
   heartbeatMs: 3_000, // a silent worker is presumed dead after 3 s
@@ -186,5 +188,3 @@ export function resolvePoolTimeouts(pool: PoolConfig): ResolvedPoolTimeouts {
     maxAttempts: pool.timeouts.max_attempts ?? POOL_DEFAULTS.maxAttempts,
   };
 }
-  /** Queued tasks per pool when `queue.capacity` is unset: an unbounded queue is never a default. */
-  queueCapacity: 256,
