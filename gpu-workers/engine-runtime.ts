@@ -15,7 +15,7 @@ export interface EngineRuntime {
 const READY_TIMEOUT_MS = 120_000;
 const READY_POLL_MS = 200;
 
-/** Brings up the pool's engine as its config says and waits until it is healthy. */
+/** Brings up a `mock` or `external` engine and waits until it is healthy. */
 export async function startEngineRuntime(pool: PoolConfig, logger: Logger): Promise<EngineRuntime> {
   const runtime = pool.engine_runtime;
   let stop: () => Promise<void> = () => Promise.resolve();
@@ -28,8 +28,10 @@ export async function startEngineRuntime(pool: PoolConfig, logger: Logger): Prom
       { engine_url: baseUrl },
       'MOCK ENGINE: this pool is served by a test double that speaks the llama.cpp API; its tokens are not a model\'s',
     );
-  } else {
+  } else if (runtime.kind === 'external') {
     baseUrl = runtime.url;
+  } else {
+    throw new Error(`engine runtime ${runtime.kind} is started by the pool manager (gpu-workers/pool-manager/)`);
   }
   const adapter = createLlamaCppAdapter({ baseUrl });
   try {

@@ -5,7 +5,8 @@ import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
-import { startPoolWorker } from './pool-worker';
+import { cachedPoolArtifacts } from '../cli/provision-pools';
+import { startPoolManager } from './pool-worker';
 
 /** Entry point for one pool replica: `npm run pool-worker -- --config path --pool ID [--replica N]`. */
 async function main(): Promise<void> {
@@ -20,13 +21,16 @@ async function main(): Promise<void> {
   const logger = createLogger('pool-worker');
   const address = requireTemporalAddress(config);
   const connection = await connectWorker(address, logger);
-  const running = await startPoolWorker({
+  // Not waiting for Ready: a replica that cannot start stays up to report why (health) and retries.
+  const running = startPoolManager({
     pool,
     replicaIndex,
     namespace: config.temporal.namespace,
     connection,
     internalToken: internalTokenFromEnv({ mintIfMissing: false }),
     logger,
+    config,
+    artifacts: cachedPoolArtifacts(),
   });
   onShutdownSignal(logger, async () => {
     await running.stop();

@@ -1,14 +1,25 @@
 import { hostname } from 'node:os';
-import { Worker, type NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
-import { createEngineActivities } from '../activities/engine-activity';
-import type { PoolConfig } from '../core/config';
-import { formatReplicaIdentity } from '../core/ids';
-import { poolTaskQueue } from '../core/task-queues';
-import { startEngineRuntime } from './engine-runtime';
-import { SlotAllocator } from './slot-allocator';
+import { cpuInferenceAllowed, findModel } from '../core/config';
+import type { OrchConfig, PoolConfig } from '../core/config';
+import { replicaId as formatReplicaId } from '../core/replica-status';
+import type { ReplicaState, ReplicaStatus } from '../core/replica-status';
 import type { EngineAdapterV1 } from './engines/engine-adapter';
+import type { EngineLauncher } from './pool-manager/engine-launcher';
+import { probeNvidiaGpus } from './pool-manager/gpu-probe';
+import type { GpuProbeResult } from './pool-manager/gpu-probe';
+import { systemMemoryProbe } from './pool-manager/headroom';
+import type { MemoryProbe } from './pool-manager/headroom';
+import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
+import type { PoolArtifacts } from './pool-manager/pool-artifacts';
+import { QueuePoller } from './pool-manager/queue-poller';
+import { ReplicaStateMachine } from './pool-manager/replica-state';
+import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
+import { RestartPolicy } from './pool-manager/restart-policy';
+import { createRuntimeLauncher } from './pool-manager/runtime-launcher';
+import { ReplicaStatusPublisher } from './pool-manager/status-publisher';
 
 export interface PoolWorkerOptions {
   readonly pool: PoolConfig;
@@ -17,64 +28,141 @@ export interface PoolWorkerOptions {
   readonly connection: NativeConnection;
   readonly internalToken: string;
   readonly logger: Logger;
+  /** The model catalog and dev section; required for `llama-server` pools. */
+  readonly config?: Pick<OrchConfig, 'models' | 'dev'> | undefined;
+  /** Engine binary and model files; required for `llama-server` pools (cli/provision-pools.ts has one). */
+  readonly artifacts?: PoolArtifacts | undefined;
+  /** Injected by tests that simulate memory pressure or GPUs. */
+  readonly memoryProbe?: MemoryProbe | undefined;
+  readonly probeGpus?: (() => Promise<GpuProbeResult>) | undefined;
 }
 
 export interface RunningPoolWorker {
   readonly replicaId: string;
-  /** The replica's engine, for health checks and tests (slot state). */
+  /** The replica's current (or last) engine, for health checks and tests (slot state). */
   readonly engine: EngineAdapterV1;
   readonly engineVersion: string;
   readonly mockEngine: boolean;
+  /** Resolves when the replica has stopped. */
   readonly done: Promise<void>;
+  status(): ReplicaStatus;
+  /** The llama-server process id while one serves (tests kill it to simulate a crash). */
+  enginePid(): number | undefined;
+  /** Resolves when the replica reaches a state `accept` likes; rejects after `timeoutMs`. */
+  waitForStatus(accept: (status: ReplicaStatus) => boolean, timeoutMs?: number): Promise<ReplicaStatus>;
   stop(): Promise<void>;
 }
 
-/**
- * One pool replica (design §4): brings its engine up, then polls the pool's task queue with as many
- * activity slots as the engine has, so the backlog stays in Temporal where priority and fairness apply.
- */
-export async function startPoolWorker(options: PoolWorkerOptions): Promise<RunningPoolWorker> {
+/** Reaching one of these before Ready means the first start failed. */
+const FAILED_STATES: ReadonlySet<ReplicaState> = new Set(['unready', 'stopped']);
+
+function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLauncher {
   const { pool } = options;
-  const replicaId = `${pool.id}-r${options.replicaIndex}`;
+  const runtime = pool.engine_runtime;
+  if (runtime.kind !== 'llama-server') return createRuntimeLauncher(pool, logger);
+  const { config, artifacts } = options;
+  if (!config || !artifacts) throw new Error(`pool ${pool.id}: a llama-server pool needs the model catalog and an artifact source`);
+  const model = findModel(config, pool.model);
+  if (!model) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
+  return createLlamaServerLauncher({
+    pool,
+    runtime,
+    model,
+    allowCpuInference: cpuInferenceAllowed(config),
+    artifacts,
+    memory: options.memoryProbe ?? systemMemoryProbe,
+    probeGpus: options.probeGpus ?? probeNvidiaGpus,
+    logger,
+  });
+}
+
+/**
+ * One pool replica, its pool manager (design §4): supervises the engine through the lifecycle in
+ * docs/pool-lifecycle.md, polls the pool's queue only while Ready, and publishes every state change
+ * to its status workflow. Returns at once; the replica may still be starting.
+ */
+export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker {
+  const { pool } = options;
+  const replicaId = formatReplicaId(pool.id, options.replicaIndex);
   const logger = options.logger.child({ pool_id: pool.id, replica_id: replicaId, engine: pool.engine });
-  const engine = await startEngineRuntime(pool, logger);
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, engine.properties.totalSlots * 2) });
-  const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
-  const worker = await Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
-    taskQueue: poolTaskQueue(pool.id),
-    identity: formatReplicaIdentity(replica),
-    activities: createEngineActivities({
-      adapter: engine.adapter,
-      replica,
-      internalToken: options.internalToken,
-      dispatcher,
-      slots: new SlotAllocator(engine.properties.totalSlots),
-      logger,
+  const launcher = createLauncher(options, logger);
+  const machine = new ReplicaStateMachine({ poolId: pool.id, replicaId, host: hostname(), mockEngine: launcher.mockEngine });
+  const publisher = new ReplicaStatusPublisher(new Client({ connection: options.connection, namespace: options.namespace }), logger);
+  const waiters = new Set<() => void>();
+  machine.onChange((status) => {
+    const { state, engine_version, model_digest, last_error, restarts, breaker_open, cpu_inference_override, mock_engine } = status;
+    // These log fields are the replica's metrics until the /metrics endpoint lands (OC-POOL-3030).
+    logger.info({ state, engine_version, model_digest, last_error, restarts, breaker_open, cpu_inference_override, mock_engine }, 'replica state');
+    publisher.publish(status);
+    for (const waiter of waiters) waiter();
+  });
+  publisher.publish(machine.status);
+  const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
+  const supervisor = new ReplicaSupervisor({
+    machine,
+    launcher,
+    policy: new RestartPolicy({
+      initialBackoffMs: restart?.initial_backoff_ms ?? 1_000,
+      maxBackoffMs: restart?.max_backoff_ms ?? 60_000,
+      breakerFailures: restart?.breaker_failures ?? 5,
+      breakerWindowMs: restart?.breaker_window_ms ?? 60_000,
+      breakerCooldownMs: restart?.breaker_cooldown_ms ?? 300_000,
     }),
-    maxConcurrentActivityTaskExecutions: engine.properties.totalSlots,
-    // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
-    maxEagerActivityReservationsPerWorkflowTask: 0,
-    shutdownGraceTime: '10s',
+    poller: new QueuePoller({ pool, replicaId, namespace: options.namespace, connection: options.connection, internalToken: options.internalToken, logger }),
+    logger,
   });
-  const done = worker.run().finally(async () => {
-    await dispatcher.close();
-    await engine.stop();
-  });
-  logger.info(
-    { engine_version: replica.engineVersion, slots: engine.properties.totalSlots, mock_engine: engine.mockEngine, host: hostname() },
-    'pool replica ready and polling',
-  );
+  const done = supervisor.run().finally(() => publisher.flush());
+
+  const waitForStatus = (accept: (status: ReplicaStatus) => boolean, timeoutMs = 60_000): Promise<ReplicaStatus> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!accept(machine.status)) return;
+        cleanup();
+        resolve(machine.status);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`replica ${replicaId} did not reach the expected state within ${timeoutMs} ms; it is ${machine.state} (${machine.status.last_error?.message ?? 'no error'})`));
+      }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
   return {
     replicaId,
-    engine: engine.adapter,
-    engineVersion: replica.engineVersion,
-    mockEngine: engine.mockEngine,
+    get engine(): EngineAdapterV1 {
+      const engine = supervisor.currentEngine;
+      if (!engine) throw new Error(`replica ${replicaId} has no engine yet (${machine.state})`);
+      return engine.adapter;
+    },
+    get engineVersion(): string {
+      return supervisor.currentEngine?.properties.engineVersion ?? 'unknown';
+    },
+    mockEngine: launcher.mockEngine,
     done,
+    status: () => machine.status,
+    enginePid: () => supervisor.servingEngine?.pid,
+    waitForStatus,
     stop: async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      supervisor.requestStop();
       await done;
     },
   };
+}
+
+/** Starts a replica and resolves once it is Ready; rejects (and stops it) if the first start fails. */
+export async function startPoolWorker(options: PoolWorkerOptions, readyTimeoutMs = 180_000): Promise<RunningPoolWorker> {
+  const running = startPoolManager(options);
+  try {
+    const status = await running.waitForStatus((candidate) => candidate.ready || FAILED_STATES.has(candidate.state), readyTimeoutMs);
+    if (!status.ready) throw new Error(`replica ${running.replicaId} failed to start: ${status.last_error?.code ?? ''} ${status.last_error?.message ?? status.state}`);
+    return running;
+  } catch (error) {
+    await running.stop();
+    throw error;
+  }
 }

@@ -1,1 +1,2 @@
 export { taskWorkflow } from './task-workflow';
+export { replicaStatusWorkflow } from './replica-status-workflow';

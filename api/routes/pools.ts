@@ -1,45 +1,114 @@
 import type { FastifyInstance } from 'fastify';
+import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { ErrorCode, OrchError } from '../../core/errors';
 import { parseReplicaIdentity } from '../../core/ids';
+import { REPLICA_STATUS_QUERY, replicaId, replicaStatusWorkflowId } from '../../core/replica-status';
+import type { ReplicaStatus } from '../../core/replica-status';
 import { poolTaskQueue } from '../../core/task-queues';
 import type { GatewayContext } from '../gateway-context';
 
 const ParamsSchema = z.object({ id: z.string().min(1).max(128) });
 
+/** A status query is answered by a workflow worker; health should not hang when none runs. */
+const STATUS_QUERY_TIMEOUT_MS = 2_000;
+
+interface ReplicaHealth {
+  readonly replica_id: string;
+  readonly state: string;
+  readonly polling: boolean;
+  readonly engine_version: string | null;
+  readonly model_digest: string | null;
+  readonly last_error: ReplicaStatus['last_error'];
+  readonly restarts: number;
+  readonly breaker_open: boolean;
+  readonly cpu_inference_override?: true;
+  readonly mock_engine?: true;
+}
+
+async function queryReplicaStatus(client: Client, poolId: string, replica: string): Promise<ReplicaStatus | undefined> {
+  try {
+    const status = await client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () =>
+      client.workflow.getHandle(replicaStatusWorkflowId(poolId, replica)).query<ReplicaStatus | null>(REPLICA_STATUS_QUERY),
+    );
+    return status ?? undefined;
+  } catch {
+    // Never started (the replica has not run yet) or no workflow worker to answer: unknown.
+    return undefined;
+  }
+}
+
 /**
- * Pool health (ORCH-2103). A replica polls its pool's task queue only while Ready, so the queue's
- * live pollers are the Ready replicas; each poller's identity carries its replica id, engine version
- * and whether it runs the mock engine.
+ * Pool health (ORCH-2103, OC-POOL-3003): each replica's status record (its state, last error cause,
+ * engine_version, model_digest, restarts, breaker) merged with the pool queue's pollers. A replica
+ * polls only while Ready, so a poller without a record (an older worker, a record not yet readable)
+ * counts as ready; a record says more, and wins, since Temporal lists a dead poller for a minute.
  */
 export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext): void {
   app.get('/v1/pools/:id/health', async (request, reply) => {
     const { id } = ParamsSchema.parse(request.params);
     const pool = context.config.pools.find((candidate) => candidate.id === id);
     if (!pool) throw new OrchError(ErrorCode.INVALID_PARAMS, `no pool with id ${id}`, { notFound: true });
-    const description = await context.client.workflowService.describeTaskQueue({
-      namespace: context.client.options.namespace,
-      taskQueue: { name: poolTaskQueue(id), kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-      reportStats: true,
+    const configuredIds = Array.from({ length: pool.replicas }, (_unused, index) => replicaId(pool.id, index));
+    const [description, ...records] = await Promise.all([
+      context.client.workflowService.describeTaskQueue({
+        namespace: context.client.options.namespace,
+        taskQueue: { name: poolTaskQueue(id), kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        reportStats: true,
+      }),
+      ...configuredIds.map((replica) => queryReplicaStatus(context.client, pool.id, replica)),
+    ]);
+    const pollers = new Map(
+      (description.pollers ?? []).flatMap((poller) => {
+        const identity = parseReplicaIdentity(poller.identity ?? '');
+        return identity ? [[identity.replicaId, identity] as const] : [];
+      }),
+    );
+    const statusById = new Map(records.flatMap((record) => (record ? [[record.replica_id, record] as const] : [])));
+    const replicaIds = [...new Set([...configuredIds, ...pollers.keys()])];
+    const replicas: ReplicaHealth[] = replicaIds.flatMap((replica) => {
+      const status = statusById.get(replica);
+      const poller = pollers.get(replica);
+      if (!status && !poller) return [];
+      const mockEngine = status?.mock_engine ?? poller?.mockEngine ?? false;
+      return [{
+        replica_id: replica,
+        state: status?.state ?? 'ready',
+        polling: poller !== undefined,
+        engine_version: status?.engine_version ?? poller?.engineVersion ?? null,
+        model_digest: status?.model_digest ?? null,
+        last_error: status?.last_error ?? null,
+        restarts: status?.restarts ?? 0,
+        breaker_open: status?.breaker_open ?? false,
+        ...(status?.cpu_inference_override === true ? { cpu_inference_override: true as const } : {}),
+        ...(mockEngine ? { mock_engine: true as const } : {}),
+      }];
     });
-    const replicas = (description.pollers ?? []).flatMap((poller) => {
-      const identity = parseReplicaIdentity(poller.identity ?? '');
-      return identity ? [{ replica_id: identity.replicaId, engine_version: identity.engineVersion, mock_engine: identity.mockEngine }] : [];
-    });
-    const mockEngine = replicas.some((replica) => replica.mock_engine);
-    const ready = replicas.length > 0;
+    const ready = replicas.filter((replica) => replica.state === 'ready');
+    const live = replicas.filter((replica) => replica.state === 'ready' || replica.state === 'draining' || statusById.get(replica.replica_id)?.live === true);
+    const lastError = replicas
+      .flatMap((replica) => (replica.last_error ? [{ replica: replica.replica_id, error: replica.last_error }] : []))
+      .sort((left, right) => right.error.at.localeCompare(left.error.at))[0];
+    const mockEngine = replicas.some((replica) => replica.mock_engine === true);
+    const cpuOverride = replicas.some((replica) => replica.cpu_inference_override === true);
     return reply.send({
-      live: ready,
-      ready,
-      draining: false,
-      last_error: ready ? null : 'no replica is polling the pool queue',
+      live: live.length > 0,
+      ready: ready.length > 0,
+      draining: replicas.some((replica) => replica.state === 'draining'),
+      // OC-POOL-3003: the last error cause, also after recovery.
+      last_error: lastError
+        ? `${lastError.error.code} (${lastError.error.kind}) on ${lastError.replica} at ${lastError.error.at}: ${lastError.error.message}`
+        : ready.length > 0
+          ? null
+          : 'no replica is ready',
       metrics: {
-        replicas_ready: replicas.length,
+        replicas_ready: ready.length,
         replicas,
         backlog: Number(description.stats?.approximateBacklogCount ?? 0),
         ...(mockEngine ? { mock_engine: true, warning: 'this pool is served by the MOCK engine, a test double' } : {}),
+        ...(cpuOverride ? { cpu_inference_override: true, cpu_warning: 'DEVELOPMENT OVERRIDE: inference runs on the CPU (ORCH-1101)' } : {}),
       },
     });
   });

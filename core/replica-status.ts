@@ -1,0 +1,86 @@
+import type { ErrorCode } from './errors';
+
+/**
+ * A pool replica's lifecycle state (design §4, docs/pool-lifecycle.md). Only `ready` polls the
+ * pool's task queue.
+ */
+export const REPLICA_STATES = [
+  'starting',
+  'verifying',
+  'loading',
+  'self_test',
+  'ready',
+  'draining',
+  'unready',
+  'restarting',
+  'breaker_open',
+  'stopped',
+] as const;
+export type ReplicaState = (typeof REPLICA_STATES)[number];
+
+/**
+ * Why a replica is not serving, finer than the error code: ORCH-3039/3053 want VRAM OOM, host OOM
+ * and driver resets told apart.
+ */
+export const REPLICA_FAILURE_KINDS = [
+  'untrusted_artifact',
+  'no_gpu',
+  'insufficient_host_ram',
+  'insufficient_vram',
+  'vram_oom',
+  'host_oom',
+  'driver_reset',
+  'engine_exit',
+  'load_timeout',
+  'self_test_failed',
+  'config_mismatch',
+] as const;
+export type ReplicaFailureKind = (typeof REPLICA_FAILURE_KINDS)[number];
+
+export interface ReplicaError {
+  readonly code: ErrorCode;
+  readonly kind: ReplicaFailureKind;
+  readonly message: string;
+  /** ISO-8601. */
+  readonly at: string;
+}
+
+/** What a replica reports on every state change (signal `replicaStatus`), and health shows. */
+export interface ReplicaStatus {
+  readonly version: 1;
+  readonly pool_id: string;
+  readonly replica_id: string;
+  readonly host: string;
+  readonly state: ReplicaState;
+  /** The engine process is up (it may still be loading). */
+  readonly live: boolean;
+  readonly ready: boolean;
+  readonly draining: boolean;
+  /** ORCH-3032: llama-server's build_info, once known. */
+  readonly engine_version: string | null;
+  /** ORCH-3032: `sha256:<hex>` of the verified model file. */
+  readonly model_digest: string | null;
+  readonly last_error: ReplicaError | null;
+  /** Engine (re)starts after a failure, since the process started (OC-POOL-3030). */
+  readonly restarts: number;
+  readonly breaker_open: boolean;
+  /** When the next start attempt is due, while restarting or while the breaker is open. */
+  readonly next_attempt_at: string | null;
+  /** ORCH-1101's development override is in effect: inference runs on the CPU. */
+  readonly cpu_inference_override: boolean;
+  readonly mock_engine: boolean;
+  readonly updated_at: string;
+}
+
+/** Temporal names of the replica status record (workflows/replica-status-workflow.ts). */
+export const REPLICA_STATUS_WORKFLOW_TYPE = 'replicaStatusWorkflow';
+export const REPLICA_STATUS_SIGNAL = 'replicaStatus';
+export const REPLICA_STATUS_QUERY = 'replicaStatus';
+
+export function replicaId(poolId: string, replicaIndex: number): string {
+  return `${poolId}-r${replicaIndex}`;
+}
+
+export function replicaStatusWorkflowId(poolId: string, replica: string): string {
+  return `replica-${poolId}-${replica}`;
+}

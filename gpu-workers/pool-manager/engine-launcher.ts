@@ -1,0 +1,35 @@
+import type { EngineAdapterV1, EngineProperties } from '../engines/engine-adapter';
+import type { ReplicaFailure } from './replica-failure';
+
+export type LaunchPhase = 'verifying' | 'loading' | 'self_test';
+
+export interface LaunchProgress {
+  enter(phase: LaunchPhase): void;
+}
+
+/** An engine that passed its start-up checks and is ready to serve. */
+export interface LaunchedEngine {
+  readonly adapter: EngineAdapterV1;
+  readonly properties: EngineProperties;
+  readonly mockEngine: boolean;
+  /** `sha256:<hex>` of the verified model file, when the runtime loads one. */
+  readonly modelDigest: string | undefined;
+  /** The engine's process id, when the replica owns the process. */
+  readonly pid: number | undefined;
+  /** Resolves when the engine fails on its own (crash); never rejects. */
+  readonly failed: Promise<ReplicaFailure>;
+  stop(): Promise<void>;
+}
+
+export interface HostCheck {
+  /** True under ORCH-1101's development override. */
+  readonly cpuInference: boolean;
+}
+
+/** Brings up one replica's engine; one implementation per kind of `engine_runtime`. */
+export interface EngineLauncher {
+  readonly mockEngine: boolean;
+  /** Once per process, before the first launch; a non-retriable failure means never serve. */
+  checkHost(): Promise<HostCheck>;
+  launch(progress: LaunchProgress): Promise<LaunchedEngine>;
+}

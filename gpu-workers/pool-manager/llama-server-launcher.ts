@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import { POOL_DEFAULTS } from '../../core/config';
+import type { LlamaServerRuntimeConfig, ModelCatalogEntry, PoolConfig } from '../../core/config';
+import { createLlamaCppAdapter } from '../engines/llamacpp/llamacpp-adapter';
+import type { EngineLauncher, HostCheck, LaunchedEngine, LaunchProgress } from './engine-launcher';
+import { decideInferenceHost } from './gpu-probe';
+import type { GpuProbeResult } from './gpu-probe';
+import { checkHeadroom, defaultHeadroom } from './headroom';
+import type { MemoryProbe } from './headroom';
+import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from './llama-server-process';
+import { verifyModel } from './model-verification';
+import type { PoolArtifacts } from './pool-artifacts';
+import { runSelfTest } from './self-test';
+
+export interface LlamaServerLauncherOptions {
+  readonly pool: PoolConfig;
+  readonly runtime: LlamaServerRuntimeConfig;
+  readonly model: ModelCatalogEntry;
+  readonly allowCpuInference: boolean;
+  readonly artifacts: PoolArtifacts;
+  readonly memory: MemoryProbe;
+  readonly probeGpus: () => Promise<GpuProbeResult>;
+  readonly logger: Logger;
+}
+
+/**
+ * The llama-server runtime (design §4): per start, verify the model's checksum, check memory
+ * headroom, start llama-server pinned to the device mask, wait for health, run the self-test.
+ */
+export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): EngineLauncher {
+  const { pool, runtime, model, logger } = options;
+  const contextPerSlot = pool.ctx ?? POOL_DEFAULTS.ctx;
+  let useGpu = false;
+
+  return {
+    mockEngine: false,
+    async checkHost(): Promise<HostCheck> {
+      const binary = await options.artifacts.llamaServer();
+      const decision = decideInferenceHost(await options.probeGpus(), binary.backend === 'cuda', options.allowCpuInference);
+      useGpu = !decision.cpuInference;
+      return decision;
+    },
+
+    async launch(progress: LaunchProgress): Promise<LaunchedEngine> {
+      progress.enter('verifying');
+      const binary = await options.artifacts.llamaServer();
+      const file = await options.artifacts.model(model);
+      const verified = await verifyModel(file.path, model.sha256 ?? file.recordedSha256);
+      const defaults = defaultHeadroom(verified.sizeBytes, useGpu);
+      await checkHeadroom(
+        {
+          hostRamBytes: runtime.host_ram_headroom_bytes ?? defaults.hostRamBytes,
+          vramBytes: useGpu ? (runtime.vram_headroom_bytes ?? defaults.vramBytes) : undefined,
+          devices: pool.devices,
+        },
+        options.memory,
+      );
+
+      progress.enter('loading');
+      const flags = await llamaServerFlags(binary.path);
+      const args = llamaServerArguments(
+        { modelPath: verified.path, slots: runtime.slots, contextPerSlot, threads: runtime.threads, useGpu, extraArgs: runtime.extra_args },
+        flags,
+      );
+      const engine = await spawnLlamaServer({ binary: binary.path, args, devices: pool.devices });
+      logger.info({ pid: engine.pid, args: engine.args, cuda_visible_devices: pool.devices.join(',') }, 'llama-server started');
+      const adapter = createLlamaCppAdapter({ baseUrl: engine.baseUrl });
+      const stop = async (): Promise<void> => {
+        await adapter.close();
+        await engine.stop();
+      };
+      try {
+        await waitUntilHealthy(engine, adapter, runtime.load_timeout_ms);
+        progress.enter('self_test');
+        const report = await runSelfTest(adapter, { slots: runtime.slots, contextPerSlot });
+        logger.info({ self_test_ms: report.durationMs, decoded_tokens: report.decodedTokens }, 'start-up self-test passed');
+        return {
+          adapter,
+          properties: report.properties,
+          mockEngine: false,
+          modelDigest: verified.digest,
+          pid: engine.pid,
+          failed: engine.exited,
+          stop,
+        };
+      } catch (error) {
+        await stop();
+        throw error;
+      }
+    },
+  };
+}

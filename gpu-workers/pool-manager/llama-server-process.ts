@@ -1,0 +1,165 @@
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { freemem, totalmem } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { ErrorCode } from '../../core/errors';
+import type { EngineAdapterV1 } from '../engines/engine-adapter';
+import { classifyEngineExit } from './crash-classification';
+import type { EngineExit } from './crash-classification';
+import { ReplicaFailure } from './replica-failure';
+
+/** How much engine output is kept for crash classification and failure messages. */
+const OUTPUT_RING_CHARS = 32 * 1024;
+const HEALTH_POLL_MS = 100;
+
+const flagCache = new Map<string, Promise<ReadonlySet<string>>>();
+
+/**
+ * Every long flag the build's `--help` mentions. Unknown flags are fatal to llama-server and the flag
+ * set moves between builds (engines.md §1.1), so optional flags are passed only when listed.
+ */
+export function llamaServerFlags(binary: string): Promise<ReadonlySet<string>> {
+  let flags = flagCache.get(binary);
+  if (flags === undefined) {
+    flags = promisify(execFile)(binary, ['--help'], { maxBuffer: 16 * 1024 * 1024, timeout: 30_000, encoding: 'utf8' }).then(
+      ({ stdout, stderr }) => new Set(`${stdout}\n${stderr}`.match(/--[a-z0-9][a-z0-9-]*/g) ?? []),
+    );
+    flagCache.set(binary, flags);
+  }
+  return flags;
+}
+
+export interface LlamaServerLaunch {
+  readonly modelPath: string;
+  readonly slots: number;
+  /** Context per slot, in tokens: the pool's `ctx`, which admission checks against. */
+  readonly contextPerSlot: number;
+  readonly threads?: number | null | undefined;
+  readonly useGpu: boolean;
+  readonly extraArgs: readonly string[];
+}
+
+/**
+ * The command line, minus host and port. With one slot it is the deterministic profile of
+ * engines.md §1.6: no continuous batching and no RAM prompt cache shared between requests.
+ */
+export function llamaServerArguments(launch: LlamaServerLaunch, flags: ReadonlySet<string>): string[] {
+  const args = ['-m', launch.modelPath, '-np', String(launch.slots), '-c', String(launch.contextPerSlot * launch.slots), '--metrics'];
+  if (launch.threads != null) args.push('-t', String(launch.threads));
+  const optional: (readonly [string, ...string[]])[] = [
+    ['--slots'],
+    ['--no-webui'],
+    // Pinned, or "fit" picks a layer split from the free device memory of the moment.
+    ['--n-gpu-layers', launch.useGpu ? '999' : '0'],
+    ['--fit', 'off'],
+    // A prompt cache shared across requests makes one request's output depend on another's.
+    ['--cache-ram', '0'],
+  ];
+  // Continuous batching changes the batch shape, hence the float order; one slot gains nothing from it.
+  if (launch.slots === 1) optional.push(['--no-cont-batching']);
+  for (const option of optional) if (flags.has(option[0])) args.push(...option);
+  args.push(...launch.extraArgs);
+  return args;
+}
+
+export interface LlamaServerProcess {
+  readonly pid: number | undefined;
+  readonly baseUrl: string;
+  readonly args: readonly string[];
+  /** Resolves when the process ends, with the cause classified (never rejects). */
+  readonly exited: Promise<ReplicaFailure>;
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface SpawnLlamaServerOptions {
+  readonly binary: string;
+  readonly args: readonly string[];
+  /** The pool's device mask (ORCH-3001): the engine sees only these GPUs. */
+  readonly devices: readonly number[];
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function processEnded(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Starts llama-server on a free loopback port, pinned to the pool's devices, output kept in a ring. */
+export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promise<LlamaServerProcess> {
+  const port = await freeLoopbackPort();
+  const args = [...options.args, '--host', '127.0.0.1', '--port', String(port)];
+  const child = spawn(options.binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CUDA_VISIBLE_DEVICES: options.devices.join(',') },
+  });
+  let ring = '';
+  const keep = (chunk: Buffer): void => {
+    ring = (ring + chunk.toString('utf8')).slice(-OUTPUT_RING_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<ReplicaFailure>((resolve) => {
+    const settle = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
+      const exit: EngineExit = { exitCode, signal, output: ring, hostFreeBytes: freemem(), hostTotalBytes: totalmem() };
+      resolve(classifyEngineExit(exit));
+    };
+    child.once('error', (error) => {
+      keep(Buffer.from(`spawn failed: ${error.message}\n`));
+      settle(null, null);
+    });
+    child.once('close', settle);
+  });
+  return {
+    pid: child.pid,
+    baseUrl: `http://127.0.0.1:${port}`,
+    args,
+    exited,
+    output: () => ring,
+    stop: async (graceMs = 5_000) => {
+      if (child.pid === undefined || processEnded(child)) {
+        await exited;
+        return;
+      }
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Waits until /health answers 200 (model loaded, ORCH-3002). Fails with the classified exit when
+ * the process ends first, or with `load_timeout` when loading takes longer than `timeoutMs`.
+ */
+export async function waitUntilHealthy(engine: LlamaServerProcess, adapter: EngineAdapterV1, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let ended: ReplicaFailure | undefined;
+  void engine.exited.then((failure) => {
+    ended = failure;
+  });
+  let detail = 'no answer';
+  while (Date.now() < deadline) {
+    if (ended !== undefined) throw ended;
+    const health = await adapter.health();
+    if (health.ready) return;
+    detail = health.detail ?? 'loading';
+    await sleep(HEALTH_POLL_MS);
+  }
+  if (ended !== undefined) throw ended;
+  throw new ReplicaFailure(ErrorCode.WORKER_RESET, 'load_timeout', `llama-server not healthy within ${timeoutMs} ms (${detail})`);
+}

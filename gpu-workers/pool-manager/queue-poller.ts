@@ -1,0 +1,79 @@
+import { Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { Agent } from 'undici';
+import { createEngineActivities } from '../../activities/engine-activity';
+import type { PoolConfig } from '../../core/config';
+import { formatReplicaIdentity } from '../../core/ids';
+import { poolTaskQueue } from '../../core/task-queues';
+import { SlotAllocator } from '../slot-allocator';
+import type { LaunchedEngine } from './engine-launcher';
+
+export interface QueuePollerOptions {
+  readonly pool: PoolConfig;
+  readonly replicaId: string;
+  readonly namespace: string;
+  readonly connection: NativeConnection;
+  readonly internalToken: string;
+  readonly logger: Logger;
+}
+
+/** How long in-flight tasks may finish after polling stops; then Temporal retries them elsewhere. */
+const SHUTDOWN_GRACE = '5s';
+
+/**
+ * Polls the pool's task queue for one Ready engine, with as many activity slots as the engine has,
+ * so the backlog stays in Temporal matching where priority and fairness apply. A new Temporal
+ * Worker per Ready period: a replica that is not Ready does not poll at all (design §4).
+ */
+export class QueuePoller {
+  private worker: Worker | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: QueuePollerOptions) {}
+
+  /** Starts polling; the returned promise rejects only if the worker fails on its own. */
+  async start(engine: LaunchedEngine): Promise<{ failed: Promise<Error> }> {
+    const { pool, replicaId } = this.options;
+    const slots = engine.properties.totalSlots;
+    const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
+    const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const worker = await Worker.create({
+      connection: this.options.connection,
+      namespace: this.options.namespace,
+      taskQueue: poolTaskQueue(pool.id),
+      identity: formatReplicaIdentity(replica),
+      activities: createEngineActivities({
+        adapter: engine.adapter,
+        replica,
+        internalToken: this.options.internalToken,
+        dispatcher,
+        slots: new SlotAllocator(slots),
+        logger: this.options.logger,
+      }),
+      maxConcurrentActivityTaskExecutions: slots,
+      // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
+      maxEagerActivityReservationsPerWorkflowTask: 0,
+      shutdownGraceTime: SHUTDOWN_GRACE,
+    });
+    this.worker = worker;
+    let failedWith: (error: Error) => void = () => undefined;
+    const failed = new Promise<Error>((resolve) => {
+      failedWith = resolve;
+    });
+    this.running = worker
+      .run()
+      .catch((error: unknown) => failedWith(error instanceof Error ? error : new Error(String(error))))
+      .finally(() => dispatcher.close());
+    return { failed };
+  }
+
+  /** Stops polling and waits for in-flight tasks (up to the grace time). */
+  async stop(): Promise<void> {
+    const { worker, running } = this;
+    this.worker = undefined;
+    this.running = undefined;
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await running;
+  }
+}

@@ -1,0 +1,108 @@
+import type { ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
+
+/**
+ * Allowed transitions (docs/pool-lifecycle.md has the diagram). Anything else is a bug in the
+ * supervisor, so it throws rather than report a state the replica is not in.
+ */
+const TRANSITIONS: Readonly<Record<ReplicaState, readonly ReplicaState[]>> = {
+  starting: ['verifying', 'loading', 'unready', 'stopped'],
+  verifying: ['loading', 'unready', 'stopped'],
+  loading: ['self_test', 'ready', 'unready', 'stopped'],
+  self_test: ['ready', 'unready', 'stopped'],
+  ready: ['draining', 'stopped'],
+  draining: ['unready', 'stopped'],
+  unready: ['restarting', 'breaker_open', 'stopped'],
+  restarting: ['verifying', 'loading', 'unready', 'stopped'],
+  breaker_open: ['restarting', 'stopped'],
+  stopped: [],
+};
+
+/** States in which the engine process is up. */
+const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining']);
+
+export interface ReplicaIdentityFields {
+  readonly poolId: string;
+  readonly replicaId: string;
+  readonly host: string;
+  readonly mockEngine: boolean;
+}
+
+export interface TransitionDetails {
+  readonly error?: ReplicaError | undefined;
+  readonly engineVersion?: string | undefined;
+  readonly modelDigest?: string | undefined;
+  readonly nextAttemptAtMs?: number | undefined;
+  readonly cpuInferenceOverride?: boolean | undefined;
+  /** Counts this start as a restart after a failure. */
+  readonly restart?: boolean | undefined;
+}
+
+export type StatusListener = (status: ReplicaStatus) => void;
+
+/** The replica's state and everything health reports about it; listeners hear every change. */
+export class ReplicaStateMachine {
+  private current: ReplicaStatus;
+  private readonly listeners: StatusListener[] = [];
+
+  constructor(identity: ReplicaIdentityFields, private readonly now: () => number = Date.now) {
+    this.current = {
+      version: 1,
+      pool_id: identity.poolId,
+      replica_id: identity.replicaId,
+      host: identity.host,
+      state: 'starting',
+      live: false,
+      ready: false,
+      draining: false,
+      engine_version: null,
+      model_digest: null,
+      last_error: null,
+      restarts: 0,
+      breaker_open: false,
+      next_attempt_at: null,
+      cpu_inference_override: false,
+      mock_engine: identity.mockEngine,
+      updated_at: new Date(this.now()).toISOString(),
+    };
+  }
+
+  get status(): ReplicaStatus {
+    return this.current;
+  }
+
+  get state(): ReplicaState {
+    return this.current.state;
+  }
+
+  onChange(listener: StatusListener): void {
+    this.listeners.push(listener);
+  }
+
+  canTransition(to: ReplicaState): boolean {
+    return TRANSITIONS[this.current.state].includes(to);
+  }
+
+  transition(to: ReplicaState, details: TransitionDetails = {}): ReplicaStatus {
+    const from = this.current.state;
+    if (!this.canTransition(to)) throw new Error(`replica ${this.current.replica_id}: illegal transition ${from} → ${to}`);
+    const previous = this.current;
+    this.current = {
+      ...previous,
+      state: to,
+      live: LIVE_STATES.has(to),
+      ready: to === 'ready',
+      draining: to === 'draining',
+      engine_version: details.engineVersion ?? previous.engine_version,
+      model_digest: details.modelDigest ?? previous.model_digest,
+      // The last error stays visible after recovery (OC-POOL-3003): health shows the last cause.
+      last_error: details.error ?? previous.last_error,
+      restarts: previous.restarts + (details.restart === true ? 1 : 0),
+      breaker_open: to === 'breaker_open',
+      next_attempt_at: details.nextAttemptAtMs !== undefined ? new Date(details.nextAttemptAtMs).toISOString() : null,
+      cpu_inference_override: details.cpuInferenceOverride ?? previous.cpu_inference_override,
+      updated_at: new Date(this.now()).toISOString(),
+    };
+    for (const listener of this.listeners) listener(this.current);
+    return this.current;
+  }
+}

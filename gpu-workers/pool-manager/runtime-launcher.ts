@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { PoolConfig } from '../../core/config';
+import { startEngineRuntime } from '../engine-runtime';
+import type { EngineLauncher, LaunchedEngine, LaunchProgress } from './engine-launcher';
+import type { ReplicaFailure } from './replica-failure';
+
+/**
+ * The `mock` and `external` runtimes: no model file or process of ours to check, so the engine is
+ * Ready once healthy. The mock is a test double, not inference, so ORCH-1101 does not apply; an
+ * external engine's host is checked by whoever runs it.
+ */
+export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineLauncher {
+  return {
+    mockEngine: pool.engine_runtime.kind === 'mock',
+    checkHost: () => Promise.resolve({ cpuInference: false }),
+    async launch(progress: LaunchProgress): Promise<LaunchedEngine> {
+      progress.enter('loading');
+      const runtime = await startEngineRuntime(pool, logger);
+      return {
+        adapter: runtime.adapter,
+        properties: runtime.properties,
+        mockEngine: runtime.mockEngine,
+        modelDigest: undefined,
+        pid: undefined,
+        failed: new Promise<ReplicaFailure>(() => undefined),
+        stop: () => runtime.stop(),
+      };
+    },
+  };
+}
