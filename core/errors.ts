@@ -1,6 +1,6 @@
 /**
  * The closed set of error codes (ORCH-2006, OC-CTRL-2030), plus the three the [R] refinement added
- * (DEADLINE_UNMET, MODEL_DEPRECATED, UNTRUSTED_ARTIFACT). Codes are append-only; a retired code is
+ * (DEADLINE_UNMET, MODEL_DEPRECATED, UNTRUSTED_ARTIFACT) and llama-orch's two auth codes. Codes are append-only; a retired code is
  * never reused. Every code is listed in .specs/errors.md, and a test keeps the two in step.
  */
 export const ErrorCode = {
@@ -16,6 +16,10 @@ export const ErrorCode = {
   DEADLINE_UNMET: 'DEADLINE_UNMET',
   MODEL_DEPRECATED: 'MODEL_DEPRECATED',
   UNTRUSTED_ARTIFACT: 'UNTRUSTED_ARTIFACT',
+  /** No API key, or one that is not known (ORCH-3035): 401. llama-orch's own; the contract declares a bare 401. */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** A known key without the scope the route needs (data or control plane): 403. */
+  FORBIDDEN: 'FORBIDDEN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -46,6 +50,8 @@ export const ERROR_TRAITS: Readonly<Record<ErrorCode, ErrorCodeTraits>> = {
   DECODE_TIMEOUT: { httpStatus: 500, retriable: true, message: 'timeout' },
   WORKER_RESET: { httpStatus: 500, retriable: true, message: 'reset' },
   INTERNAL: { httpStatus: 500, retriable: false, message: 'internal' },
+  UNAUTHENTICATED: { httpStatus: 401, retriable: false, message: 'missing or unknown API key' },
+  FORBIDDEN: { httpStatus: 403, retriable: false, message: 'the API key lacks the scope this route needs' },
 };
 
 export interface OrchErrorDetails {

@@ -1,0 +1,98 @@
+import type { OrchConfig } from '../../core/config';
+import { ErrorCode, OrchError } from '../../core/errors';
+import { SECURITY_DEFAULTS } from '../../core/security-config';
+import type { PoolLedger } from './pool-ledger';
+
+type QuotaConfig = OrchConfig['quotas'];
+
+interface Reservation {
+  readonly tenant: string;
+  readonly poolId: string;
+  readonly memoryBytes: number;
+}
+
+export interface TenantUsage {
+  readonly jobs: number;
+  readonly memoryBytes: number;
+}
+
+/** Quota answers carry this hint: a slot frees when one of the tenant's own jobs ends. */
+const QUOTA_RETRY_AFTER_MS = 1_000;
+
+/**
+ * Per-tenant quotas (ORCH-3036): concurrent jobs (queued + running) and the KV + scratch memory they
+ * reserve (ctx × kv_bytes_per_token + scratch_bytes_per_job each). The pool ledger is the record of which
+ * tasks are still alive on this gateway; a reservation whose task left the ledger is released. Other
+ * gateways' jobs are not counted: with N gateways a tenant can reach N × its quota (docs/operations.md).
+ */
+export class TenantQuotas {
+  private readonly reservations = new Map<string, Reservation>();
+  /** Tenants that reserved here, so their gauges read 0 when idle instead of vanishing. */
+  private readonly knownTenants = new Set<string>();
+
+  constructor(
+    private readonly config: QuotaConfig,
+    private readonly ledger: Pick<PoolLedger, 'has'>,
+  ) {}
+
+  memoryOf(ctx: number): number {
+    return ctx * this.config.kv_bytes_per_token + this.config.scratch_bytes_per_job;
+  }
+
+  /**
+   * Admits the task under its tenant's quota or throws 429 ADMISSION_REJECT (`policy_label: tenant-quota`).
+   * Must run synchronously just before the ledger records the task, so no release can slip in between.
+   */
+  reserve(tenant: string, poolId: string, taskId: string, ctx: number, engine: string): void {
+    this.prune();
+    const limits = this.limitsOf(tenant);
+    const usage = this.usageOf(tenant);
+    const memoryBytes = this.memoryOf(ctx);
+    const details = { engine, poolId, retryAfterMs: QUOTA_RETRY_AFTER_MS, policyLabel: 'tenant-quota' };
+    if (limits.maxJobs !== undefined && usage.jobs + 1 > limits.maxJobs) {
+      throw new OrchError(ErrorCode.ADMISSION_REJECT, `tenant ${tenant} is at its quota of ${limits.maxJobs} concurrent jobs`, details);
+    }
+    if (limits.maxMemoryBytes !== undefined && usage.memoryBytes + memoryBytes > limits.maxMemoryBytes) {
+      throw new OrchError(
+        ErrorCode.ADMISSION_REJECT,
+        `tenant ${tenant} would reserve ${usage.memoryBytes + memoryBytes} bytes of KV + scratch, over its quota of ${limits.maxMemoryBytes}`,
+        details,
+      );
+    }
+    this.reservations.set(taskId, { tenant, poolId, memoryBytes });
+    this.knownTenants.add(tenant);
+  }
+
+  usage(): Map<string, TenantUsage> {
+    this.prune();
+    const usage = new Map<string, TenantUsage>([...this.knownTenants].map((tenant) => [tenant, { jobs: 0, memoryBytes: 0 }]));
+    for (const reservation of this.reservations.values()) {
+      const current = usage.get(reservation.tenant) ?? { jobs: 0, memoryBytes: 0 };
+      usage.set(reservation.tenant, { jobs: current.jobs + 1, memoryBytes: current.memoryBytes + reservation.memoryBytes });
+    }
+    return usage;
+  }
+
+  private usageOf(tenant: string): TenantUsage {
+    return this.usage().get(tenant) ?? { jobs: 0, memoryBytes: 0 };
+  }
+
+  private limitsOf(tenant: string): { maxJobs: number | undefined; maxMemoryBytes: number | undefined } {
+    // Unset falls back to the default entry, then to SECURITY_DEFAULTS; an explicit null means unbounded.
+    const own = this.config.tenants.find((entry) => entry.tenant === tenant);
+    const pick = (ownValue: number | null | undefined, defaultValue: number | null | undefined, builtIn: number): number | undefined => {
+      const value = ownValue !== undefined ? ownValue : defaultValue !== undefined ? defaultValue : builtIn;
+      return value ?? undefined;
+    };
+    return {
+      maxJobs: pick(own?.max_concurrent_jobs, this.config.default.max_concurrent_jobs, SECURITY_DEFAULTS.maxConcurrentJobs),
+      maxMemoryBytes: pick(own?.max_memory_bytes, this.config.default.max_memory_bytes, SECURITY_DEFAULTS.maxMemoryBytes),
+    };
+  }
+
+  private prune(): void {
+    for (const [taskId, reservation] of this.reservations) {
+      if (!this.ledger.has(reservation.poolId, taskId)) this.reservations.delete(taskId);
+    }
+  }
+}

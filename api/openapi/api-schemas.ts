@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { ENGINES } from '../../core/engines';
+import { ERROR_CODES } from '../../core/errors';
+
+/**
+ * Response shapes of the public API as zod schemas: the OpenAPI document is generated from these and
+ * from core/task-request.ts (ORCH-3044), and the contract test validates live responses with them.
+ */
+export const AdmissionResponseSchema = z.strictObject({
+  task_id: z.uuid(),
+  queue_position: z.int().min(0),
+  predicted_start_ms: z.int().min(0),
+  backoff_ms: z.int().min(0),
+});
+
+export const ErrorEnvelopeSchema = z
+  .strictObject({
+    code: z.enum(ERROR_CODES),
+    message: z.string(),
+    engine: z.enum(ENGINES).optional(),
+    pool_id: z.string().optional(),
+    retriable: z.boolean(),
+    retry_after_ms: z.int().min(0).optional(),
+    policy_label: z.string().optional(),
+  })
+  .meta({ 'x-req-id': ['ORCH-2006', 'OC-CTRL-2030', 'OC-CTRL-2031'] });
+
+export const PoolHealthSchema = z.object({
+  live: z.boolean(),
+  ready: z.boolean(),
+  draining: z.boolean(),
+  /** OC-POOL-3003: the last error cause, kept after recovery; null when there is none. */
+  last_error: z.string().nullable(),
+  metrics: z.record(z.string(), z.unknown()),
+});
+
+/** SSE payloads (spec §2.7 [R]); informative in the document as `x-sse-events`. */
+export const SseEventSchemas = {
+  started: z.object({ queue_position: z.int().min(0), predicted_start_ms: z.int().min(0) }),
+  token: z.object({ t: z.string(), i: z.int().min(0) }),
+  metrics: z.record(z.string(), z.unknown()),
+  end: z.object({ tokens_out: z.int().min(0), decode_ms: z.number().min(0), canceled: z.boolean().optional() }),
+  error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), engine: z.enum(ENGINES).optional() }),
+} as const;

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { stringify } from 'yaml';
+import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
+import { TaskRequestSchema } from '../../core/task-request';
+import { AdmissionResponseSchema, ErrorEnvelopeSchema, PoolHealthSchema, SseEventSchemas } from './api-schemas';
+
+/** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
+export const OPENAPI_FILE = '.specs/openapi.yaml';
+export const OPENAPI_PATH = '/v1/openapi.json';
+
+type JsonObject = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType): JsonObject {
+  // Refinements (the prompt's byte bound, "a completion needs a prompt") cannot be stated in JSON Schema.
+  const json = z.toJSONSchema(schema, { target: 'openapi-3.0', unrepresentable: 'any', io: 'input' }) as JsonObject;
+  delete json['$schema'];
+  return json;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ref('ErrorEnvelope') } } });
+const correlationHeaders = { 'X-Correlation-Id': { $ref: '#/components/headers/XCorrelationId' } };
+
+/** The typed errors a route can answer, as OpenAPI responses keyed by status (several codes may share one). */
+function errorResponses(statuses: readonly number[]): JsonObject {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const [code, traits] of Object.entries(ERROR_TRAITS) as [ErrorCode, (typeof ERROR_TRAITS)[ErrorCode]][]) {
+    byStatus.set(traits.httpStatus, [...(byStatus.get(traits.httpStatus) ?? []), code]);
+  }
+  const responses: JsonObject = {};
+  for (const status of statuses) {
+    const codes = status === 404 ? ['INVALID_PARAMS (the resource does not exist)'] : (byStatus.get(status) ?? []);
+    const response: JsonObject = { ...errorResponse(`ErrorEnvelope: ${codes.join(', ')}`), headers: correlationHeaders };
+    if (status === 429 || status === 503) {
+      response['headers'] = {
+        ...correlationHeaders,
+        'Retry-After': { schema: { type: 'string', pattern: '^[0-9]+$' }, description: 'Seconds, at least 1, when the body has retry_after_ms.' },
+        'X-Backoff-Ms': { schema: { type: 'integer', format: 'int64', minimum: 0 }, description: 'Milliseconds, when the body has retry_after_ms.' },
+      };
+    }
+    responses[String(status)] = response;
+  }
+  return responses;
+}
+
+const AUTH_ERRORS = [401, 403] as const;
+
+/**
+ * The public API (OrchQueue v1 as implemented), generated from the zod schemas the routes validate with.
+ * Served at GET /v1/openapi.json and written to .specs/openapi.yaml. Append a path here with its route.
+ */
+export function buildOpenApiDocument(): JsonObject {
+  const taskIdParameter = { $ref: '#/components/parameters/TaskId' };
+  const correlationParameter = { $ref: '#/components/parameters/XCorrelationId' };
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'llama-orch — OrchQueue v1',
+      version: '1.0.0',
+      description:
+        'Generated from the zod schemas by cli/generate-openapi.ts; do not edit by hand. Every /v1 route but this document needs an API key ' +
+        '(Authorization: Bearer <key>, or X-API-Key) with the scope of its plane: data (tasks) or control (pools).',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
+    paths: {
+      '/v1/tasks': {
+        post: {
+          operationId: 'createTask',
+          'x-req-id': ['ORCH-2001', 'ORCH-2007', 'ORCH-2008', 'ORCH-3035', 'ORCH-3036'],
+          parameters: [correlationParameter],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('TaskRequest') } } },
+          responses: {
+            '202': { description: 'Admitted', headers: correlationHeaders, content: { 'application/json': { schema: ref('AdmissionResponse') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 429, 500, 503]),
+          },
+        },
+      },
+      '/v1/tasks/{id}/stream': {
+        get: {
+          operationId: 'streamTask',
+          'x-req-id': ['ORCH-2002'],
+          parameters: [taskIdParameter, correlationParameter, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+          responses: {
+            '200': {
+              description: 'SSE stream: started, token*, metrics*, then end or error',
+              headers: correlationHeaders,
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+              'x-sse-events': Object.fromEntries(Object.entries(SseEventSchemas).map(([name, schema]) => [name, schemaOf(schema)])),
+            },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500]),
+          },
+        },
+      },
+      '/v1/tasks/{id}/cancel': {
+        post: {
+          operationId: 'cancelTask',
+          'x-req-id': ['ORCH-2003', 'ORCH-3026'],
+          parameters: [taskIdParameter, correlationParameter],
+          responses: { '204': { description: 'Cancelled; no token follows', headers: correlationHeaders }, ...errorResponses([400, ...AUTH_ERRORS, 404, 500]) },
+        },
+      },
+      '/v1/pools/{id}/health': {
+        get: {
+          operationId: 'getPoolHealth',
+          'x-req-id': ['ORCH-2103'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1, maxLength: 128 } }, correlationParameter],
+          responses: {
+            '200': { description: 'Pool health', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolHealth') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500]),
+          },
+        },
+      },
+      [OPENAPI_PATH]: {
+        get: {
+          operationId: 'getOpenApiDocument',
+          'x-req-id': ['ORCH-3044'],
+          security: [],
+          responses: { '200': { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
+      },
+    },
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key bound to a tenant and scopes (ORCH-3035).' },
+        apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
+      parameters: {
+        XCorrelationId: { name: 'X-Correlation-Id', in: 'header', required: false, schema: { type: 'string', maxLength: 128 } },
+        TaskId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+      },
+      headers: {
+        XCorrelationId: { schema: { type: 'string' }, description: 'Echoed from the request when well-formed, else a new UUIDv4 (OC-CTRL-2052).' },
+      },
+      schemas: {
+        TaskRequest: schemaOf(TaskRequestSchema),
+        AdmissionResponse: schemaOf(AdmissionResponseSchema),
+        ErrorEnvelope: schemaOf(ErrorEnvelopeSchema),
+        PoolHealth: schemaOf(PoolHealthSchema),
+      },
+    },
+    'x-generated': true,
+  };
+}
+
+export function renderOpenApiYaml(): string {
+  return `# Generated by \`npm run openapi\` (cli/generate-openapi.ts) from the zod schemas. Do not edit.\n${stringify(buildOpenApiDocument(), { lineWidth: 0, aliasDuplicateObjects: false })}`;
+}

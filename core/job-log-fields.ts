@@ -1,0 +1,20 @@
+import type { TaskWorkflowInput } from './task-workflow-contract';
+
+/**
+ * The ORCH-3027 identity fields a job's log lines carry wherever they are written (gateway, pool worker):
+ * pino child bindings, so each line of the job has them without repeating them at each call.
+ */
+export function jobLogBindings(input: Pick<TaskWorkflowInput, 'request' | 'poolId' | 'clientId'>, replica: { readonly replicaId: string; readonly engineVersion: string }) {
+  return {
+    job_id: input.request.task_id,
+    session_id: input.request.session_id,
+    client_id: input.clientId,
+    engine: input.request.engine,
+    pool_id: input.poolId,
+    replica_id: replica.replicaId,
+    model_id: input.request.model_ref,
+    ctx: input.request.ctx,
+    engine_version: replica.engineVersion,
+    sampler_profile_version: input.request.sampler_profile_version,
+  };
+}
