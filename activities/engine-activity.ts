@@ -3,6 +3,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
+import { jobLogBindings } from '../core/job-log-fields';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
@@ -42,7 +43,8 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const { attempt } = context.info;
     const { request, timeouts } = workflow;
     const taskId = request.task_id;
-    const log = dependencies.logger.child({ job_id: taskId, attempt });
+    // ORCH-3027: every line of the job carries its identity (job, session, client, pool, replica, model, …).
+    const log = dependencies.logger.child({ ...jobLogBindings(workflow, replica), attempt });
     const queueTimeMs = Math.max(0, Date.now() - workflow.admittedAtMs);
 
     const abort = new AbortController();

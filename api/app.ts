@@ -1,9 +1,11 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { ErrorCode, hasErrorCode, OrchError } from '../core/errors';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { ENGINES } from '../core/engines';
+import { ErrorCode, ERROR_TRAITS, hasErrorCode, OrchError, type OrchErrorDetails } from '../core/errors';
 import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
 import { sendError } from './error-envelope';
 import type { GatewayContext } from './gateway-context';
 import { registerInternalRoutes } from './routes/internal';
+import { registerObservabilityRoutes } from './routes/observability';
 import { registerPoolRoutes } from './routes/pools';
 import { registerTaskRoutes } from './routes/tasks';
 
@@ -19,26 +21,62 @@ export function buildApp(context: GatewayContext): FastifyInstance {
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: correlationIdOf,
     keepAliveTimeout: 65_000,
+    // A malformed URL or an over-long path parameter is the client's mistake: a typed 400, not Fastify's own body
+    // (found by the schemathesis run, test/integration/api-fuzz.test.ts).
+    frameworkErrors: (error, request, reply) => {
+      reply.header(CORRELATION_HEADER, request.id);
+      void sendError(reply, new OrchError(ErrorCode.INVALID_PARAMS, error.message));
+    },
   });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header(CORRELATION_HEADER, request.id);
   });
 
+  context.auth.register(app);
+
   app.setErrorHandler((error: FastifyError | OrchError, request, reply) => {
-    if (hasErrorCode(error)) return sendError(reply, error);
-    if (isClientError(error)) return sendError(reply, new OrchError(ErrorCode.INVALID_PARAMS, error.message));
-    request.log.error({ err: error }, 'unhandled error');
-    return sendError(reply, new OrchError(ErrorCode.INTERNAL));
+    const typed: TypedError | undefined = hasErrorCode(error)
+      ? error
+      : isClientError(error)
+        ? new OrchError(ErrorCode.INVALID_PARAMS, error.message)
+        : undefined;
+    if (!typed) request.log.error({ err: error }, 'unhandled error');
+    const sent = typed ?? new OrchError(ErrorCode.INTERNAL);
+    countError(context, request, sent);
+    return sendError(reply, sent);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new OrchError(ErrorCode.INVALID_PARAMS, `no route ${request.method} ${request.url}`, { notFound: true })),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const error = new OrchError(ErrorCode.INVALID_PARAMS, `no route ${request.method} ${request.url.split('?', 1)[0] ?? ''}`, { notFound: true });
+    countError(context, request, error);
+    return sendError(reply, error);
+  });
 
   registerTaskRoutes(app, context);
   registerPoolRoutes(app, context);
   registerInternalRoutes(app, context);
+  registerObservabilityRoutes(app, context);
   return app;
+}
+
+/** errors_total for every typed answer; tasks_rejected_total and backpressure for refused submissions. */
+function countError(context: GatewayContext, request: FastifyRequest, error: TypedError): void {
+  context.telemetry.httpError(error.code);
+  const isSubmission = request.method === 'POST' && request.routeOptions.url === '/v1/tasks';
+  const status = ERROR_TRAITS[error.code].httpStatus;
+  // Auth failures are not admission decisions, and a body without a valid engine has no `engine` label
+  // value (an "unknown" would take one of the label's 4 budgeted values): both count only in errors_total.
+  const engine = error.details?.engine ?? engineOf(request.body);
+  if (isSubmission && status !== 401 && status !== 403 && engine !== undefined) {
+    context.telemetry.rejected(engine, error.code, error.details?.policyLabel, status);
+  }
+}
+
+type TypedError = { readonly code: ErrorCode; readonly message: string; readonly details?: OrchErrorDetails };
+
+function engineOf(body: unknown): string | undefined {
+  const engine = typeof body === 'object' && body !== null ? (body as { engine?: unknown }).engine : undefined;
+  return (ENGINES as readonly unknown[]).includes(engine) ? (engine as string) : undefined;
 }
 
 /** Malformed JSON, a wrong content type, an oversized body, a zod failure: the client's mistake. */

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { ERROR_TRAITS, type ErrorCode, type OrchError } from '../core/errors';
+import { ErrorCode, ERROR_TRAITS, type OrchError } from '../core/errors';
 
 export interface ErrorEnvelope {
   readonly code: ErrorCode;
@@ -24,6 +24,8 @@ export function sendError(reply: FastifyReply, error: Pick<OrchError, 'code' | '
     retry_after_ms: retryAfterMs,
     policy_label: policyLabel,
   };
+  // RFC 9110: a 401 names the scheme the client should use.
+  if (error.code === ErrorCode.UNAUTHENTICATED) reply.header('www-authenticate', 'Bearer realm="llama-orch"');
   if (retryAfterMs !== undefined) {
     reply.header('retry-after', String(Math.max(1, Math.floor(retryAfterMs / 1000))));
     reply.header('x-backoff-ms', String(retryAfterMs));

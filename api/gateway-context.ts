@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
 import type { AdmissionController } from './admission/admission-controller';
 import type { PoolLedger } from './admission/pool-ledger';
+import type { Authenticator } from './auth/authenticator';
+import type { JobTelemetry } from './observability/job-telemetry';
+import type { OrchMetrics } from './observability/metrics';
 import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
@@ -13,6 +16,11 @@ export interface GatewayContext {
   readonly hub: StreamHub;
   readonly ledger: PoolLedger;
   readonly admission: AdmissionController;
+  /** API keys → tenant and scopes (ORCH-3035); the tenant is the client identity. */
+  readonly auth: Authenticator;
+  readonly metrics: OrchMetrics;
+  /** Job lifecycle → ORCH-3027 log lines and the lint metrics. */
+  readonly telemetry: JobTelemetry;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

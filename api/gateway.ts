@@ -10,6 +10,11 @@ import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
+import { AdmissionGuards } from './admission/admission-guards';
+import { TenantQuotas } from './admission/tenant-quota';
+import { loadApiKeys } from './auth/api-keys';
+import { Authenticator } from './auth/authenticator';
+import { createGatewayObservability, registerGatewayCollectors } from './observability/gateway-observability';
 
 /** How often each gateway reads the pool queues' backlog from Temporal (the cross-gateway queue bound). */
 const BACKLOG_REFRESH_MS = 250;
@@ -53,6 +58,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await Promise.all([...policies.values()].map((policy) => policy.close()));
     throw error;
   }
+  const observability = createGatewayObservability(config, options.logger);
+  const quotas = new TenantQuotas(config.quotas, ledger);
   const admission = new AdmissionController({
     ledger,
     backlog,
@@ -60,7 +67,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     policies,
     slotsByPool: new Map(config.pools.map((pool) => [pool.id, configuredSlots(pool)])),
     logger: options.logger,
+    guards: new AdmissionGuards(observability.breaker, quotas),
   });
+  registerGatewayCollectors(config, observability, {
+    depth: (poolId) => admission.depth(poolId),
+    readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,
+    quotas,
+  });
+  const keys = loadApiKeys(config, { configDir: options.configDir ?? process.cwd() });
+  const auth = new Authenticator(config.auth.mode, keys);
+  if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
+  else options.logger.warn('API key authentication is DISABLED by config (auth.mode: disabled); X-Client-Id names clients unchecked');
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
@@ -70,6 +87,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     hub,
     ledger,
     admission,
+    auth,
+    metrics: observability.metrics,
+    telemetry: observability.telemetry,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -89,6 +109,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     close: async () => {
       hub.close();
       backlog.stop();
+      observability.stop();
       await app.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));
     },

@@ -9,6 +9,8 @@ export interface StreamAdmission {
   readonly requestDigest: string;
   readonly poolId: string;
   readonly admission: { readonly queuePosition: number; readonly predictedStartMs: number };
+  /** The tenant that submitted the task; only it may stream or cancel it (ORCH-3035). */
+  readonly tenant?: string | undefined;
 }
 
 /**
@@ -26,6 +28,7 @@ export class TaskStream {
   readonly requestDigest: string;
   readonly poolId: string;
   readonly admission: StreamAdmission['admission'];
+  readonly tenant: string | undefined;
   private readonly frames: SseFrame[] = [];
   private readonly replayCapacity: number;
   private readonly tokenTexts: string[] = [];
@@ -51,6 +54,7 @@ export class TaskStream {
     this.requestDigest = admission.requestDigest;
     this.poolId = admission.poolId;
     this.admission = admission.admission;
+    this.tenant = admission.tenant;
     this.taskId = taskId;
     this.engine = engine;
     this.replayCapacity = replayCapacity;

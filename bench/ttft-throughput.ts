@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   const configPath = join(workDir, 'bench.yaml');
   writeFileSync(configPath, stringify({
     data_dir: workDir,
+    // The relay's overhead is measured without API keys; auth costs one SHA-256 per request.
+    auth: { mode: 'disabled' },
     gateway: { host: '127.0.0.1', port: gatewayPort },
     pools: [{ id: 'bench', engine: 'llamacpp', model: 'mock:bench', ctx: 4096, devices: [0], engine_runtime: { kind: 'external', url: engine.url } }],
   }));

@@ -9,6 +9,8 @@ import { Client } from '@temporalio/client';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
 import { startWorkflowWorker } from '../workflows/workflow-worker';
 import { superviseChild, type SupervisedChild } from './child-supervisor';
+import { ensureDevApiKey, printDevApiKey } from './dev-api-key';
+import { provisionPools } from './provision-pools';
 import { registerSearchAttributes } from './search-attributes-registration';
 import { ensureTemporalBinary } from './temporal-binary';
 import { startDevServer, type DevServer } from './temporal-dev-server';
@@ -25,6 +27,7 @@ async function main(): Promise<void> {
   if (ignoredFields.length > 0) logger.warn({ ignored_fields: ignoredFields }, 'compat mode: unknown config fields ignored');
   const dataDir = resolve(config.data_dir);
   const internalToken = internalTokenFromEnv({ mintIfMissing: true });
+  const devApiKey = config.auth.mode === 'enabled' && config.auth.dev_key ? ensureDevApiKey(config) : undefined;
 
   let devServer: DevServer | undefined;
   let address = temporalAddress(config);
@@ -48,6 +51,8 @@ async function main(): Promise<void> {
   const workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken, logger });
   const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true });
 
+  // The llama-server build and the models, into the cache with progress, before any replica needs them.
+  await provisionPools(config);
   const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
   const children: SupervisedChild[] = config.pools.flatMap((pool) =>
     Array.from({ length: pool.replicas }, (_unused, replicaIndex) =>
@@ -61,6 +66,7 @@ async function main(): Promise<void> {
   );
 
   printBanner(gateway.url, devServer?.uiUrl, address, config.pools[0]);
+  if (devApiKey) printDevApiKey(devApiKey, gateway.url);
   onShutdownSignal(logger, async () => {
     await Promise.all(children.map((child) => child.stop()));
     await gateway.close();
@@ -74,8 +80,8 @@ function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string
   const example = pool
     ? [
         `  TASK=$(cat /proc/sys/kernel/random/uuid)`,
-        `  curl -s -X POST ${apiUrl}/v1/tasks -H 'content-type: application/json' -d '{"task_id":"'$TASK'","session_id":"'$(cat /proc/sys/kernel/random/uuid)'","workload":"completion","model_ref":"${pool.model}","engine":"${pool.engine}","ctx":2048,"priority":"interactive","prompt":"Hello","max_tokens":32,"deadline_ms":30000}'`,
-        `  curl -N ${apiUrl}/v1/tasks/$TASK/stream`,
+        `  curl -s -X POST ${apiUrl}/v1/tasks -H "Authorization: Bearer $ORCH_API_KEY" -H 'content-type: application/json' -d '{"task_id":"'$TASK'","session_id":"'$(cat /proc/sys/kernel/random/uuid)'","workload":"completion","model_ref":"${pool.model}","engine":"${pool.engine}","ctx":2048,"priority":"interactive","prompt":"Hello","max_tokens":32,"deadline_ms":30000}'`,
+        `  curl -N -H "Authorization: Bearer $ORCH_API_KEY" ${apiUrl}/v1/tasks/$TASK/stream`,
       ].join('\n')
     : '';
   process.stderr.write(

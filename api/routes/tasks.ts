@@ -5,6 +5,7 @@ import { ErrorCode, OrchError } from '../../core/errors';
 import { taskWorkflowId } from '../../core/ids';
 import { TaskRequestSchema, type AdmissionResponse } from '../../core/task-request';
 import { EVICTION_REASON, type TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { assertOwnsTask } from '../auth/task-ownership';
 import { defaultSeed } from '../default-seed';
 import type { GatewayContext } from '../gateway-context';
 import { selectPool } from '../pool-selection';
@@ -14,8 +15,6 @@ import { toSseFrame } from '../sse-frames';
 import { requestDigest, startTaskWorkflow } from '../task-starter';
 
 const TaskIdParamsSchema = z.object({ id: z.uuid() });
-const CLIENT_ID_HEADER = 'x-client-id';
-const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,64}$/;
 
 /** The data plane (spec §2.2): submit, stream, cancel. */
 export function registerTaskRoutes(app: FastifyInstance, context: GatewayContext): void {
@@ -32,9 +31,10 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     throw new OrchError(ErrorCode.INVALID_PARAMS, `${where}${issue?.message ?? 'invalid TaskRequest'}`);
   }
   const taskRequest = parsed.data;
-  const digest = requestDigest(taskRequest);
+  const clientId = context.auth.clientIdOf(request);
+  // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task.
+  const digest = requestDigest({ ...taskRequest, tenant: clientId });
   const pool = selectPool(context.config, taskRequest);
-  const clientId = clientIdOf(request);
 
   const existing = context.hub.get(taskRequest.task_id);
   if (existing) {
@@ -58,7 +58,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     timeouts: resolvePoolTimeouts(pool),
     streamSinkUrl: context.internalUrl,
   };
-  context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id });
+  context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
 
   let outcome;
   try {
@@ -81,6 +81,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
   }
   if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
+  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: input.request.sampler_profile_version, prompt: taskRequest.prompt });
   request.log.info(
     {
       job_id: taskRequest.task_id,
@@ -101,6 +102,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
 
 async function streamTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
   const { id: taskId } = parseTaskIdParams(request.params);
+  await assertOwnsTask(context, taskId, context.auth.clientIdOf(request));
   const lastEventId = parseLastEventId(request.headers['last-event-id']);
   const live = context.hub.get(taskId);
   if (live) {
@@ -126,6 +128,7 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
 
 async function cancelTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const { id: taskId } = parseTaskIdParams(request.params);
+  await assertOwnsTask(context, taskId, context.auth.clientIdOf(request));
   const live = context.hub.get(taskId);
   // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026).
   live?.cancel();
@@ -141,6 +144,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
     }
   }
   if (live) context.ledger.finished(live.poolId, taskId);
+  context.telemetry.cancelled(taskId, 'client');
   request.log.info({ job_id: taskId }, 'task cancelled');
   return reply.code(204).send();
 }
@@ -151,6 +155,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
  */
 async function evictQueuedTask(context: GatewayContext, poolId: string, engine: string, victimTaskId: string, log: FastifyBaseLogger): Promise<void> {
   context.ledger.finished(poolId, victimTaskId);
+  context.telemetry.cancelled(victimTaskId, 'drop-lru');
   context.hub.get(victimTaskId)?.finish({
     type: 'error',
     code: ErrorCode.QUEUE_FULL_DROP_LRU,
@@ -180,15 +185,6 @@ function parseTaskIdParams(params: unknown): { id: string } {
 function parseLastEventId(header: string | string[] | undefined): number | undefined {
   if (typeof header !== 'string' || !/^\d{1,9}$/.test(header)) return undefined;
   return Number(header);
-}
-
-function clientIdOf(request: FastifyRequest): string {
-  const header = request.headers[CLIENT_ID_HEADER];
-  if (header === undefined) return 'anonymous';
-  if (typeof header !== 'string' || !CLIENT_ID_PATTERN.test(header)) {
-    throw new OrchError(ErrorCode.INVALID_PARAMS, 'X-Client-Id must be 1–64 letters, digits or ._:@-');
-  }
-  return header;
 }
 
 function admissionResponse(taskId: string, estimate: { queuePosition: number; predictedStartMs: number }): AdmissionResponse {

@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { taskWorkflowId } from '../../core/ids';
 import { readStream, waitFor } from '../support/sse-client';
-import { startTestStack, taskRequest, type StackOptions, type TestStack } from '../support/stack';
+import { startTestStack, taskRequest, TEST_AUTH_HEADERS, type StackOptions, type TestStack } from '../support/stack';
 
 const stacks: TestStack[] = [];
 afterAll(async () => {
@@ -18,7 +18,7 @@ async function queuedStack(options: StackOptions): Promise<TestStack> {
 async function submit(baseUrl: string, body: Record<string, unknown>, headers: Record<string, string> = {}) {
   const response = await request(`${baseUrl}/v1/tasks`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...TEST_AUTH_HEADERS, ...headers },
     body: JSON.stringify(body),
   });
   const text = await response.body.text();
@@ -85,11 +85,12 @@ test('OC-CORE-1001: each priority class has its own bound inside the pool bound'
 test('ORCH-3006: a client over its rate limit gets 429 rate-limit; another client is unaffected', async () => {
   const stack = await queuedStack({ queue: { capacity: 50 }, priorities: [{ name: 'interactive', rate_limit_rps: 2 }] });
   const statuses = [];
-  for (let index = 0; index < 3; index += 1) statuses.push((await submit(stack.url, queued(stack), { 'x-client-id': 'greedy' })).status);
+  // The client is the API key's tenant: tenant-a is greedy, tenant-b polite.
+  for (let index = 0; index < 3; index += 1) statuses.push((await submit(stack.url, queued(stack))).status);
   expect(statuses).toEqual([202, 202, 429]);
-  const limited = await submit(stack.url, queued(stack), { 'x-client-id': 'greedy' });
+  const limited = await submit(stack.url, queued(stack));
   expect(limited.body).toEqual(expect.objectContaining({ code: 'ADMISSION_REJECT', policy_label: 'rate-limit' }));
-  expect((await submit(stack.url, queued(stack), { 'x-client-id': 'polite' })).status).toBe(202);
+  expect((await submit(stack.url, queued(stack), { authorization: `Bearer ${stack.apiKeys.tenantB}` })).status).toBe(202);
 });
 
 test('ORCH-3014 DEADLINE_UNMET: a deadline the queue cannot meet is refused before enqueue', async () => {

@@ -15,13 +15,13 @@ afterAll(async () => {
 });
 
 async function submit(body: Record<string, unknown>): Promise<void> {
-  const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.authHeaders }, body: JSON.stringify(body) });
   expect(response.statusCode).toBe(202);
   await response.body.dump();
 }
 
 async function cancel(taskId: string): Promise<number> {
-  const response = await request(`${stack.url}/v1/tasks/${taskId}/cancel`, { method: 'POST' });
+  const response = await request(`${stack.url}/v1/tasks/${taskId}/cancel`, { method: 'POST', headers: stack.authHeaders });
   await response.body.dump();
   return response.statusCode;
 }

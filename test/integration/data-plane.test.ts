@@ -16,7 +16,7 @@ afterAll(async () => {
 async function submit(body: unknown, headers: Record<string, string> = {}) {
   const response = await request(`${stack.url}/v1/tasks`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...stack.authHeaders, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.body.text();
@@ -51,7 +51,7 @@ describe('submit → queue → run → stream (ORCH-2001, ORCH-2002)', () => {
   test('ORCH-2002: the wire framing is exactly id/event/data lines and a blank line', async () => {
     const body = taskRequest(stack, { max_tokens: 2 });
     await submit(body);
-    const response = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`, { headers: { accept: 'text/event-stream' } });
+    const response = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`, { headers: { accept: 'text/event-stream', ...stack.authHeaders } });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(response.headers['cache-control']).toBe('no-cache');
@@ -159,7 +159,7 @@ describe('invalid requests (OC-CTRL-2030, ORCH-2006, ORCH-3014)', () => {
   });
 
   test('OC-CTRL-2030: a non-JSON content type → 400 INVALID_PARAMS', async () => {
-    const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+    const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'text/plain', ...stack.authHeaders }, body: 'hello' });
     expect(response.statusCode).toBe(400);
     expect(((await response.body.json()) as { code: string }).code).toBe('INVALID_PARAMS');
   });
@@ -174,10 +174,10 @@ describe('invalid requests (OC-CTRL-2030, ORCH-2006, ORCH-3014)', () => {
 describe('ids and headers', () => {
   test('unknown task ids → 404 on stream and cancel', async () => {
     const unknown = '3f8a2c1e-6b7d-4e5f-9a0b-1c2d3e4f5a6b';
-    const stream = await request(`${stack.url}/v1/tasks/${unknown}/stream`);
+    const stream = await request(`${stack.url}/v1/tasks/${unknown}/stream`, { headers: stack.authHeaders });
     expect(stream.statusCode).toBe(404);
     await stream.body.dump();
-    const cancel = await request(`${stack.url}/v1/tasks/${unknown}/cancel`, { method: 'POST' });
+    const cancel = await request(`${stack.url}/v1/tasks/${unknown}/cancel`, { method: 'POST', headers: stack.authHeaders });
     expect(cancel.statusCode).toBe(404);
     expect(((await cancel.body.json()) as { code: string }).code).toBe('INVALID_PARAMS');
   });
@@ -186,10 +186,10 @@ describe('ids and headers', () => {
     const body = taskRequest(stack, { max_tokens: 3 });
     const admitted = await submit(body, { 'x-correlation-id': 'corr-abc-123' });
     expect(admitted.headers['x-correlation-id']).toBe('corr-abc-123');
-    const sse = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`, { headers: { 'x-correlation-id': 'corr-sse' } });
+    const sse = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`, { headers: { 'x-correlation-id': 'corr-sse', ...stack.authHeaders } });
     expect(sse.headers['x-correlation-id']).toBe('corr-sse');
     await sse.body.text();
-    const cancel = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/cancel`, { method: 'POST', headers: { 'x-correlation-id': 'corr-cancel' } });
+    const cancel = await request(`${stack.url}/v1/tasks/${String(body['task_id'])}/cancel`, { method: 'POST', headers: { 'x-correlation-id': 'corr-cancel', ...stack.authHeaders } });
     expect(cancel.statusCode).toBe(204);
     expect(cancel.headers['x-correlation-id']).toBe('corr-cancel');
     const generated = await submit('{');

@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 async function submit(stack: TestStack, body: Record<string, unknown>) {
-  const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.authHeaders }, body: JSON.stringify(body) });
   return { status: response.statusCode, headers: response.headers, body: (await response.body.json()) as Record<string, unknown> };
 }
 
@@ -30,7 +30,7 @@ test('ORCH-3048 OC-POLICY-4001: the example WASI plugin decides real admission â
 
   const accepted = await submit(withBuiltin, taskRequest(withBuiltin, { ...large, max_tokens: 3000 }));
   expect(accepted.status).toBe(202);
-  await request(`${withBuiltin.url}/v1/tasks/${String(accepted.body['task_id'])}/cancel`, { method: 'POST' }).then((response) => response.body.dump());
+  await request(`${withBuiltin.url}/v1/tasks/${String(accepted.body['task_id'])}/cancel`, { method: 'POST', headers: withBuiltin.authHeaders }).then((response) => response.body.dump());
 });
 
 test('OC-POLICY-4020: a task the plugin admits runs end to end, and the admission line names the plugin that decided', async () => {

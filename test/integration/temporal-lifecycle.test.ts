@@ -23,7 +23,7 @@ async function submitAndFinish(overrides: Record<string, unknown> = {}, headers:
   const body = taskRequest(stack, overrides);
   const response = await request(`${stack.url}/v1/tasks`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...stack.authHeaders, ...headers },
     body: JSON.stringify(body),
   });
   expect(response.statusCode).toBe(202);
@@ -75,7 +75,7 @@ test('ORCH-3016: an engine that goes silent past idle_ms ends the task with DECO
   const slow = await startTestStack({ slots: 1, ttftMs: 3_000, idleMs: 300 });
   try {
     const body = taskRequest(slow, { max_tokens: 4 });
-    const response = await request(`${slow.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await request(`${slow.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...slow.authHeaders }, body: JSON.stringify(body) });
     expect(response.statusCode).toBe(202);
     await response.body.dump();
     const events = await readStream(`${slow.url}/v1/tasks/${String(body['task_id'])}/stream`).finished;
@@ -89,13 +89,13 @@ test('ORCH-3016: an engine that goes silent past idle_ms ends the task with DECO
 });
 
 test('ORCH-2103: pool health shows the ready replica and says the engine is the mock', async () => {
-  const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`);
+  const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`, { headers: stack.authHeaders });
   expect(response.statusCode).toBe(200);
   const health = (await response.body.json()) as { ready: boolean; live: boolean; metrics: Record<string, unknown> };
   expect(health).toEqual(expect.objectContaining({ live: true, ready: true, draining: false }));
   expect(health.metrics['mock_engine']).toBe(true);
   expect(health.metrics['replicas']).toEqual([expect.objectContaining({ replica_id: `${stack.poolId}-r0`, mock_engine: true })]);
-  const unknown = await request(`${stack.url}/v1/pools/nope/health`);
+  const unknown = await request(`${stack.url}/v1/pools/nope/health`, { headers: stack.authHeaders });
   expect(unknown.statusCode).toBe(404);
   await unknown.body.dump();
 });
@@ -114,10 +114,10 @@ describe('workflow replay (determinism of workflow code)', () => {
   test('a fresh completed and a fresh cancelled task replay; ORCH_RECORD_HISTORIES=1 saves them as fixtures', async () => {
     const completed = await submitAndFinish({ max_tokens: 4 });
     const cancelledBody = taskRequest(stack, { max_tokens: 400 });
-    await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(cancelledBody) }).then((response) => response.body.dump());
+    await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.authHeaders }, body: JSON.stringify(cancelledBody) }).then((response) => response.body.dump());
     const reading = readStream(`${stack.url}/v1/tasks/${String(cancelledBody['task_id'])}/stream`);
     await waitFor(() => tokensOf(reading.events).indices.length > 0, 10_000, 'a token');
-    await request(`${stack.url}/v1/tasks/${String(cancelledBody['task_id'])}/cancel`, { method: 'POST' }).then((response) => response.body.dump());
+    await request(`${stack.url}/v1/tasks/${String(cancelledBody['task_id'])}/cancel`, { method: 'POST', headers: stack.authHeaders }).then((response) => response.body.dump());
     await reading.finished;
     const bundle = readFileSync(String(process.env['ORCH_TEST_WORKFLOW_BUNDLE']), 'utf8');
     for (const [name, taskId] of [['task-completed', completed.taskId], ['task-cancelled', String(cancelledBody['task_id'])]] as const) {

@@ -33,7 +33,7 @@ function startReplicaProcess(replicaIndex: number): ChildProcess {
 }
 
 async function poolReady(): Promise<boolean> {
-  const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`);
+  const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`, { headers: stack.authHeaders });
   const health = (await response.body.json()) as { ready: boolean };
   return health.ready;
 }
@@ -44,7 +44,7 @@ test('chaos: a pool worker killed mid-stream loses nothing — the task resumes 
 
   const body = taskRequest(stack, { max_tokens: 60, seed: 1234 });
   const taskId = String(body['task_id']);
-  const admitted = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const admitted = await request(`${stack.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.authHeaders }, body: JSON.stringify(body) });
   expect(admitted.statusCode).toBe(202);
   await admitted.body.dump();
   const reading = readStream(`${stack.url}/v1/tasks/${taskId}/stream`);

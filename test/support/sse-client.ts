@@ -1,4 +1,5 @@
 import { EventSource } from 'eventsource';
+import { TEST_AUTH_HEADERS } from './stack';
 
 export interface ReceivedEvent {
   readonly event: string;
@@ -16,7 +17,10 @@ export interface StreamReading {
 
 const EVENT_NAMES = ['started', 'token', 'metrics', 'end', 'error'] as const;
 
-/** Reads a task stream with a real SSE client library (the `eventsource` package). */
+/**
+ * Reads a task stream with a real SSE client library (the `eventsource` package). Sends the test
+ * tenant's API key unless `headers` says otherwise (the test stack runs with auth on, as `npm start`).
+ */
 export function readStream(url: string, options: { lastEventId?: string; headers?: Record<string, string> } = {}): StreamReading {
   const events: ReceivedEvent[] = [];
   const source = new EventSource(url, {
@@ -25,7 +29,7 @@ export function readStream(url: string, options: { lastEventId?: string; headers
         ...init,
         headers: {
           ...(init.headers as Record<string, string>),
-          ...(options.headers ?? {}),
+          ...(options.headers ?? TEST_AUTH_HEADERS),
           ...(options.lastEventId !== undefined && !(init.headers as Record<string, string>)['Last-Event-ID']
             ? { 'Last-Event-ID': options.lastEventId }
             : {}),

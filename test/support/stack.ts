@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { startGateway, type RunningGateway } from '../../api/gateway';
+import { hashApiKey, mintApiKey } from '../../api/auth/api-keys';
 import { parseConfig, type OrchConfig } from '../../core/config';
 import { startPoolWorker, type PoolWorkerOptions, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
 import { createLogger } from '../../platform/logger';
@@ -32,6 +33,10 @@ export interface TestStack {
   readonly model: string;
   readonly client: Client;
   readonly internalToken: string;
+  /** Tenant `tenant-a`'s key (data + control scopes) as request headers; send them on every /v1 call. */
+  readonly authHeaders: Readonly<Record<string, string>>;
+  /** The raw test keys: tenant-a (data + control), tenant-b (data + control), tenant-a's data-only key. */
+  readonly apiKeys: typeof TEST_API_KEYS;
   readonly temporalAddress: string;
   readonly logs: LogCapture;
   readonly gateway: RunningGateway;
@@ -44,6 +49,17 @@ export interface TestStack {
   addGateway(): Promise<RunningGateway>;
   stop(): Promise<void>;
 }
+
+/** API keys for the test run: random per process, given to the gateway only as SHA-256 hashes (ORCH-3035). */
+export const TEST_API_KEYS = { tenantA: mintApiKey(), tenantB: mintApiKey(), tenantAData: mintApiKey() } as const;
+const TEST_AUTH_CONFIG = {
+  keys: [
+    { id: 'test-a', tenant: 'tenant-a', scopes: ['data', 'control'], sha256: hashApiKey(TEST_API_KEYS.tenantA) },
+    { id: 'test-b', tenant: 'tenant-b', scopes: ['data', 'control'], sha256: hashApiKey(TEST_API_KEYS.tenantB) },
+    { id: 'test-a-data', tenant: 'tenant-a', scopes: ['data'], sha256: hashApiKey(TEST_API_KEYS.tenantAData) },
+  ],
+};
+export const TEST_AUTH_HEADERS: Readonly<Record<string, string>> = { authorization: `Bearer ${TEST_API_KEYS.tenantA}` };
 
 /** One internal token per test process, as one deployment shares one: every stack's workers poll the same workflow queue. */
 const INTERNAL_TOKEN = randomUUID();
@@ -61,6 +77,10 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
   const { config } = parseConfig({
     ...(custom.models ? { models: custom.models } : {}),
     ...(custom.dev ? { dev: custom.dev } : {}),
+    // Auth is on in tests as in the embedded default; a test about something else may turn it off.
+    auth: custom.auth ?? TEST_AUTH_CONFIG,
+    ...(custom.quotas ? { quotas: custom.quotas } : {}),
+    ...(custom.slo ? { slo: custom.slo } : {}),
     pools: [
       {
         id: poolId,
@@ -83,6 +103,7 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
         ...(overrides.queue ? { queue: overrides.queue } : {}),
         ...(overrides.priorities ? { admission: { priorities: overrides.priorities } } : {}),
         ...(overrides.policyPlugin ? { policy_plugin: overrides.policyPlugin } : {}),
+        ...(custom.engineRuntime ? { engine_runtime: custom.engineRuntime } : {}),
       },
     ],
     streams: { replay_buffer_frames: 4096, linger_ms: 60_000 },
@@ -96,6 +117,10 @@ export interface CustomPool {
   readonly models?: readonly unknown[];
   readonly dev?: Record<string, unknown>;
   readonly engineRuntime?: Record<string, unknown>;
+  /** Top-level sections (issue 5): `auth` replaces the test keys; `quotas`, `slo` as in the config. */
+  readonly auth?: Record<string, unknown>;
+  readonly quotas?: Record<string, unknown>;
+  readonly slo?: Record<string, unknown>;
 }
 
 export interface StackOptions extends PoolOverrides {
@@ -156,6 +181,8 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     model,
     client,
     internalToken,
+    authHeaders: TEST_AUTH_HEADERS,
+    apiKeys: TEST_API_KEYS,
     temporalAddress,
     logs,
     gateway,

@@ -19,8 +19,26 @@ function problemsOf(document: unknown): readonly string[] {
 
 test('the shipped default config validates, with defaults filled in', () => {
   const { config } = loadConfigFile(join(__dirname, '..', '..', 'config', 'llama-orch.yaml'));
-  expect(config.pools[0]).toEqual(expect.objectContaining({ id: 'mock', engine: 'llamacpp', replicas: 1 }));
+  expect(config.pools.map((pool) => pool.id)).toEqual(['smollm2', 'mock']);
+  expect(config.pools[0]).toEqual(expect.objectContaining({ engine: 'llamacpp', replicas: 1, model: 'smollm2-135m-instruct-q4_1' }));
+  expect(config.pools[0]?.engine_runtime).toEqual(expect.objectContaining({ kind: 'llama-server', slots: 1 }));
+  expect(config.models).toEqual([{ ref: 'smollm2-135m-instruct-q4_1', source: { kind: 'pypi-smollm2' } }]);
   expect(Object.isFrozen(config.pools[0])).toBe(true);
+});
+
+const llamaServerPool = { ...minimalPool, model: 'tiny', engine_runtime: { kind: 'llama-server' } };
+
+test('issue 3: a llama-server pool names a model catalog entry; defaults fill the runtime, dev override off', () => {
+  const { config } = parseConfig({ models: [{ ref: 'tiny', source: { kind: 'file', path: '/m.gguf' }, sha256: 'a'.repeat(64) }], pools: [llamaServerPool] });
+  expect(config.pools[0]?.engine_runtime).toEqual(expect.objectContaining({ kind: 'llama-server', slots: 1, extra_args: [], load_timeout_ms: 120_000 }));
+  expect(config.dev).toEqual({ allow_cpu_inference: false });
+  expect(problemsOf({ pools: [llamaServerPool] })).toEqual([`pools[0].model: a llama-server pool's model must name an entry of models[] (no ref "tiny")`]);
+});
+
+test('ORCH-3037: a declared sha256 must be 64 lowercase hex digits; model refs are unique', () => {
+  const entry = { ref: 'tiny', source: { kind: 'pypi-smollm2' } };
+  expect(problemsOf({ models: [{ ...entry, sha256: 'ABC' }], pools: [llamaServerPool] })).toEqual(['models[0].sha256: 64 lowercase hex digits']);
+  expect(problemsOf({ models: [entry, entry], pools: [llamaServerPool] })).toEqual(['models[1].ref: duplicate model ref "tiny"']);
 });
 
 test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added)', () => {

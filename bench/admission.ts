@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Agent, request } from 'undici';
+import { stringify } from 'yaml';
+import { freePort } from '../cli/free-port';
+import { ensureTemporalBinary } from '../cli/temporal-binary';
+import { startDevServer, type DevServer } from '../cli/temporal-dev-server';
+import { stopProcess } from './bench-processes';
+import { median, percentile } from './stats';
+import { timeSseTokens } from './sse-timing';
+
+/**
+ * Admission under load (issue 4 item 7), in one run against a gateway, a workflow worker and a pool
+ * worker in separate processes, with the mock engine: admission latency and accepted durable tasks/s at saturation, admission → first token, the
+ * latency of a 429 under overload, and gateway memory per queued task. Auth is off here (benchmarks
+ * measure the queue, not key checks).
+ */
+const SATURATION_SECONDS = Number(process.env['BENCH_SATURATION_SECONDS'] ?? 15);
+const SUBMITTERS = Number(process.env['BENCH_SUBMITTERS'] ?? 32);
+const QUEUED_TASKS = Number(process.env['BENCH_QUEUED_TASKS'] ?? 10_000);
+const dist = resolve(__dirname, '..');
+
+async function main(): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'llama-orch-bench-admission-'));
+  let devServer: DevServer | undefined;
+  let temporalAddress = process.env['TEMPORAL_ADDRESS'];
+  if (!temporalAddress) {
+    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: true });
+    temporalAddress = devServer.address;
+  }
+  const gatewayPort = await freePort();
+  const configPath = join(workDir, 'bench.yaml');
+  writeFileSync(configPath, stringify({
+    data_dir: workDir,
+    auth: { mode: 'disabled' },
+    gateway: { host: '127.0.0.1', port: gatewayPort },
+    pools: [
+      // Fast engine, many slots: admission and Temporal are what is measured.
+      { id: 'served', engine: 'llamacpp', model: 'mock:served', ctx: 4096, devices: [0], queue: { capacity: 100_000 },
+        engine_runtime: { kind: 'mock', ttft_ms: 1, inter_token_ms: 1, slots: 64 } },
+      // No worker is started for this pool: its tasks stay queued, which the overload and memory phases need.
+      { id: 'parked', engine: 'llamacpp', model: 'mock:parked', ctx: 4096, devices: [0], queue: { capacity: QUEUED_TASKS, full_policy: 'reject' },
+        engine_runtime: { kind: 'external', url: 'http://127.0.0.1:9' } },
+    ],
+  }));
+  // The parts as separate processes (the multi-host layout), so the gateway's memory is its own.
+  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'error', ORCH_INTERNAL_TOKEN: randomUUID() };
+  const launch = (script: string, args: readonly string[] = []): ChildProcess =>
+    spawn(process.execPath, [join(dist, script), '--config', configPath, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const gateway = launch('api/gateway-main.js');
+  const workflowWorker = launch('workflows/workflow-worker-main.js');
+  const poolWorker = launch('gpu-workers/pool-worker-main.js', ['--pool', 'served']);
+  const apiUrl = `http://127.0.0.1:${gatewayPort}`;
+  const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
+  const lines: string[] = [];
+  try {
+    await waitForPool(apiUrl, dispatcher, 'served');
+
+    // 1. Saturation: closed-loop submitters, each streams its task to the end before the next.
+    const admitMs: number[] = [];
+    const firstTokenMs: number[] = [];
+    let accepted = 0;
+    const deadline = performance.now() + SATURATION_SECONDS * 1000;
+    const startedAt = performance.now();
+    await Promise.all(Array.from({ length: SUBMITTERS }, async () => {
+      while (performance.now() < deadline) {
+        const taskId = randomUUID();
+        const t0 = performance.now();
+        const status = await post(dispatcher, apiUrl, task(taskId, 'mock:served', 4));
+        admitMs.push(performance.now() - t0);
+        if (status !== 202) continue;
+        accepted += 1;
+        const stream = await request(`${apiUrl}/v1/tasks/${taskId}/stream`, { dispatcher });
+        const timing = await timeSseTokens(stream.body, t0, (event) => event === 'token');
+        firstTokenMs.push(timing.ttftMs);
+      }
+    }));
+    const elapsedS = (performance.now() - startedAt) / 1000;
+    lines.push(
+      `saturation (${SUBMITTERS} closed-loop submitters, ${SATURATION_SECONDS} s, 4-token tasks):`,
+      `  admission 202 latency   p50 ${fmt(median(admitMs))} ms   p99 ${fmt(percentile(admitMs, 0.99))} ms`,
+      `  accepted durable tasks  ${(accepted / elapsedS).toFixed(1)} /s  (${(accepted / elapsedS / 2).toFixed(1)} per core on 2 cores; target ≥ 150 per core)`,
+      `  admission → first token p50 ${fmt(median(firstTokenMs))} ms   p99 ${fmt(percentile(firstTokenMs, 0.99))} ms`,
+    );
+
+    // 2. Memory per queued task: fill the parked pool, reading the gateway process's RSS before and after.
+    const gatewayPid = gateway.pid ?? 0;
+    const rssBefore = rssBytes(gatewayPid);
+    let queued = 0;
+    const fillStarted = performance.now();
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (queued < QUEUED_TASKS) {
+        queued += 1;
+        if ((await post(dispatcher, apiUrl, task(randomUUID(), 'mock:parked', 4))) !== 202) queued -= 1;
+      }
+    }));
+    await new Promise((resolveDelay) => setTimeout(resolveDelay, 2_000));
+    const rssAfter = rssBytes(gatewayPid);
+    lines.push(
+      `memory (${queued} tasks queued in ${((performance.now() - fillStarted) / 1000).toFixed(0)} s):`,
+      `  gateway RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB: ${((rssAfter - rssBefore) / queued / 1024).toFixed(2)} KiB per queued task (target ≤ 4 KB)`,
+    );
+
+    // 3. Overload: the parked pool is full; every request must be a 429 with its headers, fast.
+    const refusalMs: number[] = [];
+    let withoutHeaders = 0;
+    let notRefused = 0;
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      for (let index = 0; index < 60; index += 1) {
+        const t0 = performance.now();
+        const response = await request(`${apiUrl}/v1/tasks`, {
+          method: 'POST', dispatcher, headers: { 'content-type': 'application/json' }, body: JSON.stringify(task(randomUUID(), 'mock:parked', 4)),
+        });
+        await response.body.dump();
+        refusalMs.push(performance.now() - t0);
+        if (response.statusCode !== 429) notRefused += 1;
+        else if (!response.headers['retry-after'] || !response.headers['x-backoff-ms']) withoutHeaders += 1;
+      }
+    }));
+    lines.push(
+      `overload (${refusalMs.length} requests at a full queue, 32 concurrent):`,
+      `  429 latency p50 ${fmt(median(refusalMs))} ms   p99 ${fmt(percentile(refusalMs, 0.99))} ms (target p99 ≤ 2 ms); not 429: ${notRefused}; 429 without headers: ${withoutHeaders}`,
+    );
+    process.stdout.write(['', 'llama-orch admission benchmark (mock engine, Temporal dev server, file-backed)', ...lines, ''].join('\n'));
+  } finally {
+    await dispatcher.close();
+    await Promise.all([gateway, workflowWorker, poolWorker].map((child) => stopProcess(child)));
+    await devServer?.stop();
+  }
+}
+
+function task(taskId: string, model: string, maxTokens: number): Record<string, unknown> {
+  return { task_id: taskId, session_id: randomUUID(), workload: 'completion', model_ref: model, engine: 'llamacpp', ctx: 2048, priority: 'interactive', prompt: 'bench', max_tokens: maxTokens, deadline_ms: 600_000 };
+}
+
+async function post(dispatcher: Agent, apiUrl: string, body: Record<string, unknown>): Promise<number> {
+  const response = await request(`${apiUrl}/v1/tasks`, { method: 'POST', dispatcher, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await response.body.dump();
+  return response.statusCode;
+}
+
+function rssBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+async function waitForPool(apiUrl: string, dispatcher: Agent, poolId: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const response = await request(`${apiUrl}/v1/pools/${poolId}/health`, { dispatcher });
+      const health = (await response.body.json()) as { ready?: boolean };
+      if (health.ready) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolveDelay) => setTimeout(resolveDelay, 250));
+  }
+  throw new Error(`pool ${poolId} did not become ready`);
+}
+
+function fmt(value: number): string {
+  return value.toFixed(1).padStart(7);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`benchmark failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
