@@ -83,6 +83,17 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
 
     const tokens: string[] = [];
     const slotId = dependencies.slots.acquire();
+    const outcomeOf = (outcome: EngineRunOutcome['outcome'], decodeMs: number, streamEnded: boolean): EngineRunOutcome => ({
+      outcome,
+      tokens,
+      tokensOut: tokens.length,
+      decodeMs,
+      queueTimeMs,
+      replicaId: replica.replicaId,
+      engineVersion: replica.engineVersion,
+      streamEnded,
+      attempt,
+    });
     // No heartbeat at start: the timeout already runs from the activity's start, and a short task then
     // costs Temporal no heartbeat write at all. The SDK coalesces these to one per 0.8 × heartbeat_ms.
     const heartbeatTimer = setInterval(() => context.heartbeat({ tokensOut: tokens.length }), Math.max(100, timeouts.heartbeatMs / 3));
@@ -109,34 +120,15 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
       await pusher?.flush();
       log.info({ tokens_out: tokens.length, decode_time_ms: decodeMs }, 'task decoded');
-      return {
-        outcome: pusher?.cancelled ? 'cancelled' : 'completed',
-        tokens,
-        tokensOut: tokens.length,
-        decodeMs,
-        queueTimeMs,
-        replicaId: replica.replicaId,
-        engineVersion: replica.engineVersion,
-        streamEnded: pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted),
-        attempt,
-      };
+      const streamEnded = pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted);
+      return outcomeOf(pusher?.cancelled ? 'cancelled' : 'completed', decodeMs, streamEnded);
     } catch (error) {
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel') {
         await confirmSlotFree(slotId, log);
         log.info({ tokens_out: tokens.length, cause: abortCause }, 'task cancelled; engine request aborted');
         if (abortCause === 'temporal-cancel') throw new CancelledFailure('cancelled');
-        return {
-          outcome: 'cancelled',
-          tokens,
-          tokensOut: tokens.length,
-          decodeMs,
-          queueTimeMs,
-          replicaId: replica.replicaId,
-          engineVersion: replica.engineVersion,
-          streamEnded: pusher?.cancelled ?? false,
-          attempt,
-        };
+        return outcomeOf('cancelled', decodeMs, pusher?.cancelled ?? false);
       }
       if (abortCause === 'idle' || abortCause === 'wall') {
         await confirmSlotFree(slotId, log);

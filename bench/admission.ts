@@ -6,8 +6,7 @@ import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { freePort } from '../cli/free-port';
-import { ensureTemporalBinary } from '../cli/temporal-binary';
-import { startDevServer, type DevServer } from '../cli/temporal-dev-server';
+import { benchTemporal, waitForPool } from './bench-temporal';
 import { stopProcess } from './bench-processes';
 import { median, percentile } from './stats';
 import { timeSseTokens } from './sse-timing';
@@ -25,12 +24,7 @@ const dist = resolve(__dirname, '..');
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'llama-orch-bench-admission-'));
-  let devServer: DevServer | undefined;
-  let temporalAddress = process.env['TEMPORAL_ADDRESS'];
-  if (!temporalAddress) {
-    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: true });
-    temporalAddress = devServer.address;
-  }
+  const { address: temporalAddress, devServer } = await benchTemporal(workDir);
   const gatewayPort = await freePort();
   const configPath = join(workDir, 'bench.yaml');
   writeFileSync(configPath, stringify({
@@ -90,13 +84,19 @@ async function main(): Promise<void> {
     const gatewayPid = gateway.pid ?? 0;
     const rssBefore = rssBytes(gatewayPid);
     let queued = 0;
+    let refusedWhileFilling = 0;
     const fillStarted = performance.now();
     await Promise.all(Array.from({ length: 64 }, async () => {
-      while (queued < QUEUED_TASKS) {
+      // Stops at the first refusal too, so a misconfigured run ends instead of spinning.
+      while (queued < QUEUED_TASKS && refusedWhileFilling === 0) {
         queued += 1;
-        if ((await post(dispatcher, apiUrl, task(randomUUID(), 'mock:parked', 4))) !== 202) queued -= 1;
+        if ((await post(dispatcher, apiUrl, task(randomUUID(), 'mock:parked', 4))) !== 202) {
+          queued -= 1;
+          refusedWhileFilling += 1;
+        }
       }
     }));
+    if (refusedWhileFilling > 0) process.stderr.write(`the parked queue refused a task after ${queued} were queued\n`);
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 2_000));
     const rssAfter = rssBytes(gatewayPid);
     lines.push(
@@ -132,8 +132,11 @@ async function main(): Promise<void> {
   }
 }
 
+/** A day's deadline: parked tasks wait behind thousands of others and must not be refused as DEADLINE_UNMET. */
+const DEADLINE_MS = 86_400_000;
+
 function task(taskId: string, model: string, maxTokens: number): Record<string, unknown> {
-  return { task_id: taskId, session_id: randomUUID(), workload: 'completion', model_ref: model, engine: 'llamacpp', ctx: 2048, priority: 'interactive', prompt: 'bench', max_tokens: maxTokens, deadline_ms: 600_000 };
+  return { task_id: taskId, session_id: randomUUID(), workload: 'completion', model_ref: model, engine: 'llamacpp', ctx: 2048, priority: 'interactive', prompt: 'bench', max_tokens: maxTokens, deadline_ms: DEADLINE_MS };
 }
 
 async function post(dispatcher: Agent, apiUrl: string, body: Record<string, unknown>): Promise<number> {
@@ -147,20 +150,6 @@ function rssBytes(pid: number): number {
   return Number(match?.[1] ?? 0) * 1024;
 }
 
-async function waitForPool(apiUrl: string, dispatcher: Agent, poolId: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const response = await request(`${apiUrl}/v1/pools/${poolId}/health`, { dispatcher });
-      const health = (await response.body.json()) as { ready?: boolean };
-      if (health.ready) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 250));
-  }
-  throw new Error(`pool ${poolId} did not become ready`);
-}
 
 function fmt(value: number): string {
   return value.toFixed(1).padStart(7);

@@ -8,8 +8,7 @@ import { stringify } from 'yaml';
 import { freePort } from '../cli/free-port';
 import { ensureLlamaServer } from '../cli/llama-server-build';
 import { DEFAULT_SYNTHETIC_MODEL_SPEC, ensureSyntheticModel, ensureTinyModel } from '../cli/model-artifacts';
-import { ensureTemporalBinary } from '../cli/temporal-binary';
-import { startDevServer, type DevServer } from '../cli/temporal-dev-server';
+import { benchTemporal, waitForPool } from './bench-temporal';
 import { buildCompletionBody } from '../gpu-workers/engines/llamacpp/completion-request-body';
 import { createLlamaCppAdapter } from '../gpu-workers/engines/llamacpp/llamacpp-adapter';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from '../gpu-workers/pool-manager/llama-server-process';
@@ -51,12 +50,7 @@ async function main(): Promise<void> {
   await waitUntilHealthy(engine, probe, 120_000);
   await probe.close();
 
-  let devServer: DevServer | undefined;
-  let temporalAddress = process.env['TEMPORAL_ADDRESS'];
-  if (!temporalAddress) {
-    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: process.env['BENCH_TEMPORAL_IN_MEMORY'] !== '1' });
-    temporalAddress = devServer.address;
-  }
+  const { address: temporalAddress, devServer } = await benchTemporal(workDir);
   const gatewayPort = await freePort();
   const configPath = join(workDir, 'bench.yaml');
   writeFileSync(configPath, stringify({
@@ -73,7 +67,7 @@ async function main(): Promise<void> {
   const apiUrl = `http://127.0.0.1:${gatewayPort}`;
   const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
   try {
-    await waitForPool(apiUrl, dispatcher);
+    await waitForPool(apiUrl, dispatcher, 'bench');
     const scenarios: Scenario[] = [
       { name: 'direct', run: (seed, prompt) => runDirect(dispatcher, engine.baseUrl, seed, prompt) },
       { name: 'orchestrated', run: (seed, prompt) => runOrchestrated(dispatcher, apiUrl, seed, prompt) },
@@ -158,20 +152,6 @@ function fmt(value: number, width = 7): string {
   return value.toFixed(1).padStart(width);
 }
 
-async function waitForPool(apiUrl: string, dispatcher: Agent): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const response = await request(`${apiUrl}/v1/pools/bench/health`, { dispatcher });
-      const health = (await response.body.json()) as { ready?: boolean };
-      if (health.ready) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 250));
-  }
-  throw new Error('the orchestrator did not become ready');
-}
 
 main().catch((error: unknown) => {
   process.stderr.write(`benchmark failed: ${error instanceof Error ? error.stack : String(error)}\n`);

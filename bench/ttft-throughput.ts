@@ -6,8 +6,7 @@ import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { freePort } from '../cli/free-port';
-import { ensureTemporalBinary } from '../cli/temporal-binary';
-import { startDevServer, type DevServer } from '../cli/temporal-dev-server';
+import { benchTemporal, waitForPool } from './bench-temporal';
 import { startListeningProcess, stopProcess } from './bench-processes';
 import { median, percentile } from './stats';
 import { postJson, timeSseTokens, type StreamTiming } from './sse-timing';
@@ -32,12 +31,7 @@ interface Scenario {
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'llama-orch-bench-'));
-  let devServer: DevServer | undefined;
-  let temporalAddress = process.env['TEMPORAL_ADDRESS'];
-  if (!temporalAddress) {
-    devServer = await startDevServer({ binary: await ensureTemporalBinary(), dataDir: workDir, port: 0, uiPort: undefined, namespace: 'default', persist: process.env['BENCH_TEMPORAL_IN_MEMORY'] !== '1' });
-    temporalAddress = devServer.address;
-  }
+  const { address: temporalAddress, devServer } = await benchTemporal(workDir);
   const engine = await startListeningProcess(join(dist, 'gpu-workers/engines/mock-llamacpp/mock-engine-main.js'), [
     '--port', '0', '--slots', '64', '--ttft-ms', String(ENGINE_TTFT_MS), '--inter-token-ms', String(ENGINE_INTER_TOKEN_MS),
   ]);
@@ -57,7 +51,7 @@ async function main(): Promise<void> {
   const apiUrl = `http://127.0.0.1:${gatewayPort}`;
   const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
   try {
-    await waitForPool(apiUrl, dispatcher);
+    await waitForPool(apiUrl, dispatcher, 'bench');
     const scenarios: Scenario[] = [
       { name: 'direct', run: (seed) => runDirect(dispatcher, engine.url, seed) },
       { name: 'orchestrated', run: (seed) => runOrchestrated(dispatcher, apiUrl, seed) },
@@ -167,20 +161,6 @@ function fmt(value: number, width = 7): string {
   return value.toFixed(1).padStart(width);
 }
 
-async function waitForPool(apiUrl: string, dispatcher: Agent): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const response = await request(`${apiUrl}/v1/pools/bench/health`, { dispatcher });
-      const health = (await response.body.json()) as { ready?: boolean };
-      if (health.ready) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 250));
-  }
-  throw new Error('the orchestrator did not become ready');
-}
 
 main().catch((error: unknown) => {
   process.stderr.write(`benchmark failed: ${error instanceof Error ? error.stack : String(error)}\n`);
