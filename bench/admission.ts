@@ -30,6 +30,8 @@ async function main(): Promise<void> {
   writeFileSync(configPath, stringify({
     data_dir: workDir,
     auth: { mode: 'disabled' },
+    // One tenant submits everything here; its default quota (1024 jobs) would cap the queue under test.
+    quotas: { default: { max_concurrent_jobs: null, max_memory_bytes: null } },
     gateway: { host: '127.0.0.1', port: gatewayPort },
     pools: [
       // Fast engine, many slots: admission and Temporal are what is measured.

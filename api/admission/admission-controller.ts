@@ -113,9 +113,7 @@ export class AdmissionController {
     const classIsTheBound = ownDepth >= classCapacity;
     const now = performance.now();
     const tasks: QueuedTask[] = ledger
-      .queuedTasks(pool.id)
-      .filter((entry) => !classIsTheBound || entry.priority === request.priority)
-      .slice(0, MAX_SNAPSHOT_TASKS)
+      .queuedTasks(pool.id, MAX_SNAPSHOT_TASKS, classIsTheBound ? request.priority : undefined)
       .map((entry) => ({ taskId: entry.taskId, tenant: entry.tenant, priority: entry.priority, ageMs: Math.round(now - entry.admittedAt), maxTokens: entry.maxTokens }));
     const slotsPerReplica = slotsPerReplicaOf(pool);
     const replicas: Replica[] = (backlog.view(pool.id)?.readyReplicas ?? []).map((identity) => ({

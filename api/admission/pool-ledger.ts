@@ -12,6 +12,9 @@ export interface QueuedEntry {
 interface PoolState {
   /** Admitted here, not yet dispatched; a Map keeps admission order, oldest first. */
   readonly queued: Map<string, QueuedEntry>;
+  /** Counts kept as tasks come and go: admission runs on every request, so it never walks the queue. */
+  readonly queuedByPriority: Record<Priority, number>;
+  readonly usageByTenant: Map<string, { queued: number; running: number }>;
   /** Dispatched task → [tenant, performance.now() at dispatch]. */
   readonly running: Map<string, { readonly tenant: string; readonly since: number }>;
   serviceMsEstimate: number;
@@ -32,36 +35,56 @@ export interface QueueEstimate {
  */
 export class PoolLedger {
   private readonly pools = new Map<string, PoolState>();
+  private readonly forgetListeners: ((taskId: string) => void)[] = [];
+
+  /** Called whenever a task leaves the ledger (ended, cancelled, evicted or refused). */
+  onForget(listener: (taskId: string) => void): void {
+    this.forgetListeners.push(listener);
+  }
 
   admitted(poolId: string, entry: QueuedEntry): void {
-    this.state(poolId).queued.set(entry.taskId, entry);
+    const state = this.state(poolId);
+    if (state.queued.has(entry.taskId)) return;
+    state.queued.set(entry.taskId, entry);
+    state.queuedByPriority[entry.priority] += 1;
+    usageOf(state, entry.tenant).queued += 1;
   }
 
   dispatched(poolId: string, taskId: string): void {
     const state = this.state(poolId);
     const entry = state.queued.get(taskId);
     if (!entry || state.running.has(taskId)) return;
-    state.queued.delete(taskId);
+    removeQueued(state, entry);
     state.running.set(taskId, { tenant: entry.tenant, since: performance.now() });
+    usageOf(state, entry.tenant).running += 1;
   }
 
   finished(poolId: string, taskId: string): void {
     const state = this.state(poolId);
-    state.queued.delete(taskId);
+    const entry = state.queued.get(taskId);
+    if (entry) removeQueued(state, entry);
     const running = state.running.get(taskId);
+    if (running) {
+      state.running.delete(taskId);
+      releaseUsage(state, running.tenant, 'running');
+    }
+    if (entry || running) for (const listener of this.forgetListeners) listener(taskId);
     if (!running) return;
-    state.running.delete(taskId);
     state.serviceMsEstimate += SERVICE_EWMA_WEIGHT * (performance.now() - running.since - state.serviceMsEstimate);
   }
 
-  queuedTasks(poolId: string): readonly QueuedEntry[] {
-    return [...this.state(poolId).queued.values()];
+  /** Queued tasks oldest first, optionally of one class, at most `limit` of them (stops walking there). */
+  queuedTasks(poolId: string, limit = Number.POSITIVE_INFINITY, priority?: Priority): QueuedEntry[] {
+    const tasks: QueuedEntry[] = [];
+    for (const entry of this.state(poolId).queued.values()) {
+      if (tasks.length >= limit) break;
+      if (priority === undefined || entry.priority === priority) tasks.push(entry);
+    }
+    return tasks;
   }
 
   queuedCount(poolId: string, priority: Priority): number {
-    let count = 0;
-    for (const entry of this.state(poolId).queued.values()) if (entry.priority === priority) count += 1;
-    return count;
+    return this.state(poolId).queuedByPriority[priority];
   }
 
   /** Whether the task is still queued or running here (tenant quotas release what left). */
@@ -74,17 +97,8 @@ export class PoolLedger {
     return this.state(poolId).running.size;
   }
 
-  tenantUsage(poolId: string): Map<string, { queued: number; running: number }> {
-    const usage = new Map<string, { queued: number; running: number }>();
-    const state = this.state(poolId);
-    const entryFor = (tenant: string) => {
-      let entry = usage.get(tenant);
-      if (!entry) usage.set(tenant, (entry = { queued: 0, running: 0 }));
-      return entry;
-    };
-    for (const queued of state.queued.values()) entryFor(queued.tenant).queued += 1;
-    for (const running of state.running.values()) entryFor(running.tenant).running += 1;
-    return usage;
+  tenantUsage(poolId: string): ReadonlyMap<string, { readonly queued: number; readonly running: number }> {
+    return this.state(poolId).usageByTenant;
   }
 
   /**
@@ -103,9 +117,33 @@ export class PoolLedger {
   private state(poolId: string): PoolState {
     let state = this.pools.get(poolId);
     if (!state) {
-      state = { queued: new Map(), running: new Map(), serviceMsEstimate: INITIAL_SERVICE_MS };
+      state = {
+        queued: new Map(),
+        queuedByPriority: { interactive: 0, batch: 0 },
+        usageByTenant: new Map(),
+        running: new Map(),
+        serviceMsEstimate: INITIAL_SERVICE_MS,
+      };
       this.pools.set(poolId, state);
     }
     return state;
   }
+}
+
+function usageOf(state: PoolState, tenant: string): { queued: number; running: number } {
+  let usage = state.usageByTenant.get(tenant);
+  if (!usage) state.usageByTenant.set(tenant, (usage = { queued: 0, running: 0 }));
+  return usage;
+}
+
+function releaseUsage(state: PoolState, tenant: string, kind: 'queued' | 'running'): void {
+  const usage = usageOf(state, tenant);
+  usage[kind] -= 1;
+  if (usage.queued === 0 && usage.running === 0) state.usageByTenant.delete(tenant);
+}
+
+function removeQueued(state: PoolState, entry: QueuedEntry): void {
+  state.queued.delete(entry.taskId);
+  state.queuedByPriority[entry.priority] -= 1;
+  releaseUsage(state, entry.tenant, 'queued');
 }

@@ -22,18 +22,22 @@ const QUOTA_RETRY_AFTER_MS = 1_000;
 /**
  * Per-tenant quotas (ORCH-3036): concurrent jobs (queued + running) and the KV + scratch memory they
  * reserve (ctx × kv_bytes_per_token + scratch_bytes_per_job each). The pool ledger is the record of which
- * tasks are still alive on this gateway; a reservation whose task left the ledger is released. Other
+ * tasks are still alive on this gateway; it tells us when a task leaves, and the reservation is released
+ * then, so a check costs O(1) however deep the queue. Other
  * gateways' jobs are not counted: with N gateways a tenant can reach N × its quota (docs/operations.md).
  */
 export class TenantQuotas {
   private readonly reservations = new Map<string, Reservation>();
+  private readonly usageByTenant = new Map<string, { jobs: number; memoryBytes: number }>();
   /** Tenants that reserved here, so their gauges read 0 when idle instead of vanishing. */
   private readonly knownTenants = new Set<string>();
 
   constructor(
     private readonly config: QuotaConfig,
-    private readonly ledger: Pick<PoolLedger, 'has'>,
-  ) {}
+    ledger: Pick<PoolLedger, 'onForget'>,
+  ) {
+    ledger.onForget((taskId) => this.release(taskId));
+  }
 
   memoryOf(ctx: number): number {
     return ctx * this.config.kv_bytes_per_token + this.config.scratch_bytes_per_job;
@@ -44,7 +48,6 @@ export class TenantQuotas {
    * Must run synchronously just before the ledger records the task, so no release can slip in between.
    */
   reserve(tenant: string, poolId: string, taskId: string, ctx: number, engine: string): void {
-    this.prune();
     const limits = this.limitsOf(tenant);
     const usage = this.usageOf(tenant);
     const memoryBytes = this.memoryOf(ctx);
@@ -59,22 +62,30 @@ export class TenantQuotas {
         details,
       );
     }
+    if (this.reservations.has(taskId)) return;
     this.reservations.set(taskId, { tenant, poolId, memoryBytes });
     this.knownTenants.add(tenant);
+    const current = this.usageByTenant.get(tenant) ?? { jobs: 0, memoryBytes: 0 };
+    this.usageByTenant.set(tenant, { jobs: current.jobs + 1, memoryBytes: current.memoryBytes + memoryBytes });
+  }
+
+  /** The ledger forgot the task: its reservation ends. */
+  release(taskId: string): void {
+    const reservation = this.reservations.get(taskId);
+    if (!reservation) return;
+    this.reservations.delete(taskId);
+    const current = this.usageByTenant.get(reservation.tenant);
+    if (!current) return;
+    current.jobs -= 1;
+    current.memoryBytes -= reservation.memoryBytes;
   }
 
   usage(): Map<string, TenantUsage> {
-    this.prune();
-    const usage = new Map<string, TenantUsage>([...this.knownTenants].map((tenant) => [tenant, { jobs: 0, memoryBytes: 0 }]));
-    for (const reservation of this.reservations.values()) {
-      const current = usage.get(reservation.tenant) ?? { jobs: 0, memoryBytes: 0 };
-      usage.set(reservation.tenant, { jobs: current.jobs + 1, memoryBytes: current.memoryBytes + reservation.memoryBytes });
-    }
-    return usage;
+    return new Map([...this.knownTenants].map((tenant) => [tenant, { ...(this.usageByTenant.get(tenant) ?? { jobs: 0, memoryBytes: 0 }) }]));
   }
 
   private usageOf(tenant: string): TenantUsage {
-    return this.usage().get(tenant) ?? { jobs: 0, memoryBytes: 0 };
+    return this.usageByTenant.get(tenant) ?? { jobs: 0, memoryBytes: 0 };
   }
 
   private limitsOf(tenant: string): { maxJobs: number | undefined; maxMemoryBytes: number | undefined } {
@@ -90,9 +101,4 @@ export class TenantQuotas {
     };
   }
 
-  private prune(): void {
-    for (const [taskId, reservation] of this.reservations) {
-      if (!this.ledger.has(reservation.poolId, taskId)) this.reservations.delete(taskId);
-    }
-  }
 }

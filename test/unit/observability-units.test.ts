@@ -45,19 +45,17 @@ test('ORCH-3035 OC-CTRL-2041: the development key is stored only as its hash, an
 });
 
 test('ORCH-3036: a tenant is bounded in concurrent jobs and in KV + scratch memory, with a typed 429', () => {
-  const live = new Set<string>();
+  // The ledger tells the quotas when a task leaves it; this stands in for it.
+  let forget: (taskId: string) => void = () => undefined;
   const quotas = new TenantQuotas(
     { default: { max_concurrent_jobs: 2, max_memory_bytes: 1_000 }, tenants: [{ tenant: 'big', max_concurrent_jobs: null, max_memory_bytes: null }], kv_bytes_per_token: 100, scratch_bytes_per_job: 0 },
-    { has: (_pool, taskId) => live.has(taskId) },
+    { onForget: (listener) => { forget = listener; } },
   );
-  const admit = (tenant: string, taskId: string, ctx: number) => {
-    quotas.reserve(tenant, 'p', taskId, ctx, 'llamacpp');
-    live.add(taskId);
-  };
+  const admit = (tenant: string, taskId: string, ctx: number) => quotas.reserve(tenant, 'p', taskId, ctx, 'llamacpp');
   admit('small', 't1', 1);
   admit('small', 't2', 1);
   expect(thrownBy(() => admit('small', 't3', 1))).toEqual(expect.objectContaining({ code: 'ADMISSION_REJECT', details: expect.objectContaining({ policyLabel: 'tenant-quota' }) }));
-  live.delete('t1');
+  forget('t1');
   expect(() => admit('small', 't4', 20)).toThrow(/over its quota of 1000/);
   admit('small', 't5', 5);
   for (let index = 0; index < 5; index += 1) admit('big', `b${index}`, 1_000);
