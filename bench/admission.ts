@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { freePort } from '../cli/free-port';
-import { benchTemporal, waitForPool } from './bench-temporal';
+import { benchTemporal, waitForPool } from './bench-stack';
 import { stopProcess } from './bench-processes';
 import { median, percentile } from './stats';
 import { timeSseTokens } from './sse-timing';

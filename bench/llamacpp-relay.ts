@@ -1,20 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { stringify } from 'yaml';
-import { freePort } from '../cli/free-port';
 import { ensureLlamaServer } from '../cli/llama-server-build';
 import { DEFAULT_SYNTHETIC_MODEL_SPEC, ensureSyntheticModel, ensureTinyModel } from '../cli/model-artifacts';
-import { benchTemporal, waitForPool } from './bench-temporal';
+import { benchTemporal, runOrchestratedTask, startBenchOrchestrator, waitForPool } from './bench-stack';
 import { buildCompletionBody } from '../gpu-workers/engines/llamacpp/completion-request-body';
 import { createLlamaCppAdapter } from '../gpu-workers/engines/llamacpp/llamacpp-adapter';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from '../gpu-workers/pool-manager/llama-server-process';
 import { stopProcess } from './bench-processes';
 import { median, percentile } from './stats';
-import { postJson, timeSseTokens, type StreamTiming } from './sse-timing';
+import { timeSseTokens, type StreamTiming } from './sse-timing';
 
 /**
  * A real llama-server straight vs through the orchestrator, same prompts and seeds, in one run (issue
@@ -30,7 +26,6 @@ const THREADS = Number(process.env['BENCH_THREADS'] ?? 2);
 const CONTEXT_TOKENS = 1024;
 const SLICES = 4;
 const PROMPTS = ['Once upon a time', 'The orchestrator said', 'Seeds decide', 'A queue of GPUs'];
-const dist = resolve(__dirname, '..');
 
 interface Scenario {
   readonly name: 'direct' | 'orchestrated';
@@ -51,20 +46,9 @@ async function main(): Promise<void> {
   await probe.close();
 
   const { address: temporalAddress, devServer } = await benchTemporal(workDir);
-  const gatewayPort = await freePort();
-  const configPath = join(workDir, 'bench.yaml');
-  writeFileSync(configPath, stringify({
-    data_dir: workDir,
-    gateway: { host: '127.0.0.1', port: gatewayPort },
-    // The relay's overhead is measured without API keys, as bench/ttft-throughput.ts does.
-    auth: { mode: 'disabled' },
-    pools: [{ id: 'bench', engine: 'llamacpp', model: `bench:${MODEL}`, ctx: CONTEXT_TOKENS, devices: [0], engine_runtime: { kind: 'external', url: engine.baseUrl } }],
-  }));
-  const stack: ChildProcess = spawn(process.execPath, [join(dist, 'cli/start.js'), '--config', configPath], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'warn' },
+  const { apiUrl, child: stack } = await startBenchOrchestrator(workDir, temporalAddress, {
+    id: 'bench', engine: 'llamacpp', model: `bench:${MODEL}`, ctx: CONTEXT_TOKENS, devices: [0], engine_runtime: { kind: 'external', url: engine.baseUrl },
   });
-  const apiUrl = `http://127.0.0.1:${gatewayPort}`;
   const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
   try {
     await waitForPool(apiUrl, dispatcher, 'bench');
@@ -113,24 +97,8 @@ async function runDirect(dispatcher: Agent, engineUrl: string, seed: number, pro
 }
 
 async function runOrchestrated(dispatcher: Agent, apiUrl: string, seed: number, prompt: string): Promise<StreamTiming> {
-  const taskId = randomUUID();
-  const startedAt = performance.now();
-  const admitted = await postJson(dispatcher, `${apiUrl}/v1/tasks`, {
-    task_id: taskId,
-    session_id: randomUUID(),
-    workload: 'completion',
-    model_ref: `bench:${MODEL}`,
-    engine: 'llamacpp',
-    ctx: CONTEXT_TOKENS,
-    priority: 'interactive',
-    seed,
-    prompt,
-    max_tokens: TOKENS_PER_REQUEST,
-    deadline_ms: 60_000,
-  });
-  if (admitted.status !== 202) throw new Error(`admission answered ${admitted.status}: ${admitted.text}`);
-  const response = await request(`${apiUrl}/v1/tasks/${taskId}/stream`, { dispatcher });
-  return timeSseTokens(response.body, startedAt, (event) => event === 'token');
+  const run = await runOrchestratedTask(dispatcher, apiUrl, { model: `bench:${MODEL}`, ctx: CONTEXT_TOKENS, seed, prompt, maxTokens: TOKENS_PER_REQUEST });
+  return run.timing;
 }
 
 const ttft = (timings: readonly StreamTiming[]): number[] => timings.map((timing) => timing.ttftMs);

@@ -1,15 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
-import { stringify } from 'yaml';
-import { freePort } from '../cli/free-port';
-import { benchTemporal, waitForPool } from './bench-temporal';
+import { benchTemporal, runOrchestratedTask, startBenchOrchestrator, waitForPool } from './bench-stack';
 import { startListeningProcess, stopProcess } from './bench-processes';
 import { median, percentile } from './stats';
-import { postJson, timeSseTokens, type StreamTiming } from './sse-timing';
+import { timeSseTokens, type StreamTiming } from './sse-timing';
 
 /**
  * Time to first token and tokens/s straight to the engine vs through the orchestrator, side by side in
@@ -35,20 +31,9 @@ async function main(): Promise<void> {
   const engine = await startListeningProcess(join(dist, 'gpu-workers/engines/mock-llamacpp/mock-engine-main.js'), [
     '--port', '0', '--slots', '64', '--ttft-ms', String(ENGINE_TTFT_MS), '--inter-token-ms', String(ENGINE_INTER_TOKEN_MS),
   ]);
-  const gatewayPort = await freePort();
-  const configPath = join(workDir, 'bench.yaml');
-  writeFileSync(configPath, stringify({
-    data_dir: workDir,
-    // The relay's overhead is measured without API keys; auth costs one SHA-256 per request.
-    auth: { mode: 'disabled' },
-    gateway: { host: '127.0.0.1', port: gatewayPort },
-    pools: [{ id: 'bench', engine: 'llamacpp', model: 'mock:bench', ctx: 4096, devices: [0], engine_runtime: { kind: 'external', url: engine.url } }],
-  }));
-  const stack: ChildProcess = spawn(process.execPath, [join(dist, 'cli/start.js'), '--config', configPath], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'warn' },
+  const { apiUrl, child: stack } = await startBenchOrchestrator(workDir, temporalAddress, {
+    id: 'bench', engine: 'llamacpp', model: 'mock:bench', ctx: 4096, devices: [0], engine_runtime: { kind: 'external', url: engine.url },
   });
-  const apiUrl = `http://127.0.0.1:${gatewayPort}`;
   const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
   try {
     await waitForPool(apiUrl, dispatcher, 'bench');
@@ -117,25 +102,9 @@ async function runDirect(dispatcher: Agent, engineUrl: string, seed: number): Pr
 const admissionMs: number[] = [];
 
 async function runOrchestrated(dispatcher: Agent, apiUrl: string, seed: number): Promise<StreamTiming> {
-  const taskId = randomUUID();
-  const startedAt = performance.now();
-  const admitted = await postJson(dispatcher, `${apiUrl}/v1/tasks`, {
-    task_id: taskId,
-    session_id: randomUUID(),
-    workload: 'completion',
-    model_ref: 'mock:bench',
-    engine: 'llamacpp',
-    ctx: 2048,
-    priority: 'interactive',
-    seed,
-    prompt: 'Benchmark prompt',
-    max_tokens: TOKENS_PER_REQUEST,
-    deadline_ms: 60_000,
-  });
-  if (admitted.status !== 202) throw new Error(`admission answered ${admitted.status}: ${admitted.text}`);
-  admissionMs.push(performance.now() - startedAt);
-  const response = await request(`${apiUrl}/v1/tasks/${taskId}/stream`, { dispatcher });
-  return timeSseTokens(response.body, startedAt, (event) => event === 'token');
+  const run = await runOrchestratedTask(dispatcher, apiUrl, { model: 'mock:bench', ctx: 2048, seed, prompt: 'Benchmark prompt', maxTokens: TOKENS_PER_REQUEST });
+  admissionMs.push(run.admissionMs);
+  return run.timing;
 }
 
 function report(concurrency: number, direct: StreamTiming[], orchestrated: StreamTiming[]): string[] {
