@@ -142,7 +142,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       clearTimeout(wallTimer);
       clearTimeout(idleTimer);
       context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
-      if (slotId !== undefined) dependencies.slots.release(slotId);
+      dependencies.slots.release(slotId);
     }
   }
 

@@ -6,6 +6,7 @@ import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
 import type { OrchMetrics } from './observability/metrics';
+import type { ReplicaDirectory } from './replica-directory';
 import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
@@ -21,6 +22,8 @@ export interface GatewayContext {
   readonly metrics: OrchMetrics;
   /** Job lifecycle → ORCH-3027 log lines and the lint metrics. */
   readonly telemetry: JobTelemetry;
+  /** Every replica's last published status (state, replica-set key, slot load), refreshed in the background. */
+  readonly replicas: ReplicaDirectory;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

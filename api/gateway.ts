@@ -8,6 +8,7 @@ import { AdmissionController } from './admission/admission-controller';
 import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
+import { ReplicaDirectory } from './replica-directory';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
@@ -18,6 +19,8 @@ import { createGatewayObservability, registerGatewayCollectors } from './observa
 
 /** How often each gateway reads the pool queues' backlog from Temporal (the cross-gateway queue bound). */
 const BACKLOG_REFRESH_MS = 250;
+/** How often each gateway re-reads the replicas' status records (placement, replica sets, health metrics). */
+const REPLICA_DIRECTORY_REFRESH_MS = 1_000;
 
 export interface GatewayOptions {
   readonly config: OrchConfig;
@@ -58,6 +61,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await Promise.all([...policies.values()].map((policy) => policy.close()));
     throw error;
   }
+  const replicas = new ReplicaDirectory({
+    client: options.client,
+    pools: config.pools,
+    refreshMs: REPLICA_DIRECTORY_REFRESH_MS,
+    logger: options.logger,
+    pollingReplicaIds: (poolId) => backlog.view(poolId)?.readyReplicas ?? [],
+  });
+  replicas.start();
   const observability = createGatewayObservability(config, options.logger);
   const quotas = new TenantQuotas(config.quotas, ledger);
   const admission = new AdmissionController({
@@ -90,6 +101,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     auth,
     metrics: observability.metrics,
     telemetry: observability.telemetry,
+    replicas,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -109,6 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     close: async () => {
       hub.close();
       backlog.stop();
+      replicas.stop();
       observability.stop();
       await app.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));

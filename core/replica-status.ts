@@ -69,6 +69,17 @@ export interface ReplicaStatus {
   /** ORCH-1101's development override is in effect: inference runs on the CPU. */
   readonly cpu_inference_override: boolean;
   readonly mock_engine: boolean;
+  /** What the replica serves: the fields of its replica-set key (ORCH-3007). */
+  readonly engine: string;
+  readonly model_ref: string;
+  readonly quant: string | null;
+  readonly ctx: number;
+  readonly sampler_profile_version: string;
+  /** core/replica-set.ts; null until the engine's version is known. */
+  readonly replica_set_key: string | null;
+  /** ORCH-3019: the engine's slots and how many run a task (load changes are published at most once a second). */
+  readonly slots_total: number;
+  readonly slots_busy: number;
   readonly updated_at: string;
 }
 

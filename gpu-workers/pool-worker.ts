@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { cpuInferenceAllowed, findModel } from '../core/config';
+import { cpuInferenceAllowed, findModel, POOL_DEFAULTS } from '../core/config';
 import type { OrchConfig, PoolConfig } from '../core/config';
 import { replicaId as formatReplicaId } from '../core/replica-status';
 import type { ReplicaState, ReplicaStatus } from '../core/replica-status';
@@ -86,7 +86,17 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   const replicaId = formatReplicaId(pool.id, options.replicaIndex);
   const logger = options.logger.child({ pool_id: pool.id, replica_id: replicaId, engine: pool.engine });
   const launcher = createLauncher(options, logger);
-  const machine = new ReplicaStateMachine({ poolId: pool.id, replicaId, host: hostname(), mockEngine: launcher.mockEngine });
+  const machine = new ReplicaStateMachine({
+    poolId: pool.id,
+    replicaId,
+    host: hostname(),
+    mockEngine: launcher.mockEngine,
+    engine: pool.engine,
+    modelRef: pool.model,
+    quant: pool.quant ?? null,
+    ctx: pool.ctx ?? POOL_DEFAULTS.ctx,
+    samplerProfileVersion: pool.sampler_profile_version ?? 'v1',
+  });
   const publisher = new ReplicaStatusPublisher(new Client({ connection: options.connection, namespace: options.namespace }), logger);
   const waiters = new Set<() => void>();
   machine.onChange((status) => {
@@ -96,6 +106,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     publisher.publish(status);
     for (const waiter of waiters) waiter();
   });
+  machine.onLoadChange((status) => publisher.publishLoad(status));
   publisher.publish(machine.status);
   const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
   const supervisor = new ReplicaSupervisor({
@@ -108,7 +119,15 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       breakerWindowMs: restart?.breaker_window_ms ?? 60_000,
       breakerCooldownMs: restart?.breaker_cooldown_ms ?? 300_000,
     }),
-    poller: new QueuePoller({ pool, replicaId, namespace: options.namespace, connection: options.connection, internalToken: options.internalToken, logger }),
+    poller: new QueuePoller({
+      pool,
+      replicaId,
+      namespace: options.namespace,
+      connection: options.connection,
+      internalToken: options.internalToken,
+      logger,
+      onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
+    }),
     logger,
   });
   const done = supervisor.run().finally(() => publisher.flush());

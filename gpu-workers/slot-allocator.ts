@@ -5,16 +5,34 @@
  */
 export class SlotAllocator {
   private readonly free: number[];
+  private busy = 0;
 
-  constructor(totalSlots: number) {
+  /** `onLoad` hears the number of busy slots after every change (the replica publishes it, ORCH-3019). */
+  constructor(
+    private readonly totalSlots: number,
+    private readonly onLoad: (busySlots: number) => void = () => undefined,
+  ) {
     this.free = Array.from({ length: totalSlots }, (_unused, index) => totalSlots - 1 - index);
   }
 
+  get busySlots(): number {
+    return this.busy;
+  }
+
+  get slotCount(): number {
+    return this.totalSlots;
+  }
+
+  /** A slot id, or undefined when every slot is taken (the engine then picks an idle one itself). */
   acquire(): number | undefined {
+    this.busy += 1;
+    this.onLoad(this.busy);
     return this.free.pop();
   }
 
-  release(slotId: number): void {
-    if (!this.free.includes(slotId)) this.free.push(slotId);
+  release(slotId: number | undefined): void {
+    if (slotId !== undefined && !this.free.includes(slotId)) this.free.push(slotId);
+    this.busy = Math.max(0, this.busy - 1);
+    this.onLoad(this.busy);
   }
 }

@@ -16,6 +16,8 @@ export interface QueuePollerOptions {
   readonly connection: NativeConnection;
   readonly internalToken: string;
   readonly logger: Logger;
+  /** Hears the engine's busy-slot count after every change. */
+  readonly onSlotLoad?: ((busySlots: number) => void) | undefined;
 }
 
 /** How long in-flight tasks may finish after polling stops; then Temporal retries them elsewhere. */
@@ -48,7 +50,7 @@ export class QueuePoller {
         replica,
         internalToken: this.options.internalToken,
         dispatcher,
-        slots: new SlotAllocator(slots),
+        slots: new SlotAllocator(slots, this.options.onSlotLoad),
         logger: this.options.logger,
       }),
       maxConcurrentActivityTaskExecutions: slots,

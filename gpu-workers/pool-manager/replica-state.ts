@@ -1,4 +1,5 @@
 import type { ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
+import { replicaSetKey } from '../../core/replica-set';
 
 /**
  * Allowed transitions (docs/pool-lifecycle.md has the diagram). Anything else is a bug in the
@@ -25,6 +26,11 @@ export interface ReplicaIdentityFields {
   readonly replicaId: string;
   readonly host: string;
   readonly mockEngine: boolean;
+  readonly engine: string;
+  readonly modelRef: string;
+  readonly quant: string | null;
+  readonly ctx: number;
+  readonly samplerProfileVersion: string;
 }
 
 export interface TransitionDetails {
@@ -33,6 +39,10 @@ export interface TransitionDetails {
   readonly modelDigest?: string | undefined;
   readonly nextAttemptAtMs?: number | undefined;
   readonly cpuInferenceOverride?: boolean | undefined;
+  /** The model the replica now serves (a reload changes it). */
+  readonly modelRef?: string | undefined;
+  /** The engine's slot count, once it is up. */
+  readonly slotsTotal?: number | undefined;
   /** Counts this start as a restart after a failure. */
   readonly restart?: boolean | undefined;
 }
@@ -43,6 +53,7 @@ export type StatusListener = (status: ReplicaStatus) => void;
 export class ReplicaStateMachine {
   private current: ReplicaStatus;
   private readonly listeners: StatusListener[] = [];
+  private readonly loadListeners: StatusListener[] = [];
 
   constructor(identity: ReplicaIdentityFields, private readonly now: () => number = Date.now) {
     this.current = {
@@ -62,6 +73,14 @@ export class ReplicaStateMachine {
       next_attempt_at: null,
       cpu_inference_override: false,
       mock_engine: identity.mockEngine,
+      engine: identity.engine,
+      model_ref: identity.modelRef,
+      quant: identity.quant,
+      ctx: identity.ctx,
+      sampler_profile_version: identity.samplerProfileVersion,
+      replica_set_key: null,
+      slots_total: 0,
+      slots_busy: 0,
       updated_at: new Date(this.now()).toISOString(),
     };
   }
@@ -78,6 +97,17 @@ export class ReplicaStateMachine {
     this.listeners.push(listener);
   }
 
+  /** Load changes are not state changes: they go to their own listeners (published throttled, not logged). */
+  onLoadChange(listener: StatusListener): void {
+    this.loadListeners.push(listener);
+  }
+
+  setSlotsBusy(slotsBusy: number): void {
+    if (slotsBusy === this.current.slots_busy) return;
+    this.current = { ...this.current, slots_busy: slotsBusy, updated_at: new Date(this.now()).toISOString() };
+    for (const listener of this.loadListeners) listener(this.current);
+  }
+
   canTransition(to: ReplicaState): boolean {
     return TRANSITIONS[this.current.state].includes(to);
   }
@@ -86,13 +116,30 @@ export class ReplicaStateMachine {
     const from = this.current.state;
     if (!this.canTransition(to)) throw new Error(`replica ${this.current.replica_id}: illegal transition ${from} → ${to}`);
     const previous = this.current;
+    const engineVersion = details.engineVersion ?? previous.engine_version;
+    const modelRef = details.modelRef ?? previous.model_ref;
     this.current = {
       ...previous,
       state: to,
       live: LIVE_STATES.has(to),
       ready: to === 'ready',
       draining: to === 'draining',
-      engine_version: details.engineVersion ?? previous.engine_version,
+      engine_version: engineVersion,
+      model_ref: modelRef,
+      replica_set_key:
+        engineVersion === null
+          ? null
+          : replicaSetKey({
+              engine: previous.engine,
+              model_ref: modelRef,
+              quant: previous.quant,
+              ctx: previous.ctx,
+              engine_version: engineVersion,
+              sampler_profile_version: previous.sampler_profile_version,
+            }),
+      slots_total: details.slotsTotal ?? previous.slots_total,
+      // A replica that is not serving runs nothing.
+      slots_busy: to === 'ready' || to === 'draining' ? previous.slots_busy : 0,
       model_digest: details.modelDigest ?? previous.model_digest,
       // The last error stays visible after recovery (OC-POOL-3003): health shows the last cause.
       last_error: details.error ?? previous.last_error,

@@ -96,7 +96,7 @@ export class ReplicaSupervisor {
     const { machine, poller, logger, policy } = this.options;
     this.engine = engine;
     this.lastEngine = engine;
-    machine.transition('ready', { engineVersion: engine.properties.engineVersion, modelDigest: engine.modelDigest, cpuInferenceOverride: cpuInference });
+    machine.transition('ready', { engineVersion: engine.properties.engineVersion, modelDigest: engine.modelDigest, cpuInferenceOverride: cpuInference, slotsTotal: engine.properties.totalSlots });
     policy.recordReady(this.now());
     const { failed: pollerFailed } = await poller.start(engine);
     logger.info(

@@ -16,19 +16,43 @@ import { WORKFLOW_TASK_QUEUE } from '../../core/task-queues';
 export class ReplicaStatusPublisher {
   private pending: ReplicaStatus | undefined;
   private inFlight: Promise<void> | undefined;
+  private loadTimer: NodeJS.Timeout | undefined;
+  private lastLoadPublishedAt = 0;
 
   constructor(
     private readonly client: Client,
     private readonly logger: Logger,
+    /** Load-only changes go out at most this often: one signal per task would cost Temporal more than the task. */
+    private readonly loadIntervalMs = 1_000,
   ) {}
 
   publish(status: ReplicaStatus): void {
+    clearTimeout(this.loadTimer);
+    this.loadTimer = undefined;
     this.pending = status;
     this.inFlight ??= this.drain();
   }
 
+  /** A slot-load change: published throttled, trailing, so the last value always goes out. */
+  publishLoad(status: ReplicaStatus): void {
+    this.pending = status;
+    if (this.loadTimer !== undefined || this.inFlight !== undefined) return;
+    const wait = Math.max(0, this.lastLoadPublishedAt + this.loadIntervalMs - Date.now());
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = undefined;
+      this.lastLoadPublishedAt = Date.now();
+      if (this.pending !== undefined) this.inFlight ??= this.drain();
+    }, wait);
+    this.loadTimer.unref();
+  }
+
   /** Resolves once every published status was sent (or failed). */
   async flush(): Promise<void> {
+    if (this.loadTimer !== undefined) {
+      clearTimeout(this.loadTimer);
+      this.loadTimer = undefined;
+      if (this.pending !== undefined) this.inFlight ??= this.drain();
+    }
     while (this.inFlight !== undefined) await this.inFlight;
   }
 

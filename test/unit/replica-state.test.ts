@@ -1,7 +1,7 @@
 import { ReplicaStateMachine } from '../../gpu-workers/pool-manager/replica-state';
 import type { ReplicaStatus } from '../../core/replica-status';
 
-const identity = { poolId: 'p', replicaId: 'p-r0', host: 'h', mockEngine: false };
+const identity = { poolId: 'p', replicaId: 'p-r0', host: 'h', mockEngine: false, engine: 'llamacpp', modelRef: 'm', quant: 'q4_1', ctx: 2048, samplerProfileVersion: 'v1' };
 const error = { code: 'WORKER_RESET' as const, kind: 'engine_exit' as const, message: 'boom', at: '2026-01-01T00:00:00.000Z' };
 
 test('OC-POOL-3001: the start path reaches Ready through verification, loading and the self-test; live and ready follow the state', () => {
