@@ -15,6 +15,7 @@ import type { MemoryProbe } from './pool-manager/headroom';
 import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
 import type { PoolArtifacts } from './pool-manager/pool-artifacts';
 import { QueuePoller } from './pool-manager/queue-poller';
+import { ReplicaEventCounters } from './pool-manager/replica-events';
 import { ReplicaStateMachine } from './pool-manager/replica-state';
 import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
 import { RestartPolicy } from './pool-manager/restart-policy';
@@ -98,6 +99,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   });
   publisher.publish(machine.status);
   const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
+  const events = new ReplicaEventCounters();
   const supervisor = new ReplicaSupervisor({
     machine,
     launcher,
@@ -108,8 +110,9 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       breakerWindowMs: restart?.breaker_window_ms ?? 60_000,
       breakerCooldownMs: restart?.breaker_cooldown_ms ?? 300_000,
     }),
-    poller: new QueuePoller({ pool, replicaId, namespace: options.namespace, connection: options.connection, internalToken: options.internalToken, logger }),
+    poller: new QueuePoller({ pool, replicaId, namespace: options.namespace, connection: options.connection, internalToken: options.internalToken, logger, events }),
     logger,
+    events,
   });
   const done = supervisor.run().finally(() => publisher.flush());
 
