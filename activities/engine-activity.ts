@@ -5,7 +5,8 @@ import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
 import { jobLogBindings } from '../core/job-log-fields';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
-import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
+import type { CompletionSummary, EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
+import type { ReplicaEventCounts } from '../gpu-workers/pool-manager/replica-events';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
 import { StreamPusher } from './stream-pusher';
 
@@ -14,6 +15,8 @@ export interface ReplicaDescription {
   readonly replicaId: string;
   readonly engineVersion: string;
   readonly mockEngine: boolean;
+  readonly quant?: string | null | undefined;
+  readonly tensorSplit?: string | null | undefined;
 }
 
 export interface EngineActivityDependencies {
@@ -23,7 +26,11 @@ export interface EngineActivityDependencies {
   readonly dispatcher: Dispatcher;
   readonly slots: SlotAllocator;
   readonly logger: Logger;
+  /** The replica's OOM / driver-reset history for the job's end line (ORCH-3027); zeros when absent. */
+  readonly events?: { snapshot(): ReplicaEventCounts } | undefined;
 }
+
+const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, driver_reset_events: 0 };
 
 /** How long after an abort the engine has to report the slot free before the replica is suspect. */
 const SLOT_RELEASE_TIMEOUT_MS = 2_000;
@@ -107,7 +114,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId },
         abort.signal,
       );
-      let step: IteratorResult<EngineToken, unknown> = await stream.next();
+      let step: IteratorResult<EngineToken, CompletionSummary> = await stream.next();
       while (!step.done) {
         const token = step.value;
         tokens.push(token.text);
@@ -119,7 +126,17 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
       await pusher?.flush();
-      log.info({ tokens_out: tokens.length, decode_time_ms: decodeMs }, 'task decoded');
+      const summary = step.value;
+      log.info(
+        {
+          tokens_in: summary.tokensIn,
+          tokens_out: tokens.length,
+          decode_time_ms: decodeMs,
+          kv_warmth: (summary.tokensCached ?? 0) > 0,
+          ...(dependencies.events?.snapshot() ?? NO_EVENTS),
+        },
+        'task decoded',
+      );
       const streamEnded = pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted);
       return outcomeOf(pusher?.cancelled ? 'cancelled' : 'completed', decodeMs, streamEnded);
     } catch (error) {

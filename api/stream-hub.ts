@@ -12,6 +12,8 @@ export class StreamHub {
   private readonly streams = new Map<string, TaskStream>();
   private readonly evictionTimers = new Map<string, NodeJS.Timeout>();
   private readonly options: StreamHubOptions;
+  /** One function for every stream's end, not a closure per queued task. */
+  private readonly onStreamClosed = (taskId: string): void => this.scheduleEviction(taskId);
 
   constructor(options: StreamHubOptions) {
     this.options = options;
@@ -28,7 +30,7 @@ export class StreamHub {
   open(taskId: string, engine: string, started: Extract<StreamPart, { type: 'started' }>, admission: StreamAdmission): TaskStream {
     const existing = this.streams.get(taskId);
     if (existing) return existing;
-    const stream = new TaskStream(taskId, engine, this.options.replayCapacity, started, admission, () => this.scheduleEviction(taskId));
+    const stream = new TaskStream(taskId, engine, this.options.replayCapacity, started, admission, this.onStreamClosed);
     this.streams.set(taskId, stream);
     return stream;
   }

@@ -29,18 +29,21 @@ export class TaskStream {
   readonly poolId: string;
   readonly admission: StreamAdmission['admission'];
   readonly tenant: string | undefined;
-  private readonly frames: SseFrame[] = [];
+  // A gateway holds thousands of queued streams that nobody reads yet (issue 4: ≤ 4 KB per queued task), so
+  // what only a reader or a token needs is made when the first one comes.
+  private readonly frames: SseFrame[];
   private readonly replayCapacity: number;
-  private readonly tokenTexts: string[] = [];
-  private readonly listeners = new Set<StreamListener>();
-  private readonly endListeners = new Set<() => void>();
-  private nextFrameId = 0;
+  private tokenTexts: string[] | undefined;
+  private listeners: Set<StreamListener> | undefined;
+  private endListeners: Set<() => void> | undefined;
+  private nextFrameId = 1;
   private attempt = 0;
   private lastSeq = -1;
   private streamState: StreamState = 'live';
   private firstTokenAt: number | undefined;
 
-  private readonly onClosed: () => void;
+  /** Shared by all streams of a hub (no closure per task); called with this stream's task id. */
+  private readonly onClosed: (taskId: string) => void;
 
   constructor(
     taskId: string,
@@ -48,7 +51,7 @@ export class TaskStream {
     replayCapacity: number,
     started: Extract<StreamPart, { type: 'started' }>,
     admission: StreamAdmission,
-    onClosed: () => void = () => undefined,
+    onClosed: (taskId: string) => void = () => undefined,
   ) {
     this.onClosed = onClosed;
     this.requestDigest = admission.requestDigest;
@@ -58,7 +61,7 @@ export class TaskStream {
     this.taskId = taskId;
     this.engine = engine;
     this.replayCapacity = replayCapacity;
-    this.append(started);
+    this.frames = [toSseFrame(0, started)];
   }
 
   get state(): StreamState {
@@ -66,7 +69,7 @@ export class TaskStream {
   }
 
   get tokensEmitted(): number {
-    return this.tokenTexts.length;
+    return this.tokenTexts?.length ?? 0;
   }
 
   acceptChunk(chunk: WorkerChunk): ChunkVerdict {
@@ -112,7 +115,7 @@ export class TaskStream {
   cancel(): void {
     if (this.streamState !== 'live') return;
     const decodeMs = this.firstTokenAt === undefined ? 0 : Math.round(performance.now() - this.firstTokenAt);
-    this.append({ type: 'end', tokensOut: this.tokenTexts.length, decodeMs, canceled: true });
+    this.append({ type: 'end', tokensOut: this.tokensEmitted, decodeMs, canceled: true });
     this.streamState = 'cancelled';
     this.notifyEnd();
   }
@@ -130,30 +133,33 @@ export class TaskStream {
       onEnd();
       return { unsubscribe: () => undefined, complete };
     }
-    this.listeners.add(listener);
-    this.endListeners.add(onEnd);
+    const listeners = (this.listeners ??= new Set());
+    const endListeners = (this.endListeners ??= new Set());
+    listeners.add(listener);
+    endListeners.add(onEnd);
     return {
       unsubscribe: () => {
-        this.listeners.delete(listener);
-        this.endListeners.delete(onEnd);
+        listeners.delete(listener);
+        endListeners.delete(onEnd);
       },
       complete,
     };
   }
 
   private acceptToken(text: string, index: number): void {
-    const emitted = this.tokenTexts[index];
+    const tokenTexts = (this.tokenTexts ??= []);
+    const emitted = tokenTexts[index];
     if (emitted !== undefined) {
       if (emitted !== text) {
         this.finish({ type: 'error', code: 'WORKER_RESET', message: `retry diverged from the emitted stream at token ${index}`, engine: this.engine });
       }
       return;
     }
-    if (index !== this.tokenTexts.length) {
-      this.finish({ type: 'error', code: 'INTERNAL', message: `token ${index} arrived before token ${this.tokenTexts.length}`, engine: this.engine });
+    if (index !== tokenTexts.length) {
+      this.finish({ type: 'error', code: 'INTERNAL', message: `token ${index} arrived before token ${tokenTexts.length}`, engine: this.engine });
       return;
     }
-    this.tokenTexts.push(text);
+    tokenTexts.push(text);
     this.firstTokenAt ??= performance.now();
     this.append({ type: 'token', text, index });
   }
@@ -163,13 +169,13 @@ export class TaskStream {
     this.nextFrameId += 1;
     this.frames.push(frame);
     if (this.frames.length > this.replayCapacity) this.frames.shift();
-    for (const listener of this.listeners) listener(frame);
+    if (this.listeners) for (const listener of this.listeners) listener(frame);
   }
 
   private notifyEnd(): void {
-    this.onClosed();
-    for (const onEnd of this.endListeners) onEnd();
-    this.listeners.clear();
-    this.endListeners.clear();
+    this.onClosed(this.taskId);
+    if (this.endListeners) for (const onEnd of this.endListeners) onEnd();
+    this.listeners?.clear();
+    this.endListeners?.clear();
   }
 }

@@ -4,7 +4,16 @@ import type { TaskWorkflowInput } from './task-workflow-contract';
  * The ORCH-3027 identity fields a job's log lines carry wherever they are written (gateway, pool worker):
  * pino child bindings, so each line of the job has them without repeating them at each call.
  */
-export function jobLogBindings(input: Pick<TaskWorkflowInput, 'request' | 'poolId' | 'clientId'>, replica: { readonly replicaId: string; readonly engineVersion: string }) {
+export interface ReplicaLogFacts {
+  readonly replicaId: string;
+  readonly engineVersion: string;
+  /** null when neither the pool, the GGUF nor the model's name says (never guessed). */
+  readonly quant?: string | null | undefined;
+  /** Comma-joined ratios; null on a single device. */
+  readonly tensorSplit?: string | null | undefined;
+}
+
+export function jobLogBindings(input: Pick<TaskWorkflowInput, 'request' | 'poolId' | 'clientId'>, replica: ReplicaLogFacts) {
   return {
     job_id: input.request.task_id,
     session_id: input.request.session_id,
@@ -13,7 +22,9 @@ export function jobLogBindings(input: Pick<TaskWorkflowInput, 'request' | 'poolI
     pool_id: input.poolId,
     replica_id: replica.replicaId,
     model_id: input.request.model_ref,
+    quant: replica.quant ?? null,
     ctx: input.request.ctx,
+    tensor_split: replica.tensorSplit ?? null,
     engine_version: replica.engineVersion,
     sampler_profile_version: input.request.sampler_profile_version,
   };

@@ -24,6 +24,8 @@ export const SECURITY_DEFAULTS = {
   scratchBytesPerJob: 64 * 1024 * 1024,
   sloWindowMs: 60_000,
   sloMinSamples: 20,
+  /** A floor, not a hardware figure: operators set 80% of their model's per-slot decode rate (spec §4.6). */
+  sloBatchMinTokensPerSecond: 10,
   breakerBreachWindows: 3,
   breakerOpenMs: 30_000,
 } as const;
@@ -77,6 +79,8 @@ export function buildSecuritySchemas(strict: boolean) {
     }).prefault({}),
     batch: object({
       max_error_rate: z.number().min(0).max(1).default(0.01),
+      /** p95 decode rate per task (tokens_out / decode time); spec §4.6's 80% of theoretical tokens/s. */
+      min_tokens_per_second: z.number().positive().default(SECURITY_DEFAULTS.sloBatchMinTokensPerSecond),
     }).prefault({}),
     breaker: object({
       enabled: z.boolean().default(true),

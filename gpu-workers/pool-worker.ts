@@ -15,6 +15,7 @@ import type { MemoryProbe } from './pool-manager/headroom';
 import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
 import type { PoolArtifacts } from './pool-manager/pool-artifacts';
 import { QueuePoller } from './pool-manager/queue-poller';
+import { ReplicaEventCounters } from './pool-manager/replica-events';
 import { ReplicaStateMachine } from './pool-manager/replica-state';
 import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
 import { RestartPolicy } from './pool-manager/restart-policy';
@@ -109,6 +110,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   machine.onLoadChange((status) => publisher.publishLoad(status));
   publisher.publish(machine.status);
   const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
+  const events = new ReplicaEventCounters();
   const supervisor = new ReplicaSupervisor({
     machine,
     launcher,
@@ -127,8 +129,10 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       internalToken: options.internalToken,
       logger,
       onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
+      events,
     }),
     logger,
+    events,
   });
   const done = supervisor.run().finally(() => publisher.flush());
 

@@ -3,7 +3,7 @@ import { POOL_DEFAULTS, type PoolConfig } from '../../core/config';
 import type { Priority } from '../../core/engines';
 import { ErrorCode, ERROR_TRAITS, OrchError } from '../../core/errors';
 import type { TaskRequest } from '../../core/task-request';
-import type { PolicyHost } from '../../policy';
+import { builtinPolicy, type PolicyHost } from '../../policy';
 import { policyRequestFromTask, type AdmitSnapshot, type QueuedTask, type Replica } from '../../policy/sdk';
 import type { PoolLedger, QueueEstimate } from './pool-ledger';
 import type { RateLimiter } from './rate-limiter';
@@ -55,11 +55,11 @@ export class AdmissionController {
       );
     }
 
-    const snapshot = this.snapshot(pool, request, clientId, depth);
-    this.dependencies.guards?.beforeAdmit(pool, request, clientId);
-    ledger.admitted(pool.id, { taskId: request.task_id, priority: request.priority, tenant: clientId, maxTokens: request.max_tokens, admittedAt: performance.now() });
     const policy = this.dependencies.policies.get(pool.id);
     if (!policy) throw new OrchError(ErrorCode.INTERNAL, `no policy for pool ${pool.id}`);
+    const snapshot = this.snapshot(pool, request, clientId, depth, policy);
+    this.dependencies.guards?.beforeAdmit(pool, request, clientId);
+    ledger.admitted(pool.id, { taskId: request.task_id, priority: request.priority, tenant: clientId, maxTokens: request.max_tokens, admittedAt: performance.now() });
     const outcome = await policy.admit(snapshot);
     const decidedBy = outcome.decidedBy.kind === 'plugin' ? `plugin:${outcome.decidedBy.pluginId}` : outcome.decidedBy.kind;
     const { decision } = outcome;
@@ -102,7 +102,7 @@ export class AdmissionController {
     }
   }
 
-  private snapshot(pool: PoolConfig, request: TaskRequest, clientId: string, depth: { interactive: number; batch: number }): AdmitSnapshot {
+  private snapshot(pool: PoolConfig, request: TaskRequest, clientId: string, depth: { interactive: number; batch: number }, policy: PolicyHost): AdmitSnapshot {
     const { ledger, backlog } = this.dependencies;
     const poolCapacity = pool.queue.capacity ?? POOL_DEFAULTS.queueCapacity;
     const classCapacity = pool.admission.priorities?.find((entry) => entry.name === request.priority)?.queue_capacity ?? poolCapacity;
@@ -111,9 +111,11 @@ export class AdmissionController {
     // One capacity for the policy: the pool's bound, tightened by this class's own bound.
     const capacity = Math.min(poolCapacity, otherDepth + classCapacity);
     const classIsTheBound = ownDepth >= classCapacity;
+    const fullPolicy = pool.queue.full_policy ?? 'reject';
+    const taskLimit = tasksThePolicyReads(policy, depth.interactive + depth.batch < capacity, fullPolicy, request.priority);
     const now = performance.now();
     const tasks: QueuedTask[] = ledger
-      .queuedTasks(pool.id, MAX_SNAPSHOT_TASKS, classIsTheBound ? request.priority : undefined)
+      .queuedTasks(pool.id, taskLimit, classIsTheBound ? request.priority : undefined)
       .map((entry) => ({ taskId: entry.taskId, tenant: entry.tenant, priority: entry.priority, ageMs: Math.round(now - entry.admittedAt), maxTokens: entry.maxTokens }));
     const slotsPerReplica = slotsPerReplicaOf(pool);
     const replicas: Replica[] = (backlog.view(pool.id)?.readyReplicas ?? []).map((identity) => ({
@@ -128,10 +130,24 @@ export class AdmissionController {
     const tenants = [...ledger.tenantUsage(pool.id)].map(([tenant, usage]) => ({ tenant, queued: usage.queued, running: usage.running, tokensLastMinute: 0 }));
     return {
       request: policyRequestFromTask(request, clientId),
-      queue: { capacity, depthInteractive: depth.interactive, depthBatch: depth.batch, fullPolicy: pool.queue.full_policy ?? 'reject', tasks },
+      queue: { capacity, depthInteractive: depth.interactive, depthBatch: depth.batch, fullPolicy, tasks },
       replicas,
       tenants,
       poolId: pool.id,
     };
   }
+}
+
+/**
+ * How many queued tasks the snapshot lists. A plugin may read any of them, so it gets the bounded list.
+ * The built-in policy reads none while the queue has room or when it rejects, and only the oldest for
+ * drop-lru: a refusal at a full queue then costs no walk of the queue, however deep (issue 4's 429 bound).
+ * Only shed-low-priority for an interactive request searches the list (for the newest batch task).
+ */
+function tasksThePolicyReads(policy: PolicyHost, hasRoom: boolean, fullPolicy: NonNullable<PoolConfig['queue']['full_policy']>, priority: Priority): number {
+  if (policy.active.kind !== 'builtin' || policy.active.policyId !== builtinPolicy.id) return MAX_SNAPSHOT_TASKS;
+  if (hasRoom) return 0;
+  if (fullPolicy === 'drop-lru') return 1;
+  if (fullPolicy === 'shed-low-priority' && priority === 'interactive') return MAX_SNAPSHOT_TASKS;
+  return 0;
 }

@@ -26,7 +26,9 @@ export interface AdmittedJob {
   readonly prompt: string | undefined;
 }
 
-interface JobRecord extends AdmittedJob {
+/** Kept per queued task, so compact: the prompt itself is not kept, only its size for tokens_in. */
+interface JobRecord extends Omit<AdmittedJob, 'prompt'> {
+  readonly promptBytes: number;
   readonly admittedAt: number;
   replicaId: string;
   engineVersion: string;
@@ -71,7 +73,16 @@ export class JobTelemetry {
     }
     const engineVersion = this.engineVersions.get(job.pool.id) ?? UNKNOWN;
     this.jobs.set(job.taskId, {
-      ...job,
+      taskId: job.taskId,
+      sessionId: job.sessionId,
+      clientId: job.clientId,
+      pool: job.pool,
+      engine: job.engine,
+      priority: job.priority,
+      modelId: job.modelId,
+      ctx: job.ctx,
+      samplerProfileVersion: job.samplerProfileVersion,
+      promptBytes: Buffer.byteLength(job.prompt ?? '', 'utf8'),
       admittedAt: performance.now(),
       replicaId: UNASSIGNED,
       engineVersion,
@@ -202,7 +213,7 @@ export class JobTelemetry {
   }
 
   private tokensIn(job: JobRecord): number {
-    return Math.ceil(Buffer.byteLength(job.prompt ?? '', 'utf8') / BYTES_PER_TOKEN_ESTIMATE);
+    return Math.ceil(job.promptBytes / BYTES_PER_TOKEN_ESTIMATE);
   }
 
   /** The ORCH-3027 / OC-CORE-1040 fields every lifecycle line carries (`job_id` is the task id). */

@@ -3,7 +3,7 @@ import type { OrchConfig } from '../../core/config';
 import type { Priority } from '../../core/engines';
 import type { OrchMetrics } from './metrics';
 
-export type SloObjective = 'ttft' | 'decode' | 'errors';
+export type SloObjective = 'ttft' | 'decode' | 'errors' | 'throughput';
 
 /** One finished task as the SLOs see it. */
 export interface SloSample {
@@ -120,6 +120,16 @@ export class SloTracker {
       },
       { priority: 'interactive', objective: 'errors', target: 1 - interactive.max_error_rate, met: (sample) => sample.ok },
       { priority: 'batch', objective: 'errors', target: 1 - batch.max_error_rate, met: (sample) => sample.ok },
+      {
+        priority: 'batch',
+        objective: 'throughput',
+        target: P95,
+        met: (sample) => {
+          if (sample.decodeMs === undefined || sample.tokensOut === 0) return undefined;
+          // A decode too short to time (0 ms) ran faster than any floor.
+          return sample.decodeMs <= 0 || (sample.tokensOut * 1_000) / sample.decodeMs >= batch.min_tokens_per_second;
+        },
+      },
     ];
   }
 }

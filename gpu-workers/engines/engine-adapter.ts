@@ -24,6 +24,8 @@ export interface EngineToken {
 export interface CompletionSummary {
   readonly tokensOut: number;
   readonly tokensIn: number;
+  /** Prompt tokens the engine reused from its KV cache (llama-server `timings.cache_n`), when it says. */
+  readonly tokensCached?: number | undefined;
   readonly stopReason: 'eos' | 'limit' | 'word' | 'none';
   /** Engine-reported decode time, when the engine reports one. */
   readonly decodeMs?: number | undefined;

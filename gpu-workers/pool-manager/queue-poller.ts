@@ -6,8 +6,10 @@ import { createEngineActivities } from '../../activities/engine-activity';
 import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
 import { poolTaskQueue } from '../../core/task-queues';
+import { describeQuant, describeTensorSplit } from '../models/model-quant';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
+import type { ReplicaEventCounters } from './replica-events';
 
 export interface QueuePollerOptions {
   readonly pool: PoolConfig;
@@ -18,6 +20,7 @@ export interface QueuePollerOptions {
   readonly logger: Logger;
   /** Hears the engine's busy-slot count after every change. */
   readonly onSlotLoad?: ((busySlots: number) => void) | undefined;
+  readonly events?: ReplicaEventCounters | undefined;
 }
 
 /** How long in-flight tasks may finish after polling stops; then Temporal retries them elsewhere. */
@@ -39,7 +42,15 @@ export class QueuePoller {
     const { pool, replicaId } = this.options;
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
-    const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const replica = {
+      poolId: pool.id,
+      replicaId,
+      engineVersion: engine.properties.engineVersion,
+      mockEngine: engine.mockEngine,
+      // Once per Ready period: the engine may have been restarted on another file.
+      quant: describeQuant(pool.quant, engine.properties.modelPath ?? pool.model),
+      tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
+    };
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
@@ -52,6 +63,7 @@ export class QueuePoller {
         dispatcher,
         slots: new SlotAllocator(slots, this.options.onSlotLoad),
         logger: this.options.logger,
+        events: this.options.events,
       }),
       maxConcurrentActivityTaskExecutions: slots,
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.

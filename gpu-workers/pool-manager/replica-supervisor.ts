@@ -4,6 +4,7 @@ import type { EngineLauncher, LaunchedEngine } from './engine-launcher';
 import type { QueuePoller } from './queue-poller';
 import { asReplicaFailure } from './replica-failure';
 import type { ReplicaFailure } from './replica-failure';
+import type { ReplicaEventCounters } from './replica-events';
 import type { ReplicaStateMachine } from './replica-state';
 import type { RestartPolicy } from './restart-policy';
 
@@ -14,6 +15,7 @@ export interface ReplicaSupervisorOptions {
   readonly poller: Pick<QueuePoller, 'start' | 'stop'>;
   readonly logger: Logger;
   readonly now?: () => number;
+  readonly events?: ReplicaEventCounters | undefined;
 }
 
 type ServingOutcome = { readonly kind: 'stop' } | { readonly kind: 'crash'; readonly failure: ReplicaFailure } | { readonly kind: 'poller-failed'; readonly error: Error };
@@ -123,6 +125,7 @@ export class ReplicaSupervisor {
    */
   private async fail(failure: ReplicaFailure, alreadyDrained = false): Promise<boolean> {
     const { machine, policy, logger } = this.options;
+    this.options.events?.record(failure.kind);
     machine.transition('unready', alreadyDrained ? {} : { error: failure.toReplicaError(this.now()) });
     logger.error({ code: failure.code, cause: failure.kind, err: failure }, 'replica unready');
     if (!failure.retriable) {

@@ -145,3 +145,23 @@ test('ORCH-3027: every other line about the job (the pool worker\'s included) ca
   expect(lines.length).toBeGreaterThanOrEqual(3);
   for (const line of lines) expect({ msg: line['msg'], missing: identity.filter((field) => !(field in line)) }).toEqual({ msg: line['msg'], missing: [] });
 });
+
+test('ORCH-3027 OC-CORE-1040: the pool worker\'s end line of a job, parsed as JSON, carries quant, tensor_split, kv_warmth, tokens in/out and the replica\'s event counters', () => {
+  const workerLines = stack.logs.lines().filter((line) => line['job_id'] === completedTaskId && !('priority' in line));
+  for (const line of workerLines) expect({ msg: line['msg'], quant: 'quant' in line, tensor_split: line['tensor_split'] }).toEqual({ msg: line['msg'], quant: true, tensor_split: null });
+  const decoded = workerLines.find((line) => line['msg'] === 'task decoded');
+  expect(decoded).toEqual(
+    expect.objectContaining({
+      // The mock has no GGUF and its model name carries no quant tag: unknown, not guessed.
+      quant: null,
+      kv_warmth: false,
+      tokens_in: expect.any(Number),
+      tokens_out: 4,
+      decode_time_ms: expect.any(Number),
+      eviction_events: 0,
+      oom_events: 0,
+      driver_reset_events: 0,
+    }),
+  );
+  expect(decoded?.['tokens_in']).toBeGreaterThan(0);
+});

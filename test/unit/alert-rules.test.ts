@@ -21,7 +21,7 @@ function metricNames(expr: string): string[] {
 
 test('ORCH-3041: the shipped alerting rules alert on SLO breach and on the breaker, and each has an expression', () => {
   const alerts = rules.groups.flatMap((group) => group.rules);
-  expect(alerts.map((rule) => rule.alert)).toEqual(expect.arrayContaining(['LlamaOrchSloBreach', 'LlamaOrchCircuitBreakerOpen']));
+  expect(alerts.map((rule) => rule.alert)).toEqual(expect.arrayContaining(['LlamaOrchSloBreach', 'LlamaOrchBatchThroughputLow', 'LlamaOrchCircuitBreakerOpen']));
   for (const rule of alerts) expect(rule.expr.length).toBeGreaterThan(0);
 });
 

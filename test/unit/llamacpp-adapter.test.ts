@@ -332,7 +332,7 @@ describe('llama.cpp adapter against recorded transcripts', () => {
       { text: ' wörld', index: 1, slotId: 0 },
       { text: '!', index: 2, slotId: 0 },
     ]);
-    expect(summary).toEqual({ tokensOut: 4, tokensIn: 5, stopReason: 'limit', decodeMs: 30.25, slotId: 0 });
+    expect(summary).toEqual({ tokensOut: 4, tokensIn: 5, stopReason: 'limit', decodeMs: 30.25, slotId: 0, tokensCached: 0 });
     expect(JSON.parse(server.requests[0]?.body ?? '{}')).toMatchObject({ stream: true, cache_prompt: false, id_slot: -1 });
   });
 

@@ -78,6 +78,27 @@ describe('ORCH-3041 ORCH-3040: SLOs measured per window, breach logged, breaker 
     expect(logs.lines().filter((line) => line['event'] === 'slo_breach')).toEqual([expect.objectContaining({ priority: 'interactive', objective: 'ttft' })]);
   });
 
+  test('ORCH-3041: batch throughput is the share of batch tasks decoding at least slo.batch.min_tokens_per_second, measured per window and exported', async () => {
+    const metrics = new OrchMetrics();
+    const tracker = new SloTracker({ ...sloConfig, batch: { ...sloConfig.batch, min_tokens_per_second: 20 } }, pino(captureLogs().stream), metrics);
+    const batch = (at: number, tokensOut: number, decodeMs: number): SloSample => ({ poolId: 'p', priority: 'batch', at, decodeMs, tokensOut, ok: true });
+    // 64 tokens in 2 s is 32 tok/s (met); in 4 s it is 16 tok/s (missed); no tokens or no decode time is not judged.
+    for (let index = 0; index < 6; index += 1) tracker.record(batch(100 + index, 64, 2_000));
+    for (let index = 0; index < 2; index += 1) tracker.record(batch(200 + index, 64, 4_000));
+    tracker.record(batch(300, 0, 10));
+    tracker.record({ poolId: 'p', priority: 'batch', at: 301, tokensOut: 0, ok: false });
+    const { overall, breachedPools } = tracker.evaluate(900);
+    expect(overall.find((result) => result.priority === 'batch' && result.objective === 'throughput')).toEqual(
+      expect.objectContaining({ attainment: 0.75, target: 0.95, samples: 8, breached: true }),
+    );
+    expect(overall.find((result) => result.priority === 'batch' && result.objective === 'errors')).toEqual(expect.objectContaining({ samples: 10, attainment: 0.9 }));
+    expect([...breachedPools]).toEqual(['p']);
+    tracker.publish(900);
+    const { samples } = parsePrometheusText(await metrics.exposition());
+    const gauge = (name: string) => samples.find((sample) => sample.name === name && sample.labels['priority'] === 'batch' && sample.labels['objective'] === 'throughput')?.value;
+    expect({ attainment: gauge('slo_attainment_ratio'), target: gauge('slo_target_ratio') }).toEqual({ attainment: 0.75, target: 0.95 });
+  });
+
   test('ORCH-3040: the breaker opens after consecutive breached windows, answers 503 with a retry hint, and closes after open_ms', () => {
     let now = 0;
     const breaker = new PoolCircuitBreaker({ enabled: true, breach_windows: 2, open_ms: 5_000 }, pino(captureLogs().stream), () => now);

@@ -1,0 +1,28 @@
+import type { ReplicaFailureKind } from '../../core/replica-status';
+
+export interface ReplicaEventCounts {
+  readonly eviction_events: number;
+  readonly oom_events: number;
+  readonly driver_reset_events: number;
+}
+
+/**
+ * A replica's failure history as the ORCH-3027 counters its job lines carry: each engine crash the
+ * supervisor classifies as VRAM or host OOM, or as a driver reset, counts once for the life of the
+ * pool worker process.
+ */
+export class ReplicaEventCounters {
+  private oom = 0;
+  private driverReset = 0;
+
+  record(kind: ReplicaFailureKind): void {
+    if (kind === 'vram_oom' || kind === 'host_oom') this.oom += 1;
+    else if (kind === 'driver_reset') this.driverReset += 1;
+  }
+
+  snapshot(): ReplicaEventCounts {
+    // Queue evictions (drop-lru) happen in the gateway before a task reaches any replica, and
+    // llama-server reports no KV-cache evictions, so a replica has none of its own to count.
+    return { eviction_events: 0, oom_events: this.oom, driver_reset_events: this.driverReset };
+  }
+}
