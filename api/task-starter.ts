@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { PRIORITY_KEY } from '../core/engines';
 import { taskWorkflowId } from '../core/ids';
 import { SearchAttr } from '../core/search-attributes';
 import { WORKFLOW_TASK_QUEUE } from '../core/task-queues';
@@ -33,6 +34,9 @@ export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       requestEagerStart: eagerStart,
       memo: { admission: memo },
+      // The workflow's own tasks queue by priority too (activities inherit it): without it an interactive
+      // task's first workflow task waits behind a batch flood's in the workflow task queue (bench:load).
+      priority: { priorityKey: PRIORITY_KEY[request.priority], fairnessKey: input.clientId },
       typedSearchAttributes: [
         { key: SearchAttr.taskId, value: request.task_id },
         { key: SearchAttr.pool, value: input.poolId },

@@ -83,9 +83,11 @@ export class AdmissionController {
   depth(poolId: string): { interactive: number; batch: number } {
     const { ledger, backlog } = this.dependencies;
     const global = backlog.view(poolId);
+    // Temporal's count, less this gateway's recent withdrawals it may still include; never below our own.
+    const fromTemporal = (priority: Priority): number => Math.max(0, (global?.[priority] ?? 0) - ledger.ghostCount(poolId, priority));
     return {
-      interactive: Math.max(ledger.queuedCount(poolId, 'interactive'), global?.interactive ?? 0),
-      batch: Math.max(ledger.queuedCount(poolId, 'batch'), global?.batch ?? 0),
+      interactive: Math.max(ledger.queuedCount(poolId, 'interactive'), fromTemporal('interactive')),
+      batch: Math.max(ledger.queuedCount(poolId, 'batch'), fromTemporal('batch')),
     };
   }
 

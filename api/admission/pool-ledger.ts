@@ -17,8 +17,17 @@ interface PoolState {
   readonly usageByTenant: Map<string, { queued: number; running: number }>;
   /** Dispatched task → [tenant, performance.now() at dispatch]. */
   readonly running: Map<string, { readonly tenant: string; readonly since: number }>;
+  /** Tasks withdrawn while queued in Temporal (cancelled, evicted), by class, oldest first: see `ghostCount`. */
+  readonly ghosts: { readonly priority: Priority; readonly at: number }[];
   serviceMsEstimate: number;
 }
+
+/**
+ * How long a task withdrawn while queued is assumed to still be in Temporal's backlog count. Matching
+ * drops a cancelled activity task only when a poller reaches it, so a stalled queue keeps counting it;
+ * a moving queue skips it within a dispatch or two. Past this age the count is trusted again.
+ */
+const GHOST_TTL_MS = 30_000;
 
 const SERVICE_EWMA_WEIGHT = 0.2;
 const INITIAL_SERVICE_MS = 1_000;
@@ -73,6 +82,27 @@ export class PoolLedger {
     state.serviceMsEstimate += SERVICE_EWMA_WEIGHT * (performance.now() - running.since - state.serviceMsEstimate);
   }
 
+  /**
+   * A started task leaves the queue before dispatch (a cancel, a drop-lru/shed eviction). Unlike `finished`
+   * it leaves a ghost: Temporal's approximate backlog still counts the task until a poller skips it.
+   */
+  withdrawn(poolId: string, taskId: string): void {
+    const state = this.state(poolId);
+    const entry = state.queued.get(taskId);
+    this.finished(poolId, taskId);
+    if (entry) state.ghosts.push({ priority: entry.priority, at: performance.now() });
+  }
+
+  /** Recent withdrawals of one class that Temporal's backlog count may still include. */
+  ghostCount(poolId: string, priority: Priority): number {
+    const { ghosts } = this.state(poolId);
+    const horizon = performance.now() - GHOST_TTL_MS;
+    while (ghosts.length > 0 && (ghosts[0]?.at ?? horizon) < horizon) ghosts.shift();
+    let count = 0;
+    for (const ghost of ghosts) if (ghost.priority === priority) count += 1;
+    return count;
+  }
+
   /** Queued tasks oldest first, optionally of one class, at most `limit` of them (stops walking there). */
   queuedTasks(poolId: string, limit = Number.POSITIVE_INFINITY, priority?: Priority): QueuedEntry[] {
     const tasks: QueuedEntry[] = [];
@@ -122,6 +152,7 @@ export class PoolLedger {
         queuedByPriority: { interactive: 0, batch: 0 },
         usageByTenant: new Map(),
         running: new Map(),
+        ghosts: [],
         serviceMsEstimate: INITIAL_SERVICE_MS,
       };
       this.pools.set(poolId, state);

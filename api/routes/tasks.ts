@@ -143,7 +143,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
       throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
     }
   }
-  if (live) context.ledger.finished(live.poolId, taskId);
+  if (live) context.ledger.withdrawn(live.poolId, taskId);
   context.telemetry.cancelled(taskId, 'client');
   request.log.info({ job_id: taskId }, 'task cancelled');
   return reply.code(204).send();
@@ -154,7 +154,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
  * QUEUE_FULL_DROP_LRU event at once, and its workflow ends with that code without ever dispatching.
  */
 async function evictQueuedTask(context: GatewayContext, poolId: string, engine: string, victimTaskId: string, log: FastifyBaseLogger): Promise<void> {
-  context.ledger.finished(poolId, victimTaskId);
+  context.ledger.withdrawn(poolId, victimTaskId);
   context.telemetry.cancelled(victimTaskId, 'drop-lru');
   context.hub.get(victimTaskId)?.finish({
     type: 'error',

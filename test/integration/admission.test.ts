@@ -56,6 +56,8 @@ test('ORCH-3005 OC-CORE-1002: `drop-lru` admits the new task and evicts the olde
   });
   const secondState = await stack.client.workflow.getHandle(taskWorkflowId(String(second['task_id']))).describe();
   expect(secondState.status.name).toBe('RUNNING');
+  // Let the backlog refresh see Temporal's count, which still includes the evicted task's activity.
+  await new Promise((resolve) => setTimeout(resolve, 800));
   expect(stack.gateway.admission.depth(stack.poolId).interactive).toBe(2);
 });
 
