@@ -38,9 +38,9 @@ type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall';
 export function createEngineActivities(dependencies: EngineActivityDependencies) {
   const { adapter, replica } = dependencies;
 
-  async function runEngineTask({ workflow }: EngineRunInput): Promise<EngineRunOutcome> {
+  async function runEngineTask({ workflow, attemptOffset }: EngineRunInput): Promise<EngineRunOutcome> {
     const context = Context.current();
-    const { attempt } = context.info;
+    const attempt = context.info.attempt + (attemptOffset ?? 0);
     const { request, timeouts } = workflow;
     const taskId = request.task_id;
     // ORCH-3027: every line of the job carries its identity (job, session, client, pool, replica, model, …).
@@ -77,6 +77,9 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         engine_version: replica.engineVersion,
         queue_time_ms: queueTimeMs,
         kv_warmth: false,
+        // KV never moves between replicas (ORCH-3023); a placed task says whether its lane took it.
+        kv_migrated: false,
+        ...(workflow.placement ? { placed_on: workflow.placement.replicaId, lane_hit: (attemptOffset ?? 0) === 0 } : {}),
         ...(replica.mockEngine ? { mock_engine: true } : {}),
       },
     });

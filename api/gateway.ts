@@ -9,6 +9,7 @@ import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
 import { ReplicaDirectory } from './replica-directory';
+import { PlacementPlanner } from './placement/placement-planner';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
@@ -39,6 +40,8 @@ export interface RunningGateway {
   readonly app: FastifyInstance;
   readonly hub: StreamHub;
   readonly admission: AdmissionController;
+  /** The replicas this gateway places on (tests wait for it to see them Ready). */
+  readonly replicas: ReplicaDirectory;
   /** Base URL of the public API. */
   readonly url: string;
   close(): Promise<void>;
@@ -102,6 +105,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics: observability.metrics,
     telemetry: observability.telemetry,
     replicas,
+    placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -117,6 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     app,
     hub,
     admission,
+    replicas,
     url,
     close: async () => {
       hub.close();

@@ -44,6 +44,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
 
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
+  const placement = await context.placement.plan(pool, taskRequest, clientId);
   const input: TaskWorkflowInput = {
     version: 1,
     request: {
@@ -57,6 +58,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     admittedAtMs: Date.now(),
     timeouts: resolvePoolTimeouts(pool),
     streamSinkUrl: context.internalUrl,
+    ...(placement ? { placement } : {}),
   };
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
 
@@ -93,6 +95,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
       queue_position: estimate.queuePosition,
       predicted_start_ms: estimate.predictedStartMs,
       decided_by: decidedBy,
+      ...(placement ? { placed_on: placement.replicaId, placement_reason: placement.reason } : {}),
       ...(victimTaskId ? { evicted_job_id: victimTaskId } : {}),
     },
     'task admitted',

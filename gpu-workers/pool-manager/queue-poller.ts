@@ -8,6 +8,7 @@ import { formatReplicaIdentity } from '../../core/ids';
 import { poolTaskQueue } from '../../core/task-queues';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
+import { createLaneWorker } from './lane-worker';
 
 export interface QueuePollerOptions {
   readonly pool: PoolConfig;
@@ -30,6 +31,7 @@ const SHUTDOWN_GRACE = '5s';
  */
 export class QueuePoller {
   private worker: Worker | undefined;
+  private lane: Worker | undefined;
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: QueuePollerOptions) {}
@@ -40,42 +42,48 @@ export class QueuePoller {
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
     const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const activities = createEngineActivities({
+      adapter: engine.adapter,
+      replica,
+      internalToken: this.options.internalToken,
+      dispatcher,
+      slots: new SlotAllocator(slots, this.options.onSlotLoad),
+      logger: this.options.logger,
+    });
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
       taskQueue: poolTaskQueue(pool.id),
       identity: formatReplicaIdentity(replica),
-      activities: createEngineActivities({
-        adapter: engine.adapter,
-        replica,
-        internalToken: this.options.internalToken,
-        dispatcher,
-        slots: new SlotAllocator(slots, this.options.onSlotLoad),
-        logger: this.options.logger,
-      }),
+      activities,
       maxConcurrentActivityTaskExecutions: slots,
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
       maxEagerActivityReservationsPerWorkflowTask: 0,
       shutdownGraceTime: SHUTDOWN_GRACE,
     });
+    // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
+    const lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, shutdownGraceTime: SHUTDOWN_GRACE });
     this.worker = worker;
+    this.lane = lane;
     let failedWith: (error: Error) => void = () => undefined;
     const failed = new Promise<Error>((resolve) => {
       failedWith = resolve;
     });
-    this.running = worker
-      .run()
-      .catch((error: unknown) => failedWith(error instanceof Error ? error : new Error(String(error))))
+    const onFailure = (error: unknown): void => failedWith(error instanceof Error ? error : new Error(String(error)));
+    this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
+      .then(() => undefined)
       .finally(() => dispatcher.close());
     return { failed };
   }
 
   /** Stops polling and waits for in-flight tasks (up to the grace time). */
   async stop(): Promise<void> {
-    const { worker, running } = this;
+    const { worker, lane, running } = this;
     this.worker = undefined;
+    this.lane = undefined;
     this.running = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
+    if (lane?.getState() === 'RUNNING') lane.shutdown();
     await running;
   }
 }
