@@ -7,7 +7,9 @@ import { jobLogBindings } from '../core/job-log-fields';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
+import { kvSessionKey, type KvResidency } from '../gpu-workers/kv-residency';
 import { StreamPusher } from './stream-pusher';
+import { runKvTurn } from './kv-turn';
 
 export interface ReplicaDescription {
   readonly poolId: string;
@@ -23,6 +25,8 @@ export interface EngineActivityDependencies {
   readonly dispatcher: Dispatcher;
   readonly slots: SlotAllocator;
   readonly logger: Logger;
+  /** Which session's KV each slot holds (ORCH-3022); absent → no session cache reuse. */
+  readonly kv?: KvResidency | undefined;
 }
 
 /** How long after an abort the engine has to report the slot free before the replica is suspect. */
@@ -85,7 +89,13 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     });
 
     const tokens: string[] = [];
-    const slotId = dependencies.slots.acquire();
+    const session = kvSessionKey(workflow.clientId, request.session_id);
+    const { kv } = dependencies;
+    const slotId = dependencies.slots.acquire(kv?.slotOf(session), kv ? (slot) => kv.reuseCost(slot) : undefined);
+    if (kv && slotId !== undefined) kv.claim(session, slotId);
+    // ORCH-3022: a session turn reuses the slot's cache, except under strict determinism (engines.md §1.6).
+    const cachePrompt = kv !== undefined && slotId !== undefined && request.determinism !== 'strict';
+    let kvState: { kvWarmth: boolean; kvBytes: number } = { kvWarmth: false, kvBytes: 0 };
     const outcomeOf = (outcome: EngineRunOutcome['outcome'], decodeMs: number, streamEnded: boolean): EngineRunOutcome => ({
       outcome,
       tokens,
@@ -96,6 +106,8 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       engineVersion: replica.engineVersion,
       streamEnded,
       attempt,
+      kvWarmth: kvState.kvWarmth,
+      kvBytes: kvState.kvBytes,
     });
     // No heartbeat at start: the timeout already runs from the activity's start, and a short task then
     // costs Temporal no heartbeat write at all. The SDK coalesces these to one per 0.8 × heartbeat_ms.
@@ -107,7 +119,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
 
     try {
       const stream = adapter.complete(
-        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId },
+        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId, cachePrompt },
         abort.signal,
       );
       let step: IteratorResult<EngineToken, unknown> = await stream.next();
@@ -120,12 +132,19 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         step = await stream.next();
       }
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
+      if (kv) {
+        const turn = runKvTurn(kv, session, slotId, cachePrompt, step.value);
+        kvState = { kvWarmth: turn.kv_warmth, kvBytes: turn.kv_bytes };
+        pusher?.push({ type: 'metrics', values: { phase: 'kv', replica_id: replica.replicaId, engine_version: replica.engineVersion, ...turn } });
+      }
       pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
       await pusher?.flush();
       log.info({ tokens_out: tokens.length, decode_time_ms: decodeMs }, 'task decoded');
       const streamEnded = pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted);
       return outcomeOf(pusher?.cancelled ? 'cancelled' : 'completed', decodeMs, streamEnded);
     } catch (error) {
+      // The slot's KV is in an unknown state after a failed or aborted turn: the session no longer owns it.
+      kv?.forget(session);
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel') {
         await confirmSlotFree(slotId, log);
@@ -157,7 +176,16 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     }
   }
 
-  return { runEngineTask };
+  /** DELETE /v1/sessions/:id (ORCH-2005): erases the session's slot; runs on the replica's lane. */
+  async function evictSessionKv({ tenant, sessionId }: { tenant: string; sessionId: string }): Promise<{ erased: boolean; slotId: number | null }> {
+    const resident = dependencies.kv?.forget(kvSessionKey(tenant, sessionId));
+    if (resident === undefined) return { erased: false, slotId: null };
+    await adapter.eraseSlot(resident.slotId);
+    dependencies.logger.info({ session_id: sessionId, client_id: tenant, slot_id: resident.slotId, kv_bytes: resident.bytes }, 'session KV erased');
+    return { erased: true, slotId: resident.slotId };
+  }
+
+  return { runEngineTask, evictSessionKv };
 }
 
 export type EngineActivities = ReturnType<typeof createEngineActivities>;

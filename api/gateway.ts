@@ -10,6 +10,8 @@ import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
 import { ReplicaDirectory } from './replica-directory';
 import { PlacementPlanner } from './placement/placement-planner';
+import { SessionRegistry } from './sessions/session-registry';
+import { KvPressure } from './observability/kv-pressure';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
@@ -88,6 +90,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,
     quotas,
   });
+  const sessions = new SessionRegistry({ ttlMs: config.sessions.ttl_ms, maxTurns: config.sessions.max_turns, maxEntries: config.sessions.max_entries });
+  observability.metrics.addCollector(() => observability.metrics.set('sessionsActive', {}, sessions.size));
   const keys = loadApiKeys(config, { configDir: options.configDir ?? process.cwd() });
   const auth = new Authenticator(config.auth.mode, keys);
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
@@ -106,6 +110,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     telemetry: observability.telemetry,
     replicas,
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
+    sessions,
+    kvPressure: new KvPressure(observability.metrics),
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {

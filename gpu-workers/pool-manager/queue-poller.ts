@@ -6,6 +6,7 @@ import { createEngineActivities } from '../../activities/engine-activity';
 import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
 import { poolTaskQueue } from '../../core/task-queues';
+import { KvResidency } from '../kv-residency';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
 import { createLaneWorker } from './lane-worker';
@@ -49,6 +50,8 @@ export class QueuePoller {
       dispatcher,
       slots: new SlotAllocator(slots, this.options.onSlotLoad),
       logger: this.options.logger,
+      // Per Ready period: a restarted engine holds no KV.
+      kv: new KvResidency(engine.kvBytesPerToken ?? 0),
     });
     const worker = await Worker.create({
       connection: this.options.connection,

@@ -72,6 +72,8 @@ export async function* readCompletionStream(
         stopReason: mapLlamaCppStopReason(chunk),
         decodeMs: chunk.timings?.predicted_ms ?? undefined,
         slotId,
+        tokensCached: chunk.tokens_cached ?? undefined,
+        promptTokensFromCache: chunk.timings?.cache_n ?? undefined,
       };
     }
   }
