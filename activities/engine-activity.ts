@@ -91,10 +91,12 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const tokens: string[] = [];
     const session = kvSessionKey(workflow.clientId, request.session_id);
     const { kv } = dependencies;
-    const slotId = dependencies.slots.acquire(kv?.slotOf(session), kv ? (slot) => kv.reuseCost(slot) : undefined);
+    const residentSlot = kv?.slotOf(session);
+    const slotId = dependencies.slots.acquire(residentSlot, kv ? (slot) => kv.reuseCost(slot) : undefined);
     if (kv && slotId !== undefined) kv.claim(session, slotId);
-    // ORCH-3022: a session turn reuses the slot's cache, except under strict determinism (engines.md §1.6).
-    const cachePrompt = kv !== undefined && slotId !== undefined && request.determinism !== 'strict';
+    // ORCH-3022: a session turn reuses its own slot's cache — never another session's prefix — and never
+    // under strict determinism (a cached prefix changes the batch shape, engines.md §1.6).
+    const cachePrompt = kv !== undefined && slotId !== undefined && slotId === residentSlot && request.determinism !== 'strict';
     let kvState: { kvWarmth: boolean; kvBytes: number } = { kvWarmth: false, kvBytes: 0 };
     const outcomeOf = (outcome: EngineRunOutcome['outcome'], decodeMs: number, streamEnded: boolean): EngineRunOutcome => ({
       outcome,

@@ -97,10 +97,12 @@ test('ORCH-3022 ORCH-2004/2005: a best_effort turn reuses its slot\'s KV (kv_war
 
   expect(await deleteSession(pool, sessionId)).toBe(204);
   expect((await getSession(pool, sessionId)).status).toBe(404);
+  // Logged by the replica once the engine erased the slot (the mock's erase is unit-tested in mock-engine.test.ts).
   await waitFor(() => pool.logs.lines().some((line) => line['msg'] === 'session KV erased' && line['session_id'] === sessionId), 20_000, 'the eviction workflow to erase the slot');
-  // The erased slot holds nothing: a third turn with the same prefix (a new session now) starts cold.
+  // A new session under the same id starts over: turn 1, no affinity, nothing warm.
   const third = await turn(pool, { session_id: sessionId, prompt: `Once upon a time${tokensOf(first.events).text} and then`, determinism: 'best_effort' });
   expect(frame(third.events, 'kv')?.['kv_warmth']).toBe(false);
+  expect((await getSession(pool, sessionId)).body['turns']).toBe(1);
 }, 60_000);
 
 test('ORCH-3022 engines.md §1.6: a strict session never reuses the cache (byte-exactness first)', async () => {

@@ -1,5 +1,6 @@
 import { SessionRegistry } from '../../api/sessions/session-registry';
 import { KvResidency, kvSessionKey } from '../../gpu-workers/kv-residency';
+import { kvBytesPerToken } from '../../gpu-workers/models/kv-bytes-per-token';
 import { SlotAllocator } from '../../gpu-workers/slot-allocator';
 
 describe('ORCH-3021: the gateway\'s session registry', () => {
@@ -125,5 +126,24 @@ describe('ORCH-3022: SlotAllocator prefers the session\'s slot', () => {
     expect(slots.acquire()).toBeUndefined();
     slots.release(1);
     expect(slots.acquire(1)).toBe(1);
+  });
+});
+
+describe('ORCH-3022: kv_bytes per token from GGUF metadata', () => {
+  const header = (entries: Record<string, number | string>) => ({
+    metadata: new Map(Object.entries(entries).map(([key, value]) => [key, typeof value === 'string' ? { type: 'string' as const, value } : { type: 'uint32' as const, value }])),
+  });
+
+  it('2 (K, V) × layers × KV heads × head dim × 2 bytes (f16)', () => {
+    // Llama-3-8B: 32 layers, 8 KV heads of 128 → 128 KiB per token.
+    const llama3 = header({ 'general.architecture': 'llama', 'llama.block_count': 32, 'llama.attention.head_count': 32, 'llama.attention.head_count_kv': 8, 'llama.embedding_length': 4096 });
+    expect(kvBytesPerToken(llama3)).toBe(131_072);
+    const explicitKeyLength = header({ 'general.architecture': 'qwen2', 'qwen2.block_count': 2, 'qwen2.attention.head_count': 4, 'qwen2.attention.head_count_kv': 2, 'qwen2.attention.key_length': 64 });
+    expect(kvBytesPerToken(explicitKeyLength)).toBe(2 * 2 * 2 * 64 * 2);
+  });
+
+  it('without the architecture\'s counts: undefined, never a guess', () => {
+    expect(kvBytesPerToken(header({ 'general.architecture': 'llama' }))).toBeUndefined();
+    expect(kvBytesPerToken(header({}))).toBeUndefined();
   });
 });
