@@ -83,7 +83,9 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         kv_warmth: false,
         // KV never moves between replicas (ORCH-3023); a placed task says whether its lane took it.
         kv_migrated: false,
-        ...(workflow.placement ? { placed_on: workflow.placement.replicaId, lane_hit: (attemptOffset ?? 0) === 0 } : {}),
+        ...(workflow.placement
+          ? { placed_on: workflow.placement.replicaId, placement_reason: workflow.placement.reason, lane_hit: (attemptOffset ?? 0) === 0 }
+          : {}),
         ...(replica.mockEngine ? { mock_engine: true } : {}),
       },
     });

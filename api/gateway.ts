@@ -111,7 +111,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     replicas,
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
     sessions,
-    kvPressure: new KvPressure(observability.metrics),
+    kvPressure: new KvPressure(observability.metrics, config.pools.map((pool) => pool.id)),
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {

@@ -1,16 +1,27 @@
+import { PLACEMENT_REASONS } from '../../core/task-workflow-contract';
 import type { OrchMetrics } from './metrics';
 
 /**
- * KV pressure per replica (ORCH-3028, ORCH-3022) from the `kv` metrics frames replicas send before each
+ * Replica frames turned into metrics: placement outcomes from `dispatched` frames, and KV pressure per
+ * replica (ORCH-3028, ORCH-3022) from the `kv` metrics frames replicas send before each
  * `end`: resident sessions and bytes as last reported, and evictions as the growth of the replica's
  * running total (a smaller total means the replica restarted and counts from zero again).
  */
 export class KvPressure {
   private readonly evictionTotals = new Map<string, number>();
 
-  constructor(private readonly metrics: OrchMetrics) {}
+  constructor(
+    private readonly metrics: OrchMetrics,
+    poolIds: readonly string[],
+  ) {
+    // Every series of the lane hit rate exists from the start, so a rate is 0 rather than absent.
+    for (const poolId of poolIds) {
+      for (const reason of PLACEMENT_REASONS) for (const outcome of ['lane', 'fallback']) metrics.inc('placementDecisions', { pool_id: poolId, reason, outcome }, 0);
+    }
+  }
 
   observe(poolId: string, engine: string, values: Readonly<Record<string, unknown>>): void {
+    this.observePlacement(poolId, values);
     if (values['phase'] !== 'kv' || typeof values['replica_id'] !== 'string') return;
     const labels = {
       engine,
@@ -26,5 +37,11 @@ export class KvPressure {
     const growth = total >= seen ? total - seen : total;
     this.evictionTotals.set(labels.replica_id, total);
     this.metrics.inc('kvEvictions', labels, growth);
+  }
+
+  /** The lane hit rate of placed tasks: each placed dispatch says whether its lane took it. */
+  private observePlacement(poolId: string, values: Readonly<Record<string, unknown>>): void {
+    if (values['phase'] !== 'dispatched' || typeof values['lane_hit'] !== 'boolean' || typeof values['placement_reason'] !== 'string') return;
+    this.metrics.inc('placementDecisions', { pool_id: poolId, reason: values['placement_reason'], outcome: values['lane_hit'] ? 'lane' : 'fallback' });
   }
 }

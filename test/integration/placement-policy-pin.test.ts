@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { buildExamplePlugin } from '../../policy/tools/build-plugin';
 import type { TaskResult } from '../../core/task-workflow-contract';
+import { parsePrometheusText } from '../support/prometheus-text';
 import { readStream, type ReceivedEvent } from '../support/sse-client';
 import { startTestStack, taskRequest, waitForReadyReplicas, type TestStack } from '../support/stack';
 
@@ -80,4 +81,11 @@ test('ORCH-3009/3023: a placed task its replica cannot take within the wait fall
     // A fallback is a new attempt to the gateway, so a lane attempt that had started would be reset, not merged.
     if (result.placement?.laneHit === false) expect(dispatched?.data['attempt']).toBe(2);
   }
+  // The lane hit rate, as an operator sees it.
+  const response = await request(`${shortWait.url}/metrics`, { headers: shortWait.authHeaders });
+  const { samples } = parsePrometheusText(await response.body.text());
+  const count = (outcome: string) =>
+    samples.find((sample) => sample.name === 'placement_decisions_total' && sample.labels['pool_id'] === shortWait.poolId && sample.labels['outcome'] === outcome && sample.labels['reason'] === 'policy-pin')?.value;
+  expect(count('fallback')).toBe(fellBack.length);
+  expect(count('lane')).toBe(3 - fellBack.length);
 }, 60_000);
