@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
 import { jobLogBindings } from '../core/job-log-fields';
+import { replicaLaneTaskQueue } from '../core/task-queues';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
@@ -45,6 +46,11 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
   async function runEngineTask({ workflow, attemptOffset }: EngineRunInput): Promise<EngineRunOutcome> {
     const context = Context.current();
     const attempt = context.info.attempt + (attemptOffset ?? 0);
+    // A lane may have reserved its poll before the engine filled up: a placed task must not queue inside
+    // the engine, so it goes straight back to the pool queue (the workflow falls back on this code).
+    if (context.info.taskQueue === replicaLaneTaskQueue(replica.replicaId) && dependencies.slots.busySlots >= dependencies.slots.slotCount) {
+      throw ApplicationFailure.create({ type: ErrorCode.REPLICA_EXHAUSTED, message: `replica ${replica.replicaId} has no free slot for a placed task` });
+    }
     const { request, timeouts } = workflow;
     const taskId = request.task_id;
     // ORCH-3027: every line of the job carries its identity (job, session, client, pool, replica, model, …).

@@ -6,6 +6,7 @@
 export class SlotAllocator {
   private readonly free: number[];
   private busy = 0;
+  private readonly freedListeners = new Set<() => void>();
 
   /** `onLoad` hears the number of busy slots after every change (the replica publishes it, ORCH-3019). */
   constructor(
@@ -46,5 +47,12 @@ export class SlotAllocator {
     if (slotId !== undefined && !this.free.includes(slotId)) this.free.push(slotId);
     this.busy = Math.max(0, this.busy - 1);
     this.onLoad(this.busy);
+    for (const listener of [...this.freedListeners]) listener();
+  }
+
+  /** Hears every release (the replica's lane polls only while the engine has a free slot). */
+  onFreed(listener: () => void): () => void {
+    this.freedListeners.add(listener);
+    return () => this.freedListeners.delete(listener);
   }
 }

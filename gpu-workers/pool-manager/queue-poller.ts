@@ -43,12 +43,13 @@ export class QueuePoller {
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
     const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const slotAllocator = new SlotAllocator(slots, this.options.onSlotLoad);
     const activities = createEngineActivities({
       adapter: engine.adapter,
       replica,
       internalToken: this.options.internalToken,
       dispatcher,
-      slots: new SlotAllocator(slots, this.options.onSlotLoad),
+      slots: slotAllocator,
       logger: this.options.logger,
       // Per Ready period: a restarted engine holds no KV.
       kv: new KvResidency(engine.kvBytesPerToken ?? 0),
@@ -65,7 +66,7 @@ export class QueuePoller {
       shutdownGraceTime: SHUTDOWN_GRACE,
     });
     // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
-    const lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, shutdownGraceTime: SHUTDOWN_GRACE });
+    const lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: SHUTDOWN_GRACE });
     this.worker = worker;
     this.lane = lane;
     let failedWith: (error: Error) => void = () => undefined;

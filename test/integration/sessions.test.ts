@@ -8,15 +8,19 @@ import { startTestStack, taskRequest, waitForReadyReplicas, type TestStack } fro
 let pool: TestStack;
 // One replica with two slots and a short session TTL: evictions and expiry.
 let small: TestStack;
+// Two single-slot replicas with slow decode and a short lane wait: a busy session replica.
+let busy: TestStack;
 
 beforeAll(async () => {
   pool = await startTestStack({ replicas: 2, inProcessReplicas: 2, slots: 4, interTokenMs: 5, custom: { placement: { affinity_wait_ms: 5_000 } } });
   small = await startTestStack({ slots: 2, custom: { sessions: { ttl_ms: 400, max_turns: 8 } } });
-  await waitForReadyReplicas(pool, 2);
+  busy = await startTestStack({ replicas: 2, inProcessReplicas: 2, slots: 1, interTokenMs: 20, custom: { placement: { affinity_wait_ms: 300 } } });
+  await Promise.all([waitForReadyReplicas(pool, 2), waitForReadyReplicas(busy, 2)]);
 }, 120_000);
 afterAll(async () => {
   await pool?.stop();
   await small?.stop();
+  await busy?.stop();
 });
 
 interface Turn {
@@ -35,7 +39,7 @@ async function turn(stack: TestStack, overrides: Record<string, unknown>): Promi
   const admitted = await submit(stack, body);
   if (admitted.status !== 202) return { status: admitted.status, body: admitted.body, events: [] };
   const events = await readStream(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`).finished;
-  expect(events.at(-1)?.event).toBe('end');
+  expect(events.at(-1)).toEqual(expect.objectContaining({ event: 'end' }));
   return { status: 202, body: admitted.body, events };
 }
 
@@ -182,3 +186,34 @@ test('ORCH-3009 ORCH-3023: the session\'s replica stopped → after the bounded 
   expect(frame(second.events, 'kv')).toEqual(expect.objectContaining({ kv_warmth: false, kv_migrated: false }));
   expect((await getSession(pool, sessionId)).body).toEqual(expect.objectContaining({ turns: 2, kv_warmth: false, replica_id: dispatched?.['replica_id'] }));
 }, 60_000);
+
+test('ORCH-3009 ORCH-3023: the session\'s replica busy (its only slot taken) → the turn goes back to the pool at once (or after the bounded wait) and runs on the other replica, kv_warmth=false', async () => {
+  const sessionId = randomUUID();
+  const first = await turn(busy, { session_id: sessionId, prompt: 'Busy', determinism: 'best_effort' });
+  const home = String(frame(first.events, 'dispatched')?.['replica_id']);
+  // Occupy the home replica's only slot with a long task of another session (retry until it lands there).
+  let occupier: { taskId: string; reading: ReturnType<typeof readStream> } | undefined;
+  while (!occupier) {
+    const body = taskRequest(busy, { max_tokens: 400 });
+    expect((await submit(busy, body)).status).toBe(202);
+    const reading = readStream(`${busy.url}/v1/tasks/${String(body['task_id'])}/stream`);
+    await waitFor(() => reading.events.some((event) => event.data['phase'] === 'dispatched'), 20_000, 'the long task to start');
+    const landed = reading.events.find((event) => event.data['phase'] === 'dispatched')?.data['replica_id'];
+    if (landed === home) occupier = { taskId: String(body['task_id']), reading };
+    else {
+      const cancel = await request(`${busy.url}/v1/tasks/${String(body['task_id'])}/cancel`, { method: 'POST', headers: busy.authHeaders });
+      await cancel.body.dump();
+      await reading.finished;
+    }
+  }
+  const second = await turn(busy, { session_id: sessionId, prompt: `Busy${tokensOf(first.events).text}`, determinism: 'best_effort' });
+  const dispatched = frame(second.events, 'dispatched');
+  expect(dispatched?.['replica_id']).not.toBe(home);
+  expect(dispatched).toEqual(expect.objectContaining({ kv_warmth: false, kv_migrated: false }));
+  expect(frame(second.events, 'kv')?.['kv_warmth']).toBe(false);
+  // The long task was never disturbed.
+  expect(occupier.reading.events.at(-1)?.event).not.toBe('error');
+  const cancel = await request(`${busy.url}/v1/tasks/${occupier.taskId}/cancel`, { method: 'POST', headers: busy.authHeaders });
+  await cancel.body.dump();
+  await occupier.reading.finished;
+}, 90_000);

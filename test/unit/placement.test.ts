@@ -3,6 +3,8 @@ import type { PoolConfig } from '../../core/config';
 import type { ReplicaStatus } from '../../core/replica-status';
 import type { TaskRequest } from '../../core/task-request';
 import { placementCandidates } from '../../api/placement/placement-candidates';
+import { LaneSlotGate } from '../../gpu-workers/pool-manager/lane-slot-gate';
+import { SlotAllocator } from '../../gpu-workers/slot-allocator';
 import { PlacementPlanner } from '../../api/placement/placement-planner';
 import { createPolicyHost, type PolicyHost } from '../../policy';
 import type { PlaceDecision, PlaceSnapshot } from '../../policy/sdk';
@@ -119,5 +121,31 @@ describe('ORCH-3008/3019: when the gateway places a task on a lane', () => {
     expect(await planner(pin, [status('p-r0'), status('p-r1')], 0).plan(pool, request, 'tenant')).toBeUndefined();
     const unready = [status('p-r0'), status('p-r1', { state: 'unready', ready: false }), status('p-r2')];
     expect(await planner(builtin, unready).plan(pool, request, 'tenant', 'p-r1')).toBeUndefined();
+  });
+});
+
+describe('ORCH-3019: the lane polls only while the engine has a free slot', () => {
+  it('ORCH-3019: a reservation waits for a free engine slot and for the lane\'s own slot; an abort rejects it', async () => {
+    const slots = new SlotAllocator(1);
+    const gate = new LaneSlotGate(slots);
+    const taken = slots.acquire();
+    let granted = false;
+    const reservation = gate.reserveSlot(undefined, new AbortController().signal).then(() => {
+      granted = true;
+    });
+    await Promise.resolve();
+    expect(granted).toBe(false);
+    slots.release(taken);
+    await reservation;
+    expect(granted).toBe(true);
+    // The lane's one slot is held: the next reservation waits until it is released.
+    const abort = new AbortController();
+    const second = gate.reserveSlot(undefined, abort.signal);
+    abort.abort();
+    await expect(second).rejects.toMatchObject({ name: 'AbortError' });
+    const third = gate.reserveSlot(undefined, new AbortController().signal);
+    gate.releaseSlot();
+    await expect(third).resolves.toEqual({});
+    expect(gate.tryReserveSlot()).toBeNull();
   });
 });
