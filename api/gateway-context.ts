@@ -5,7 +5,7 @@ import type { AdmissionController } from './admission/admission-controller';
 import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
-import type { KvPressure } from './observability/kv-pressure';
+import type { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import type { OrchMetrics } from './observability/metrics';
 import type { PlacementPlanner } from './placement/placement-planner';
 import type { ReplicaDirectory } from './replica-directory';
@@ -31,8 +31,8 @@ export interface GatewayContext {
   readonly placement: PlacementPlanner;
   /** Short-lived sessions (ORCH-3021): turns, TTL, affinity and KV state, per gateway. */
   readonly sessions: SessionRegistry;
-  /** KV pressure metrics from the replicas' `kv` frames (ORCH-3022/3028). */
-  readonly kvPressure: KvPressure;
+  /** Metrics from replica frames: the lane hit rate (dispatched) and KV pressure (kv; ORCH-3022/3028). */
+  readonly replicaFrames: ReplicaFrameMetrics;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

@@ -11,7 +11,7 @@ import { TemporalBacklog } from './admission/temporal-backlog';
 import { ReplicaDirectory } from './replica-directory';
 import { PlacementPlanner } from './placement/placement-planner';
 import { SessionRegistry } from './sessions/session-registry';
-import { KvPressure } from './observability/kv-pressure';
+import { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
@@ -111,7 +111,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     replicas,
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
     sessions,
-    kvPressure: new KvPressure(observability.metrics, config.pools.map((pool) => pool.id)),
+    replicaFrames: new ReplicaFrameMetrics(observability.metrics, config.pools.map((pool) => pool.id)),
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {

@@ -37,7 +37,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       context.telemetry.chunk(id, chunk);
       if (verdict === 'accepted') {
         observeSessionChunk(context.sessions, id, chunk);
-        for (const part of chunk.parts) if (part.type === 'metrics') context.kvPressure.observe(stream.poolId, stream.engine, part.values);
+        for (const part of chunk.parts) if (part.type === 'metrics') context.replicaFrames.observe(stream.poolId, stream.engine, part.values);
       }
       if (stream.state !== 'live') context.ledger.finished(stream.poolId, id);
       return reply.code(200).send({ verdict });

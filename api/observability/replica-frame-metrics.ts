@@ -7,7 +7,7 @@ import type { OrchMetrics } from './metrics';
  * `end`: resident sessions and bytes as last reported, and evictions as the growth of the replica's
  * running total (a smaller total means the replica restarted and counts from zero again).
  */
-export class KvPressure {
+export class ReplicaFrameMetrics {
   private readonly evictionTotals = new Map<string, number>();
 
   constructor(
