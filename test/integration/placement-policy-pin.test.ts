@@ -1,3 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
 import { request } from 'undici';
 import { buildExamplePlugin } from '../../policy/tools/build-plugin';
 import type { TaskResult } from '../../core/task-workflow-contract';
@@ -88,4 +92,17 @@ test('ORCH-3009/3023: a placed task its replica cannot take within the wait fall
     samples.find((sample) => sample.name === 'placement_decisions_total' && sample.labels['pool_id'] === shortWait.poolId && sample.labels['outcome'] === outcome && sample.labels['reason'] === 'policy-pin')?.value;
   expect(count('fallback')).toBe(fellBack.length);
   expect(count('lane')).toBe(3 - fellBack.length);
+
+  // The lane path is workflow code too: both kinds of history replay (ORCH_RECORD_HISTORIES=1 keeps them
+  // as fixtures for the replay test of temporal-lifecycle.test.ts).
+  const bundle = readFileSync(String(process.env['ORCH_TEST_WORKFLOW_BUNDLE']), 'utf8');
+  for (const [index, result] of results.entries()) {
+    const history = await shortWait.client.workflow.getHandle(`task-${String(lastBodies[index]?.['task_id'])}`).fetchHistory();
+    const name = result.placement?.laneHit ? 'task-placed-lane' : 'task-placed-fallback';
+    await Worker.runReplayHistory({ workflowBundle: { code: bundle } }, history, name);
+    if (process.env['ORCH_RECORD_HISTORIES'] === '1') {
+      const plain = temporal.api.history.v1.History.toObject(temporal.api.history.v1.History.fromObject(history), { longs: String, enums: String, bytes: String });
+      writeFileSync(join(__dirname, '..', 'fixtures', 'histories', `${name}.json`), JSON.stringify(plain, null, 1));
+    }
+  }
 }, 60_000);
