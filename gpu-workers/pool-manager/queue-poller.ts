@@ -66,7 +66,15 @@ export class QueuePoller {
       shutdownGraceTime: SHUTDOWN_GRACE,
     });
     // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
-    const lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: SHUTDOWN_GRACE });
+    let lane: Worker;
+    try {
+      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: SHUTDOWN_GRACE });
+    } catch (error) {
+      // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
+      await worker.runUntil(Promise.resolve()).catch(() => undefined);
+      await dispatcher.close();
+      throw error;
+    }
     this.worker = worker;
     this.lane = lane;
     let failedWith: (error: Error) => void = () => undefined;
