@@ -64,6 +64,9 @@ export interface TaskResult {
   readonly attempt: number;
   /** Added in 1.x: how placement went — absent when the task was not placed (ORCH-3009/3023). */
   readonly placement?: PlacementResult | undefined;
+  /** Added in 1.x: the session's cached KV was reused on the replica (ORCH-3022); KV never migrates. */
+  readonly kvWarmth?: boolean | undefined;
+  readonly kvMigrated?: false | undefined;
 }
 
 /** `laneHit`: the placed replica ran the task; otherwise it fell back (kv_warmth=false, kv_migrated=false). */

@@ -124,6 +124,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
     engineVersion: outcome?.engineVersion,
     attempt: outcome?.attempt ?? 0,
     ...(placement ? { placement } : {}),
+    ...(outcome?.kvWarmth !== undefined ? { kvWarmth: outcome.kvWarmth, kvMigrated: false as const } : {}),
   };
 }
 

@@ -76,6 +76,7 @@ test('ORCH-3009/3023: a placed task its replica cannot take within the wait fall
   const results = await Promise.all(lastBodies.map((body) => shortWait.client.workflow.getHandle(`task-${String(body['task_id'])}`).result() as Promise<TaskResult>));
   const pinnedTo = `${shortWait.poolId}-r1`;
   expect(results.every((result) => result.state === 'completed' && result.placement?.replicaId === pinnedTo && result.placement.reason === 'policy-pin')).toBe(true);
+  expect(results.every((result) => result.kvWarmth === false && result.kvMigrated === false)).toBe(true);
   const fellBack = results.filter((result) => result.placement?.laneHit === false);
   expect(fellBack.length).toBeGreaterThanOrEqual(2);
   expect(results.filter((result) => result.placement?.laneHit === true).every((result) => result.replicaId === pinnedTo)).toBe(true);
