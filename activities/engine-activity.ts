@@ -4,11 +4,14 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
 import { jobLogBindings } from '../core/job-log-fields';
+import { replicaLaneTaskQueue } from '../core/task-queues';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { CompletionSummary, EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { ReplicaEventCounts } from '../gpu-workers/pool-manager/replica-events';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
+import { kvSessionKey, type KvResidency } from '../gpu-workers/kv-residency';
 import { StreamPusher } from './stream-pusher';
+import { runKvTurn } from './kv-turn';
 
 export interface ReplicaDescription {
   readonly poolId: string;
@@ -28,6 +31,8 @@ export interface EngineActivityDependencies {
   readonly logger: Logger;
   /** The replica's OOM / driver-reset history for the job's end line (ORCH-3027); zeros when absent. */
   readonly events?: { snapshot(): ReplicaEventCounts } | undefined;
+  /** Which session's KV each slot holds (ORCH-3022); absent → no session cache reuse. */
+  readonly kv?: KvResidency | undefined;
 }
 
 const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, driver_reset_events: 0 };
@@ -45,9 +50,14 @@ type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall';
 export function createEngineActivities(dependencies: EngineActivityDependencies) {
   const { adapter, replica } = dependencies;
 
-  async function runEngineTask({ workflow }: EngineRunInput): Promise<EngineRunOutcome> {
+  async function runEngineTask({ workflow, attemptOffset }: EngineRunInput): Promise<EngineRunOutcome> {
     const context = Context.current();
-    const { attempt } = context.info;
+    const attempt = context.info.attempt + (attemptOffset ?? 0);
+    // A lane may have reserved its poll before the engine filled up: a placed task must not queue inside
+    // the engine, so it goes straight back to the pool queue (the workflow falls back on this code).
+    if (context.info.taskQueue === replicaLaneTaskQueue(replica.replicaId) && dependencies.slots.busySlots >= dependencies.slots.slotCount) {
+      throw ApplicationFailure.create({ type: ErrorCode.REPLICA_EXHAUSTED, message: `replica ${replica.replicaId} has no free slot for a placed task` });
+    }
     const { request, timeouts } = workflow;
     const taskId = request.task_id;
     // ORCH-3027: every line of the job carries its identity (job, session, client, pool, replica, model, …).
@@ -84,12 +94,25 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         engine_version: replica.engineVersion,
         queue_time_ms: queueTimeMs,
         kv_warmth: false,
+        // KV never moves between replicas (ORCH-3023); a placed task says whether its lane took it.
+        kv_migrated: false,
+        ...(workflow.placement
+          ? { placed_on: workflow.placement.replicaId, placement_reason: workflow.placement.reason, lane_hit: (attemptOffset ?? 0) === 0 }
+          : {}),
         ...(replica.mockEngine ? { mock_engine: true } : {}),
       },
     });
 
     const tokens: string[] = [];
-    const slotId = dependencies.slots.acquire();
+    const session = kvSessionKey(workflow.clientId, request.session_id);
+    const { kv } = dependencies;
+    const residentSlot = kv?.slotOf(session);
+    const slotId = dependencies.slots.acquire(residentSlot, kv ? (slot) => kv.reuseCost(slot) : undefined);
+    if (kv && slotId !== undefined) kv.claim(session, slotId);
+    // ORCH-3022: a session turn reuses its own slot's cache — never another session's prefix — and never
+    // under strict determinism (a cached prefix changes the batch shape, engines.md §1.6).
+    const cachePrompt = kv !== undefined && slotId !== undefined && slotId === residentSlot && request.determinism !== 'strict';
+    let kvState: { kvWarmth: boolean; kvBytes: number } = { kvWarmth: false, kvBytes: 0 };
     const outcomeOf = (outcome: EngineRunOutcome['outcome'], decodeMs: number, streamEnded: boolean): EngineRunOutcome => ({
       outcome,
       tokens,
@@ -100,6 +123,8 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       engineVersion: replica.engineVersion,
       streamEnded,
       attempt,
+      kvWarmth: kvState.kvWarmth,
+      kvBytes: kvState.kvBytes,
     });
     // No heartbeat at start: the timeout already runs from the activity's start, and a short task then
     // costs Temporal no heartbeat write at all. The SDK coalesces these to one per 0.8 × heartbeat_ms.
@@ -111,7 +136,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
 
     try {
       const stream = adapter.complete(
-        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId },
+        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId, cachePrompt },
         abort.signal,
       );
       let step: IteratorResult<EngineToken, CompletionSummary> = await stream.next();
@@ -124,6 +149,11 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         step = await stream.next();
       }
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
+      if (kv) {
+        const turn = runKvTurn(kv, session, slotId, cachePrompt, step.value);
+        kvState = { kvWarmth: turn.kv_warmth, kvBytes: turn.kv_bytes };
+        pusher?.push({ type: 'metrics', values: { phase: 'kv', replica_id: replica.replicaId, engine_version: replica.engineVersion, ...turn } });
+      }
       pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
       await pusher?.flush();
       const summary = step.value;
@@ -132,14 +162,18 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
           tokens_in: summary.tokensIn,
           tokens_out: tokens.length,
           decode_time_ms: decodeMs,
-          kv_warmth: (summary.tokensCached ?? 0) > 0,
+          kv_warmth: kvState.kvWarmth,
           ...(dependencies.events?.snapshot() ?? NO_EVENTS),
+          // KV evictions (ORCH-3022): sessions this replica's slots dropped since it became Ready.
+          ...(kv ? { eviction_events: kv.evictionsTotal } : {}),
         },
         'task decoded',
       );
       const streamEnded = pusher !== undefined && (pusher.cancelled || pusher.terminalAccepted);
       return outcomeOf(pusher?.cancelled ? 'cancelled' : 'completed', decodeMs, streamEnded);
     } catch (error) {
+      // The slot's KV is in an unknown state after a failed or aborted turn: the session no longer owns it.
+      kv?.forget(session);
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel') {
         await confirmSlotFree(slotId, log);
@@ -171,7 +205,16 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     }
   }
 
-  return { runEngineTask };
+  /** DELETE /v1/sessions/:id (ORCH-2005): erases the session's slot; runs on the replica's lane. */
+  async function evictSessionKv({ tenant, sessionId }: { tenant: string; sessionId: string }): Promise<{ erased: boolean; slotId: number | null }> {
+    const resident = dependencies.kv?.forget(kvSessionKey(tenant, sessionId));
+    if (resident === undefined) return { erased: false, slotId: null };
+    await adapter.eraseSlot(resident.slotId);
+    dependencies.logger.info({ session_id: sessionId, client_id: tenant, slot_id: resident.slotId, kv_bytes: resident.bytes }, 'session KV erased');
+    return { erased: true, slotId: resident.slotId };
+  }
+
+  return { runEngineTask, evictSessionKv };
 }
 
 export type EngineActivities = ReturnType<typeof createEngineActivities>;

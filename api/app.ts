@@ -7,6 +7,7 @@ import type { GatewayContext } from './gateway-context';
 import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
 import { registerPoolRoutes } from './routes/pools';
+import { registerSessionRoutes } from './routes/sessions';
 import { registerTaskRoutes } from './routes/tasks';
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -54,6 +55,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
 
   registerTaskRoutes(app, context);
   registerPoolRoutes(app, context);
+  registerSessionRoutes(app, context);
   registerInternalRoutes(app, context);
   registerObservabilityRoutes(app, context);
   return app;

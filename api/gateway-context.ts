@@ -5,8 +5,11 @@ import type { AdmissionController } from './admission/admission-controller';
 import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
+import type { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import type { OrchMetrics } from './observability/metrics';
+import type { PlacementPlanner } from './placement/placement-planner';
 import type { ReplicaDirectory } from './replica-directory';
+import type { SessionRegistry } from './sessions/session-registry';
 import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
@@ -24,6 +27,12 @@ export interface GatewayContext {
   readonly telemetry: JobTelemetry;
   /** Every replica's last published status (state, replica-set key, slot load), refreshed in the background. */
   readonly replicas: ReplicaDirectory;
+  /** Session affinity and policy pins → a per-replica lane (placement ADR). */
+  readonly placement: PlacementPlanner;
+  /** Short-lived sessions (ORCH-3021): turns, TTL, affinity and KV state, per gateway. */
+  readonly sessions: SessionRegistry;
+  /** Metrics from replica frames: the lane hit rate (dispatched) and KV pressure (kv; ORCH-3022/3028). */
+  readonly replicaFrames: ReplicaFrameMetrics;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

@@ -9,6 +9,9 @@ import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
 import { ReplicaDirectory } from './replica-directory';
+import { PlacementPlanner } from './placement/placement-planner';
+import { SessionRegistry } from './sessions/session-registry';
+import { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
@@ -39,6 +42,8 @@ export interface RunningGateway {
   readonly app: FastifyInstance;
   readonly hub: StreamHub;
   readonly admission: AdmissionController;
+  /** The replicas this gateway places on (tests wait for it to see them Ready). */
+  readonly replicas: ReplicaDirectory;
   /** Base URL of the public API. */
   readonly url: string;
   close(): Promise<void>;
@@ -85,6 +90,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,
     quotas,
   });
+  const sessions = new SessionRegistry({ ttlMs: config.sessions.ttl_ms, maxTurns: config.sessions.max_turns, maxEntries: config.sessions.max_entries });
+  observability.metrics.addCollector(() => observability.metrics.set('sessionsActive', {}, sessions.size));
   const keys = loadApiKeys(config, { configDir: options.configDir ?? process.cwd() });
   const auth = new Authenticator(config.auth.mode, keys);
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
@@ -102,6 +109,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics: observability.metrics,
     telemetry: observability.telemetry,
     replicas,
+    placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
+    sessions,
+    replicaFrames: new ReplicaFrameMetrics(observability.metrics, config.pools.map((pool) => pool.id)),
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -117,6 +127,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     app,
     hub,
     admission,
+    replicas,
     url,
     close: async () => {
       hub.close();

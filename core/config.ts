@@ -137,6 +137,20 @@ function buildConfigSchema(strict: boolean) {
       /** How long a finished stream stays in memory for late readers before they are served from Temporal. */
       linger_ms: z.int().min(0).default(60_000),
     }).default({ replay_buffer_frames: 4096, linger_ms: 60_000 }),
+    /** Placement through per-replica lanes (.specs/decisions/2026-11-24-placement-lanes.md). */
+    placement: object({
+      /** How long a placed task waits on its replica's lane before it falls back to the pool queue. */
+      affinity_wait_ms: z.int().min(0).max(60_000).default(250),
+    }).default({ affinity_wait_ms: 250 }),
+    /** Short-lived sessions (ORCH-3021): per-gateway bounds and affinity (api/sessions/). */
+    sessions: object({
+      /** A session's lifetime from its first turn; defaults to the spec's 10 minutes. */
+      ttl_ms: msSchema.default(600_000),
+      /** Turns per session; the next one is refused with INVALID_PARAMS. */
+      max_turns: z.int().min(1).max(10_000).default(8),
+      /** Sessions one gateway remembers; the least recently used is forgotten beyond this. */
+      max_entries: z.int().min(1).max(10_000_000).default(100_000),
+    }).default({ ttl_ms: 600_000, max_turns: 8, max_entries: 100_000 }),
     /** The model catalog: refs that resolve to GGUF files with a digest (issue 3 item 2). */
     models: z.array(model).default([]),
     dev: object({

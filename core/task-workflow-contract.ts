@@ -33,6 +33,20 @@ export interface TaskWorkflowInput {
   readonly timeouts: TaskTimeouts;
   /** Where token parts go (a gateway's internal base URL); absent for pipelines that read only the result. */
   readonly streamSinkUrl?: string | undefined;
+  /**
+   * Added in 1.x: run on this replica's lane first (ORCH-3009 session affinity, or a policy pin), waiting
+   * at most `waitMs` for it to pick the task up, then fall back to the pool queue. Absent: pool queue only.
+   */
+  readonly placement?: TaskPlacement | undefined;
+}
+
+export const PLACEMENT_REASONS = ['session-affinity', 'policy-pin'] as const;
+export type PlacementReason = (typeof PLACEMENT_REASONS)[number];
+
+export interface TaskPlacement {
+  readonly replicaId: string;
+  readonly waitMs: number;
+  readonly reason: PlacementReason;
 }
 
 export interface TaskResult {
@@ -48,6 +62,18 @@ export interface TaskResult {
   readonly replicaId?: string | undefined;
   readonly engineVersion?: string | undefined;
   readonly attempt: number;
+  /** Added in 1.x: how placement went — absent when the task was not placed (ORCH-3009/3023). */
+  readonly placement?: PlacementResult | undefined;
+  /** Added in 1.x: the session's cached KV was reused on the replica (ORCH-3022); KV never migrates. */
+  readonly kvWarmth?: boolean | undefined;
+  readonly kvMigrated?: false | undefined;
+}
+
+/** `laneHit`: the placed replica ran the task; otherwise it fell back (kv_warmth=false, kv_migrated=false). */
+export interface PlacementResult {
+  readonly replicaId: string;
+  readonly reason: PlacementReason;
+  readonly laneHit: boolean;
 }
 
 /** What the engine activity returns (the workflow adds the bookkeeping). */
@@ -62,10 +88,16 @@ export interface EngineRunOutcome {
   /** The gateway already holds the terminal frame (it accepted `end`, or it cancelled the task). */
   readonly streamEnded: boolean;
   readonly attempt: number;
+  /** ORCH-3022: the session's cached prompt prefix was really reused on this replica's slot. */
+  readonly kvWarmth?: boolean | undefined;
+  /** Bytes of KV the session keeps resident on the replica after this turn (0: nothing kept). */
+  readonly kvBytes?: number | undefined;
 }
 
 export interface EngineRunInput {
   readonly workflow: TaskWorkflowInput;
+  /** Attempts already spent elsewhere (a placement lane), so the gateway sees a new attempt and resets. */
+  readonly attemptOffset?: number | undefined;
 }
 
 export interface TaskStatus {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
@@ -74,6 +75,8 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
     memory: options.memoryProbe ?? systemMemoryProbe,
     probeGpus: options.probeGpus ?? probeNvidiaGpus,
     logger,
+    // Under the data dir, per replica: llama-server's slot erase (session KV eviction) needs a save path.
+    ...('data_dir' in config && typeof config.data_dir === 'string' ? { slotSavePath: join(config.data_dir, 'slots', formatReplicaId(pool.id, options.replicaIndex)) } : {}),
   });
 }
 

@@ -6,6 +6,7 @@
 export class SlotAllocator {
   private readonly free: number[];
   private busy = 0;
+  private readonly freedListeners = new Set<() => void>();
 
   /** `onLoad` hears the number of busy slots after every change (the replica publishes it, ORCH-3019). */
   constructor(
@@ -23,16 +24,35 @@ export class SlotAllocator {
     return this.totalSlots;
   }
 
-  /** A slot id, or undefined when every slot is taken (the engine then picks an idle one itself). */
-  acquire(): number | undefined {
+  /**
+   * A slot id, or undefined when every slot is taken (the engine then picks an idle one itself). A free
+   * `preferred` slot (where the session's KV is) wins; else the free slot with the lowest `cost`
+   * (KV residency: an empty slot, then the least recently used session's); else the last freed.
+   */
+  acquire(preferred?: number, cost?: (slotId: number) => number): number | undefined {
     this.busy += 1;
     this.onLoad(this.busy);
-    return this.free.pop();
+    let at = preferred === undefined ? -1 : this.free.indexOf(preferred);
+    if (at < 0 && cost !== undefined && this.free.length > 1) {
+      at = this.free.length - 1;
+      for (let index = this.free.length - 2; index >= 0; index -= 1) {
+        if (cost(this.free[index] ?? 0) < cost(this.free[at] ?? 0)) at = index;
+      }
+    }
+    if (at < 0) return this.free.pop();
+    return this.free.splice(at, 1)[0];
   }
 
   release(slotId: number | undefined): void {
     if (slotId !== undefined && !this.free.includes(slotId)) this.free.push(slotId);
     this.busy = Math.max(0, this.busy - 1);
     this.onLoad(this.busy);
+    for (const listener of [...this.freedListeners]) listener();
+  }
+
+  /** Hears every release (the replica's lane polls only while the engine has a free slot). */
+  onFreed(listener: () => void): () => void {
+    this.freedListeners.add(listener);
+    return () => this.freedListeners.delete(listener);
   }
 }

@@ -1,2 +1,3 @@
 export { taskWorkflow } from './task-workflow';
 export { replicaStatusWorkflow } from './replica-status-workflow';
+export { sessionKvEvictionWorkflow } from './session-kv-eviction-workflow';

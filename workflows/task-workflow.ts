@@ -15,7 +15,7 @@ import { TimeoutType } from '@temporalio/common';
 import { PRIORITY_KEY } from '../core/engines';
 import { ErrorCode, ERROR_TRAITS, isErrorCode } from '../core/errors';
 import { SearchAttr, type TaskState } from '../core/search-attributes';
-import { poolTaskQueue } from '../core/task-queues';
+import { poolTaskQueue, replicaLaneTaskQueue } from '../core/task-queues';
 import { EVICTION_REASON, type EngineRunOutcome, type TaskResult, type TaskStatus, type TaskWorkflowInput, type TerminalReport } from '../core/task-workflow-contract';
 import type { EngineActivities } from '../activities/engine-activity';
 import type { GatewayNotifyActivities } from '../activities/gateway-notify';
@@ -65,18 +65,29 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
       maximumAttempts: timeouts.maxAttempts,
       initialInterval: '100ms',
       backoffCoefficient: 2,
-      nonRetryableErrorTypes: [ErrorCode.INVALID_PARAMS, ErrorCode.DECODE_TIMEOUT, ErrorCode.UNTRUSTED_ARTIFACT],
+      nonRetryableErrorTypes: NON_RETRYABLE_CODES,
     },
     priority: { priorityKey: PRIORITY_KEY[request.priority], fairnessKey: input.clientId },
   });
 
   let outcome: EngineRunOutcome | undefined;
   let failure: { code: ErrorCode; message: string } | undefined;
-  try {
-    outcome = await engineScope.run(() => engine.runEngineTask({ workflow: input }));
-  } catch (error) {
-    if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
+  // Placed tasks try their replica's lane first (ORCH-3009); without placement the commands are
+  // exactly those of earlier versions, so recorded histories replay unchanged.
+  const placed = input.placement ? await runOnLane(input, engineScope, () => cancelReason !== undefined) : undefined;
+  if (placed?.kind === 'done') outcome = placed.outcome;
+  else if (placed?.kind === 'failed') failure = placed.failure;
+  else if (cancelReason === undefined) {
+    try {
+      outcome = await engineScope.run(() => engine.runEngineTask({ workflow: input, attemptOffset: placed ? 1 : 0 }));
+    } catch (error) {
+      if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
+    }
   }
+  const placement = input.placement
+    ? { replicaId: input.placement.replicaId, reason: input.placement.reason, laneHit: placed?.kind === 'done' }
+    : undefined;
+  if (placement && !placement.laneHit) log.info('placement fell back to the pool queue', { taskId: request.task_id, replicaId: placement.replicaId });
 
   if (cancelReason === EVICTION_REASON && outcome === undefined) {
     failure = { code: ErrorCode.QUEUE_FULL_DROP_LRU, message: 'evicted from a full queue to admit a newer task' };
@@ -112,7 +123,52 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
     replicaId: outcome?.replicaId,
     engineVersion: outcome?.engineVersion,
     attempt: outcome?.attempt ?? 0,
+    ...(placement ? { placement } : {}),
+    ...(outcome?.kvWarmth !== undefined ? { kvWarmth: outcome.kvWarmth, kvMigrated: false as const } : {}),
   };
+}
+
+const NON_RETRYABLE_CODES: string[] = [ErrorCode.INVALID_PARAMS, ErrorCode.DECODE_TIMEOUT, ErrorCode.UNTRUSTED_ARTIFACT];
+
+type LaneRun =
+  | { readonly kind: 'done'; readonly outcome: EngineRunOutcome }
+  | { readonly kind: 'failed'; readonly failure: { code: ErrorCode; message: string } }
+  | { readonly kind: 'fallback' };
+
+/**
+ * One attempt on the placed replica's lane, bounded by the placement wait (and the deadline). A lane
+ * nobody picks up in time (replica busy, stopped or not Ready, so not polling) or a retryable failure
+ * there falls back to the pool queue; a non-retryable failure or a cancel ends the task as usual.
+ */
+async function runOnLane(input: TaskWorkflowInput, scope: CancellationScope, cancelled: () => boolean): Promise<LaneRun> {
+  const placement = input.placement;
+  if (!placement) return { kind: 'fallback' };
+  const { timeouts, request } = input;
+  const lane = proxyActivities<EngineActivities>({
+    taskQueue: replicaLaneTaskQueue(placement.replicaId),
+    scheduleToStartTimeout: Math.max(1, Math.min(placement.waitMs, request.deadline_ms)),
+    startToCloseTimeout: timeouts.wallMs + WALL_BACKSTOP_GRACE_MS,
+    heartbeatTimeout: timeouts.heartbeatMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_CODES },
+  });
+  try {
+    return { kind: 'done', outcome: await scope.run(() => lane.runEngineTask({ workflow: input })) };
+  } catch (error) {
+    if (cancelled() && isCancellation(error)) return { kind: 'fallback' };
+    if (laneMayFallBack(error)) return { kind: 'fallback' };
+    return { kind: 'failed', failure: classifyFailure(error) };
+  }
+}
+
+/** Nobody took the lane in time, the worker died, or the engine failed in a way another replica may not. */
+function laneMayFallBack(error: unknown): boolean {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof TimeoutFailure) {
+    return cause.timeoutType === TimeoutType.SCHEDULE_TO_START || cause.timeoutType === TimeoutType.HEARTBEAT;
+  }
+  if (cause instanceof ApplicationFailure) return !cause.nonRetryable && !NON_RETRYABLE_CODES.includes(cause.type ?? '');
+  return false;
 }
 
 /** Maps an activity failure onto the contract's codes. */

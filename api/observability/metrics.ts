@@ -13,6 +13,7 @@ export const LABEL_BUDGETS = {
   replica_id: 1024,
   priority: 8,
   reason: 16,
+  outcome: 4,
   // llama-orch's extras (ci/metrics.lint.json lists them too).
   policy: 8,
   device: 16,
@@ -64,6 +65,11 @@ export const METRICS = {
   poolReplicasReady: { name: 'pool_replicas_ready', type: 'gauge', help: 'Replicas polling the pool\'s queue (Ready).', labels: ['pool_id'] },
   tenantActiveJobs: { name: 'tenant_active_jobs', type: 'gauge', help: 'Queued plus running jobs per tenant on this gateway (ORCH-3036).', labels: ['tenant'] },
   tenantReservedMemory: { name: 'tenant_reserved_memory_bytes', type: 'gauge', help: 'KV + scratch memory reserved by the tenant\'s jobs on this gateway.', labels: ['tenant'] },
+  kvSessionsResident: { name: 'kv_sessions_resident', type: 'gauge', help: 'Sessions whose KV a replica keeps in its slots (ORCH-3022; at most its slots), as last reported.', labels: TASK_LABELS },
+  kvResidentBytes: { name: 'kv_resident_bytes', type: 'gauge', help: 'KV bytes resident sessions hold on a replica (KV pressure), as last reported.', labels: TASK_LABELS },
+  kvEvictions: { name: 'kv_evictions_total', type: 'counter', help: 'Session KV evicted from a replica\'s slot to run another session (LRU, ORCH-3022).', labels: TASK_LABELS },
+  placementDecisions: { name: 'placement_decisions_total', type: 'counter', help: 'Placed dispatches (session affinity, policy pin) by whether the placed replica\'s lane ran them ("lane") or the pool queue did after the wait ("fallback").', labels: ['pool_id', 'reason', 'outcome'] },
+  sessionsActive: { name: 'sessions_active', type: 'gauge', help: 'Sessions this gateway remembers (ORCH-3021; bounded by sessions.max_entries).', labels: [] },
   labelOverflow: { name: 'metric_label_overflow_total', type: 'counter', help: 'Label values folded into "other" past their cardinality budget (OC-METRICS-7102).', labels: ['metric', 'label'] },
 } as const satisfies Record<string, MetricDefinition>;
 

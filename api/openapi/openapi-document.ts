@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
 import { AdmissionResponseSchema, ErrorEnvelopeSchema, PoolHealthSchema, SseEventSchemas } from './api-schemas';
+import { SessionInfoSchema } from './session-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -51,6 +52,7 @@ const AUTH_ERRORS = [401, 403] as const;
  */
 export function buildOpenApiDocument(): JsonObject {
   const taskIdParameter = { $ref: '#/components/parameters/TaskId' };
+  const sessionIdParameter = { $ref: '#/components/parameters/SessionId' };
   const correlationParameter = { $ref: '#/components/parameters/XCorrelationId' };
   return {
     openapi: '3.0.3',
@@ -100,6 +102,26 @@ export function buildOpenApiDocument(): JsonObject {
           responses: { '204': { description: 'Cancelled; no token follows', headers: correlationHeaders }, ...errorResponses([400, ...AUTH_ERRORS, 404, 500]) },
         },
       },
+      '/v1/sessions/{id}': {
+        get: {
+          operationId: 'getSession',
+          'x-req-id': ['ORCH-2004', 'ORCH-3021'],
+          parameters: [sessionIdParameter, correlationParameter],
+          responses: {
+            '200': { description: 'The session (this tenant\'s only)', headers: correlationHeaders, content: { 'application/json': { schema: ref('SessionInfo') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500]),
+          },
+        },
+        delete: {
+          operationId: 'deleteSession',
+          'x-req-id': ['ORCH-2005', 'ORCH-3022'],
+          parameters: [sessionIdParameter, correlationParameter],
+          responses: {
+            '204': { description: 'Forgotten; the KV eviction on its replica is recorded (a Temporal workflow)', headers: correlationHeaders },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500]),
+          },
+        },
+      },
       '/v1/pools/{id}/health': {
         get: {
           operationId: 'getPoolHealth',
@@ -128,6 +150,7 @@ export function buildOpenApiDocument(): JsonObject {
       parameters: {
         XCorrelationId: { name: 'X-Correlation-Id', in: 'header', required: false, schema: { type: 'string', maxLength: 128 } },
         TaskId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+        SessionId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
       },
       headers: {
         XCorrelationId: { schema: { type: 'string' }, description: 'Echoed from the request when well-formed, else a new UUIDv4 (OC-CTRL-2052).' },
@@ -137,6 +160,7 @@ export function buildOpenApiDocument(): JsonObject {
         AdmissionResponse: schemaOf(AdmissionResponseSchema),
         ErrorEnvelope: schemaOf(ErrorEnvelopeSchema),
         PoolHealth: schemaOf(PoolHealthSchema),
+        SessionInfo: schemaOf(SessionInfoSchema),
       },
     },
     'x-generated': true,

@@ -4,6 +4,7 @@ import { ERROR_CODES } from '../../core/errors';
 import { WorkerChunkSchema } from '../../core/stream-parts';
 import type { GatewayContext } from '../gateway-context';
 import { bearerMatches } from '../internal-token';
+import { observeSessionChunk } from '../sessions/session-chunk-observer';
 
 const TerminalPartSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('end'), tokensOut: z.int().min(0), decodeMs: z.number().min(0) }),
@@ -34,6 +35,10 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       }
       const verdict = stream.acceptChunk(chunk);
       context.telemetry.chunk(id, chunk);
+      if (verdict === 'accepted') {
+        observeSessionChunk(context.sessions, id, chunk);
+        for (const part of chunk.parts) if (part.type === 'metrics') context.replicaFrames.observe(stream.poolId, stream.engine, part.values);
+      }
       if (stream.state !== 'live') context.ledger.finished(stream.poolId, id);
       return reply.code(200).send({ verdict });
     });
@@ -45,6 +50,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       if (!stream) return reply.code(404).send({ verdict: 'unknown' });
       context.ledger.finished(stream.poolId, id);
       context.telemetry.terminal(id, part);
+      context.sessions.taskEnded(id, part.type === 'end');
       if (part.type === 'cancelled') stream.cancel();
       else stream.finish(part);
       return reply.code(200).send({ verdict: 'accepted' });

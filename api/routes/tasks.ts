@@ -42,8 +42,11 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
   }
 
+  // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
+  assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
+  const placement = await context.placement.plan(pool, taskRequest, clientId, context.sessions.affinity(clientId, taskRequest.session_id));
   const input: TaskWorkflowInput = {
     version: 1,
     request: {
@@ -57,6 +60,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     admittedAtMs: Date.now(),
     timeouts: resolvePoolTimeouts(pool),
     streamSinkUrl: context.internalUrl,
+    ...(placement ? { placement } : {}),
   };
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
 
@@ -80,6 +84,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
     return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
   }
+  context.sessions.recordTurn(clientId, taskRequest.session_id, taskRequest.task_id);
   if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
   context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: input.request.sampler_profile_version, prompt: taskRequest.prompt });
   request.log.info(
@@ -93,6 +98,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
       queue_position: estimate.queuePosition,
       predicted_start_ms: estimate.predictedStartMs,
       decided_by: decidedBy,
+      ...(placement ? { placed_on: placement.replicaId, placement_reason: placement.reason } : {}),
       ...(victimTaskId ? { evicted_job_id: victimTaskId } : {}),
     },
     'task admitted',
@@ -144,6 +150,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
     }
   }
   if (live) context.ledger.withdrawn(live.poolId, taskId);
+  context.sessions.taskEnded(taskId, false);
   context.telemetry.cancelled(taskId, 'client');
   request.log.info({ job_id: taskId }, 'task cancelled');
   return reply.code(204).send();
@@ -168,6 +175,16 @@ async function evictQueuedTask(context: GatewayContext, poolId: string, engine: 
     if (!isAlreadyClosed(error)) log.error({ err: error, job_id: victimTaskId }, 'eviction not recorded by the workflow');
   }
   log.info({ job_id: victimTaskId, pool_id: poolId }, 'task evicted from a full queue');
+}
+
+function assertSessionMayTakeTurn(context: GatewayContext, tenant: string, sessionId: string, engine: string): void {
+  const refusal = context.sessions.refusal(tenant, sessionId);
+  if (!refusal) return;
+  const why =
+    refusal.kind === 'turns'
+      ? `session ${sessionId} has had its ${refusal.maxTurns} turns`
+      : `session ${sessionId} expired (sessions live ${refusal.ttlMs} ms from their first turn)`;
+  throw new OrchError(ErrorCode.INVALID_PARAMS, `${why}; start a new session with a new session_id`, { engine });
 }
 
 function isAlreadyClosed(error: unknown): boolean {

@@ -10,6 +10,11 @@ export interface CompletionRequest {
   readonly samplerProfile: SamplerProfileVersion;
   /** Pin a slot (determinism suite); the engine picks an idle one when absent. */
   readonly slotId?: number | undefined;
+  /**
+   * Reuse the slot's cached prompt prefix (a session's next turn, ORCH-3022). Off by default: a cached
+   * prefix is evaluated with another batch shape, which breaks byte-exact determinism (engines.md §1.6).
+   */
+  readonly cachePrompt?: boolean | undefined;
 }
 
 export interface EngineToken {
@@ -24,12 +29,14 @@ export interface EngineToken {
 export interface CompletionSummary {
   readonly tokensOut: number;
   readonly tokensIn: number;
-  /** Prompt tokens the engine reused from its KV cache (llama-server `timings.cache_n`), when it says. */
-  readonly tokensCached?: number | undefined;
   readonly stopReason: 'eos' | 'limit' | 'word' | 'none';
   /** Engine-reported decode time, when the engine reports one. */
   readonly decodeMs?: number | undefined;
   readonly slotId?: number | undefined;
+  /** Tokens the slot holds in KV after the request (prompt + output), when the engine says. */
+  readonly tokensCached?: number | undefined;
+  /** Prompt tokens taken from the slot's cache instead of evaluated (llama.cpp `timings.cache_n`). */
+  readonly promptTokensFromCache?: number | undefined;
 }
 
 export interface EngineProperties {
@@ -69,6 +76,8 @@ export interface EngineAdapterV1 {
   complete(request: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void>;
   /** After an abort: waits until the engine reports the slot free, or throws when `timeoutMs` passes. */
   confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
+  /** Drops the KV a slot holds (llama-server `POST /slots/<id>?action=erase`); the slot must be idle. */
+  eraseSlot(slotId: number, signal?: AbortSignal): Promise<void>;
   /** Engine-native Prometheus text (llama-server `--metrics`). */
   scrapeMetrics(signal?: AbortSignal): Promise<string>;
   /** Releases the adapter's connections. */

@@ -12,6 +12,8 @@ export interface LaunchedEngine {
   readonly adapter: EngineAdapterV1;
   readonly properties: EngineProperties;
   readonly mockEngine: boolean;
+  /** KV cache bytes per token in a slot (ORCH-3022 kv_bytes); absent → 0 reported. */
+  readonly kvBytesPerToken?: number | undefined;
   /** `sha256:<hex>` of the verified model file, when the runtime loads one. */
   readonly modelDigest: string | undefined;
   /** The engine's process id, when the replica owns the process. */

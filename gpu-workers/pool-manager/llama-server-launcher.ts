@@ -11,6 +11,9 @@ import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHeal
 import { verifyModel } from './model-verification';
 import type { PoolArtifacts } from './pool-artifacts';
 import { runSelfTest } from './self-test';
+import { mkdirSync } from 'node:fs';
+import { readGgufHeader } from '../models/gguf-reader';
+import { kvBytesPerToken } from '../models/kv-bytes-per-token';
 
 export interface LlamaServerLauncherOptions {
   readonly pool: PoolConfig;
@@ -21,6 +24,8 @@ export interface LlamaServerLauncherOptions {
   readonly memory: MemoryProbe;
   readonly probeGpus: () => Promise<GpuProbeResult>;
   readonly logger: Logger;
+  /** Where llama-server may save slots; its slot erase action (DELETE /v1/sessions/:id) needs one. */
+  readonly slotSavePath?: string | undefined;
 }
 
 /**
@@ -59,7 +64,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       progress.enter('loading');
       const flags = await llamaServerFlags(binary.path);
       const args = llamaServerArguments(
-        { modelPath: verified.path, slots: runtime.slots, contextPerSlot, threads: runtime.threads, useGpu, extraArgs: runtime.extra_args },
+        { modelPath: verified.path, slots: runtime.slots, contextPerSlot, threads: runtime.threads, useGpu, extraArgs: runtime.extra_args, slotSavePath: slotSavePathOf(options.slotSavePath) },
         flags,
       );
       const engine = await spawnLlamaServer({ binary: binary.path, args, devices: pool.devices });
@@ -78,6 +83,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
           adapter,
           properties: report.properties,
           mockEngine: false,
+          kvBytesPerToken: kvBytesPerTokenOf(verified.path, logger),
           modelDigest: verified.digest,
           pid: engine.pid,
           failed: engine.exited,
@@ -89,4 +95,19 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       }
     },
   };
+}
+
+function slotSavePathOf(path: string | undefined): string | undefined {
+  if (path !== undefined) mkdirSync(path, { recursive: true });
+  return path;
+}
+
+/** ORCH-3022 kv_bytes from the model's GGUF metadata; a header we cannot read only costs the figure. */
+function kvBytesPerTokenOf(modelPath: string, logger: Logger): number | undefined {
+  try {
+    return kvBytesPerToken(readGgufHeader(modelPath));
+  } catch (error) {
+    logger.warn({ err: error }, 'GGUF metadata unreadable; kv_bytes will read 0');
+    return undefined;
+  }
 }

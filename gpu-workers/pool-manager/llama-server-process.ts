@@ -39,6 +39,8 @@ export interface LlamaServerLaunch {
   readonly threads?: number | null | undefined;
   readonly useGpu: boolean;
   readonly extraArgs: readonly string[];
+  /** `--slot-save-path`: enables llama-server's slot erase action (session KV eviction). */
+  readonly slotSavePath?: string | undefined;
 }
 
 /**
@@ -57,6 +59,7 @@ export function llamaServerArguments(launch: LlamaServerLaunch, flags: ReadonlyS
     // A prompt cache shared across requests makes one request's output depend on another's.
     ['--cache-ram', '0'],
   ];
+  if (launch.slotSavePath !== undefined) optional.push(['--slot-save-path', launch.slotSavePath]);
   // Continuous batching changes the batch shape, hence the float order; one slot gains nothing from it.
   if (launch.slots === 1) optional.push(['--no-cont-batching']);
   for (const option of optional) if (flags.has(option[0])) args.push(...option);

@@ -7,8 +7,10 @@ import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
 import { poolTaskQueue } from '../../core/task-queues';
 import { describeQuant, describeTensorSplit } from '../models/model-quant';
+import { KvResidency } from '../kv-residency';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
+import { createLaneWorker } from './lane-worker';
 import type { ReplicaEventCounters } from './replica-events';
 
 export interface QueuePollerOptions {
@@ -33,6 +35,7 @@ const SHUTDOWN_GRACE = '5s';
  */
 export class QueuePoller {
   private worker: Worker | undefined;
+  private lane: Worker | undefined;
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: QueuePollerOptions) {}
@@ -51,43 +54,60 @@ export class QueuePoller {
       quant: describeQuant(pool.quant, engine.properties.modelPath ?? pool.model),
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
     };
+    const slotAllocator = new SlotAllocator(slots, this.options.onSlotLoad);
+    const activities = createEngineActivities({
+      adapter: engine.adapter,
+      replica,
+      internalToken: this.options.internalToken,
+      dispatcher,
+      slots: slotAllocator,
+      logger: this.options.logger,
+      // Per Ready period: a restarted engine holds no KV.
+      kv: new KvResidency(engine.kvBytesPerToken ?? 0),
+      events: this.options.events,
+    });
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
       taskQueue: poolTaskQueue(pool.id),
       identity: formatReplicaIdentity(replica),
-      activities: createEngineActivities({
-        adapter: engine.adapter,
-        replica,
-        internalToken: this.options.internalToken,
-        dispatcher,
-        slots: new SlotAllocator(slots, this.options.onSlotLoad),
-        logger: this.options.logger,
-        events: this.options.events,
-      }),
+      activities,
       maxConcurrentActivityTaskExecutions: slots,
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
       maxEagerActivityReservationsPerWorkflowTask: 0,
       shutdownGraceTime: SHUTDOWN_GRACE,
     });
+    // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
+    let lane: Worker;
+    try {
+      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: SHUTDOWN_GRACE });
+    } catch (error) {
+      // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
+      await worker.runUntil(Promise.resolve()).catch(() => undefined);
+      await dispatcher.close();
+      throw error;
+    }
     this.worker = worker;
+    this.lane = lane;
     let failedWith: (error: Error) => void = () => undefined;
     const failed = new Promise<Error>((resolve) => {
       failedWith = resolve;
     });
-    this.running = worker
-      .run()
-      .catch((error: unknown) => failedWith(error instanceof Error ? error : new Error(String(error))))
+    const onFailure = (error: unknown): void => failedWith(error instanceof Error ? error : new Error(String(error)));
+    this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
+      .then(() => undefined)
       .finally(() => dispatcher.close());
     return { failed };
   }
 
   /** Stops polling and waits for in-flight tasks (up to the grace time). */
   async stop(): Promise<void> {
-    const { worker, running } = this;
+    const { worker, lane, running } = this;
     this.worker = undefined;
+    this.lane = undefined;
     this.running = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
+    if (lane?.getState() === 'RUNNING') lane.shutdown();
     await running;
   }
 }

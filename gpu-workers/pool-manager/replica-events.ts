@@ -21,8 +21,8 @@ export class ReplicaEventCounters {
   }
 
   snapshot(): ReplicaEventCounts {
-    // Queue evictions (drop-lru) happen in the gateway before a task reaches any replica, and
-    // llama-server reports no KV-cache evictions, so a replica has none of its own to count.
+    // Queue evictions (drop-lru) happen in the gateway before a task reaches any replica; the replica's
+    // own evictions are of session KV, counted by its KV residency (the engine activity adds them).
     return { eviction_events: 0, oom_events: this.oom, driver_reset_events: this.driverReset };
   }
 }

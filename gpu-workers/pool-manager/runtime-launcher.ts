@@ -4,6 +4,9 @@ import { startEngineRuntime } from '../engine-runtime';
 import type { EngineLauncher, LaunchedEngine, LaunchProgress } from './engine-launcher';
 import type { ReplicaFailure } from './replica-failure';
 
+/** The mock engine's own figure for kv_bytes: a small llama-like model (2 × 8 layers × 4 KV heads × 64 × f16). */
+export const MOCK_KV_BYTES_PER_TOKEN = 8_192;
+
 /**
  * The `mock` and `external` runtimes: no model file or process of ours to check, so the engine is
  * Ready once healthy. The mock is a test double, not inference, so ORCH-1101 does not apply; an
@@ -20,6 +23,7 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
         adapter: runtime.adapter,
         properties: runtime.properties,
         mockEngine: runtime.mockEngine,
+        ...(runtime.mockEngine ? { kvBytesPerToken: MOCK_KV_BYTES_PER_TOKEN } : {}),
         modelDigest: undefined,
         pid: undefined,
         failed: new Promise<ReplicaFailure>(() => undefined),

@@ -81,6 +81,8 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
     auth: custom.auth ?? TEST_AUTH_CONFIG,
     ...(custom.quotas ? { quotas: custom.quotas } : {}),
     ...(custom.slo ? { slo: custom.slo } : {}),
+    ...(custom.placement ? { placement: custom.placement } : {}),
+    ...(custom.sessions ? { sessions: custom.sessions } : {}),
     pools: [
       {
         id: poolId,
@@ -121,6 +123,9 @@ export interface CustomPool {
   readonly auth?: Record<string, unknown>;
   readonly quotas?: Record<string, unknown>;
   readonly slo?: Record<string, unknown>;
+  /** `placement` (affinity_wait_ms) and `sessions` (ttl_ms, max_turns, max_entries). */
+  readonly placement?: Record<string, unknown>;
+  readonly sessions?: Record<string, unknown>;
 }
 
 export interface StackOptions extends PoolOverrides {
@@ -161,8 +166,15 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     throw error;
   }
   const poolWorkers: RunningPoolWorker[] = [];
+  const replicaConnections: NativeConnection[] = [];
   const addPoolReplica = async (replicaIndex: number): Promise<RunningPoolWorker> => {
-    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection: workerConnection, internalToken, logger, config, ...options.replicaOptions });
+    // The SDK allows one worker per task queue on a connection: a second live replica gets its own, as a second process would.
+    let connection = workerConnection;
+    if (poolWorkers.length > 0) {
+      connection = await connectWorker(temporalAddress, logger);
+      replicaConnections.push(connection);
+    }
+    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection, internalToken, logger, config, ...options.replicaOptions });
     poolWorkers.push(replica);
     return replica;
   };
@@ -192,12 +204,23 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     addGateway,
     stop: async () => {
       await Promise.all(poolWorkers.map((replica) => replica.stop()));
+      await Promise.all(replicaConnections.map((connection) => connection.close()));
       await Promise.all(extraGateways.map((extra) => extra.close()));
       await gateway.close();
       await workflowWorker.stop();
       await workerConnection.close();
     },
   };
+}
+
+/** Waits until the stack's gateway sees `count` Ready replicas of the pool (placement reads that view). */
+export async function waitForReadyReplicas(stack: Pick<TestStack, 'gateway' | 'poolId'>, count: number): Promise<void> {
+  for (;;) {
+    await stack.gateway.replicas.refresh();
+    const ready = stack.gateway.replicas.replicas(stack.poolId).filter((status) => status.state === 'ready' && status.replica_set_key !== null);
+    if (ready.length >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** A valid TaskRequest for the stack's pool; fields can be overridden or removed (value undefined). */

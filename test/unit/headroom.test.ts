@@ -62,3 +62,9 @@ test('OC-TEST-7002: one slot gets the deterministic profile; optional flags only
   const four = llamaServerArguments({ ...launch, slots: 4, threads: undefined, extraArgs: [] }, new Set(['--no-cont-batching']));
   expect(four).toEqual(['-m', '/m.gguf', '-np', '4', '-c', '2048', '--metrics']);
 });
+
+test('ORCH-2005: --slot-save-path (needed by llama-server\'s slot erase) is passed when given and the build knows it', () => {
+  const launch = { modelPath: '/m.gguf', slots: 2, contextPerSlot: 512, threads: undefined, useGpu: false, extraArgs: [], slotSavePath: '/data/slots/p-r0' };
+  expect(llamaServerArguments(launch, new Set(['--slot-save-path']))).toEqual(['-m', '/m.gguf', '-np', '2', '-c', '1024', '--metrics', '--slot-save-path', '/data/slots/p-r0']);
+  expect(llamaServerArguments(launch, new Set())).not.toContain('--slot-save-path');
+});

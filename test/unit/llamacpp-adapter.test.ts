@@ -332,7 +332,7 @@ describe('llama.cpp adapter against recorded transcripts', () => {
       { text: ' wörld', index: 1, slotId: 0 },
       { text: '!', index: 2, slotId: 0 },
     ]);
-    expect(summary).toEqual({ tokensOut: 4, tokensIn: 5, stopReason: 'limit', decodeMs: 30.25, slotId: 0, tokensCached: 0 });
+    expect(summary).toEqual({ tokensOut: 4, tokensIn: 5, stopReason: 'limit', decodeMs: 30.25, slotId: 0, tokensCached: 8, promptTokensFromCache: 0 });
     expect(JSON.parse(server.requests[0]?.body ?? '{}')).toMatchObject({ stream: true, cache_prompt: false, id_slot: -1 });
   });
 
@@ -340,7 +340,7 @@ describe('llama.cpp adapter against recorded transcripts', () => {
     const server = await sseServer(fixture('stopped-booleans-final.sse.txt'));
     const { tokens, summary } = await completeAll(adapterFor(server.url));
     expect(tokens.map((token) => token.text)).toEqual([' Once', ' upon']);
-    expect(summary).toEqual({ tokensOut: 3, tokensIn: 7, stopReason: 'eos', decodeMs: 18.5, slotId: 1 });
+    expect(summary).toEqual({ tokensOut: 3, tokensIn: 7, stopReason: 'eos', decodeMs: 18.5, slotId: 1, tokensCached: 10, promptTokensFromCache: undefined });
   });
 
   test('CRLF line endings and a body delivered a few bytes at a time parse the same', async () => {

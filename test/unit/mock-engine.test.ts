@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { MOCK_BUILD_INFO, startMockEngine } from '../../gpu-workers/engines/mock-llamacpp/mock-engine';
 import type { MockEngine, MockEngineOptions } from '../../gpu-workers/engines/mock-llamacpp/mock-engine';
+import { createLlamaCppAdapter } from '../../gpu-workers/engines/llamacpp/llamacpp-adapter';
 
 interface Chunk {
   index?: number;
@@ -319,6 +320,35 @@ describe('mock llama-server', () => {
     expect(firstAt - startedAt).toBeGreaterThanOrEqual(28);
     expect(endedAt - firstAt).toBeGreaterThanOrEqual(19 * 5 - 3);
     expect(endedAt - startedAt).toBeLessThan(2_000);
+  });
+
+  test('ORCH-3022: cache_prompt reuses a slot\'s cached prefix (timings.cache_n); POST /slots/<id>?action=erase drops it', async () => {
+    const engine = await start({ slots: 1 });
+    const adapter = createLlamaCppAdapter({ baseUrl: engine.url });
+    const run = async (prompt: string, cachePrompt: boolean) => {
+      const stream = adapter.complete({ prompt, maxTokens: 3, seed: 1, samplerProfile: 'v1', slotId: 0, cachePrompt }, new AbortController().signal);
+      let text = '';
+      for (let step = await stream.next(); ; step = await stream.next()) {
+        if (step.done) return { text, summary: step.value };
+        text += step.value.text;
+      }
+    };
+    try {
+      const first = await run('Hello there', true);
+      expect(first.summary.promptTokensFromCache).toBe(0);
+      const warm = await run(`Hello there${first.text} again`, true);
+      expect(warm.summary.promptTokensFromCache).toBeGreaterThan(0);
+      expect(warm.summary.tokensCached).toBeGreaterThan(first.summary.tokensCached ?? 0);
+      // Off, as strict determinism asks: nothing is reused even though the prefix matches.
+      expect((await run(`Hello there${first.text} again${warm.text}`, false)).summary.promptTokensFromCache).toBe(0);
+      await adapter.eraseSlot(0);
+      const prompt = 'Erased';
+      await run(prompt, true);
+      await adapter.eraseSlot(0);
+      expect((await run(`${prompt} more`, true)).summary.promptTokensFromCache).toBe(0);
+    } finally {
+      await adapter.close();
+    }
   });
 
   test('CLI: prints one "listening" JSON line, warns on stderr that it is a mock, exits 0 on SIGTERM', async () => {

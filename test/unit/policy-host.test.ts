@@ -24,9 +24,11 @@ describe('policy host with the example plugin (max-tokens-cap)', () => {
     expect(rejected.decision).toEqual({ kind: 'reject', code: 'ADMISSION_REJECT', retryAfterMs: 1000, policyLabel: 'max-tokens-over-2048' });
   });
 
-  it('ORCH-3048: a WASI component ranks replicas', async () => {
+  it('ORCH-3048: a WASI component ranks replicas — the example pins the last candidate only', async () => {
     const outcome = await host.place(placeSnapshot());
-    expect(outcome.decision.replicaIds).toEqual(['pool-a-r7', 'pool-a-r6', 'pool-a-r5', 'pool-a-r4', 'pool-a-r3', 'pool-a-r2', 'pool-a-r1', 'pool-a-r0']);
+    expect(outcome.decision.replicaIds).toEqual(['pool-a-r7']);
+    const none = await host.place(placeSnapshot({ candidates: [] }));
+    expect(none.decision.replicaIds).toEqual([]);
   });
 });
 

@@ -8,8 +8,11 @@ export interface LlamaCppCompletionBody extends LlamaCppSamplerParameters {
   readonly n_predict: number;
   readonly seed: number;
   readonly stream: true;
-  /** Off: a cached prompt prefix is evaluated with another batch shape, which can change logits (§1.6). */
-  readonly cache_prompt: false;
+  /**
+   * Off unless a best_effort session turn asks: a cached prompt prefix is evaluated with another batch
+   * shape, which can change logits (§1.6), so strict tasks never reuse the cache.
+   */
+  readonly cache_prompt: boolean;
   /** -1 lets llama-server pick an idle slot. */
   readonly id_slot: number;
   /** Token ids in every chunk: a count that does not depend on how text was split. */
@@ -22,7 +25,7 @@ export function buildCompletionBody(request: CompletionRequest): LlamaCppComplet
     n_predict: request.maxTokens,
     seed: request.seed,
     stream: true,
-    cache_prompt: false,
+    cache_prompt: request.cachePrompt ?? false,
     id_slot: request.slotId ?? -1,
     return_tokens: true,
     ...samplerParameters(request.samplerProfile),

@@ -69,10 +69,11 @@ export async function* readCompletionStream(
       return {
         tokensOut: chunk.tokens_predicted ?? (tokenIdsSeen > 0 ? tokenIdsSeen : index),
         tokensIn: chunk.tokens_evaluated ?? 0,
-        tokensCached: chunk.timings?.cache_n ?? undefined,
         stopReason: mapLlamaCppStopReason(chunk),
         decodeMs: chunk.timings?.predicted_ms ?? undefined,
         slotId,
+        tokensCached: chunk.tokens_cached ?? undefined,
+        promptTokensFromCache: chunk.timings?.cache_n ?? undefined,
       };
     }
   }

@@ -201,6 +201,27 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     }
   }
 
+  async function eraseSlot(slotId: number, signal?: AbortSignal): Promise<void> {
+    const deadlineMs = Math.max(1, Math.round(controlTimeoutMs));
+    let response: { statusCode: number; text: string };
+    try {
+      const answer = await request(url(`slots/${slotId}?action=erase`), {
+        method: 'POST',
+        dispatcher,
+        signal: signal ?? null,
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        headersTimeout: deadlineMs,
+        bodyTimeout: deadlineMs,
+      });
+      response = { statusCode: answer.statusCode, text: await answer.body.text() };
+    } catch (error) {
+      throw fromTransportFailure(error, signal);
+    }
+    // 501: llama-server runs without --slot-save-path, which the erase action needs.
+    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+  }
+
   async function scrapeMetrics(signal?: AbortSignal): Promise<string> {
     const response = await getText('metrics', signal);
     // 501 means llama-server runs without --metrics.
@@ -216,6 +237,7 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     slots: (signal?: AbortSignal) => slots(signal),
     complete,
     confirmSlotFree,
+    eraseSlot,
     scrapeMetrics,
     close: async () => {
       await ownAgent?.close();

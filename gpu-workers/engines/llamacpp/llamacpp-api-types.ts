@@ -29,6 +29,8 @@ export const CompletionChunkSchema = z.object({
   stopped_eos: z.boolean().nullish(),
   stopped_word: z.boolean().nullish(),
   stopped_limit: z.boolean().nullish(),
+  /** Tokens the slot keeps in KV after the request. */
+  tokens_cached: z.number().nullish(),
   timings: z.object({ predicted_ms: z.number().nullish(), cache_n: z.number().nullish() }).nullish(),
   /** Newer builds report a mid-stream failure as a `data: {"error":{…}}` chunk. */
   error: z.union([EngineErrorSchema, z.string()]).nullish(),

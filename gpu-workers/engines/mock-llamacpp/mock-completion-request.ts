@@ -11,6 +11,7 @@ const CompletionBodySchema = z.object({
   seed: z.int().optional(),
   stream: z.boolean().optional(),
   id_slot: z.int().optional(),
+  cache_prompt: z.boolean().optional(),
   ignore_eos: z.boolean().optional(),
   return_tokens: z.boolean().optional(),
   temperature: z.number().optional(),
@@ -33,6 +34,8 @@ export interface MockCompletionParams {
   readonly ignoreEos: boolean;
   readonly returnTokens: boolean;
   readonly slotId: number | undefined;
+  /** Reuse the slot's cached prefix (llama.cpp `cache_prompt`; the mock's default is off, like the adapter's). */
+  readonly cachePrompt: boolean;
   readonly samplerSettings: Readonly<Record<string, unknown>>;
 }
 
@@ -95,6 +98,7 @@ export function parseCompletionBody(
       ignoreEos: request.ignore_eos ?? false,
       returnTokens: request.return_tokens ?? false,
       slotId,
+      cachePrompt: request.cache_prompt ?? false,
       samplerSettings: {
         temperature: request.temperature ?? 0.8,
         top_k: request.top_k ?? 40,

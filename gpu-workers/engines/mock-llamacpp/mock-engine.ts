@@ -162,6 +162,17 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       res.end(text);
       return;
     }
+    const erase = /^\/slots\/(\d+)$/.exec(path);
+    if (method === 'POST' && erase && new URL(req.url ?? '/', 'http://mock').searchParams.get('action') === 'erase') {
+      // llama-server's slot erase (needs --slot-save-path there): drops the slot's cached KV.
+      const slot = pool.slots[Number(erase[1])];
+      if (slot === undefined) return sendJson(res, 400, { error: { code: 400, message: 'Invalid slot ID', type: 'invalid_request_error' } });
+      const erased = slot.nCached;
+      slot.cachedText = '';
+      slot.nCached = 0;
+      req.resume();
+      return sendJson(res, 200, { id_slot: slot.id, n_erased: erased });
+    }
     if (method === 'POST' && (path === '/completion' || path === '/completions')) {
       handleCompletion(req, res).catch((error: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { error: { code: 500, message: String(error), type: 'server_error' } });

@@ -40,6 +40,8 @@ export class MockGeneration {
   private lastTokenAt = 0;
   private readonly pieces: string[] = [];
   private readonly tokenIds: number[] = [];
+  /** Prompt tokens reused from the slot's cache (`timings.cache_n`). */
+  private cacheN = 0;
 
   constructor(
     private readonly params: MockCompletionParams,
@@ -58,6 +60,11 @@ export class MockGeneration {
       return;
     }
     this.slot = slot;
+    const prompt = this.params.prompt;
+    // Like llama.cpp: a prompt that extends what the slot holds reuses it, but one token is always re-evaluated.
+    if (this.params.cachePrompt && typeof prompt === 'string' && slot.nCached > 0 && prompt.startsWith(slot.cachedText)) {
+      this.cacheN = Math.min(slot.nCached, this.params.promptTokens - 1);
+    }
     slot.seed = this.params.seed;
     slot.nRemain = this.params.tokenLimit;
     slot.params = { seed: this.params.seed, n_predict: this.params.nPredict, ...this.params.samplerSettings };
@@ -99,9 +106,10 @@ export class MockGeneration {
           `"tokens_evaluated":${this.params.promptTokens}}\n\n`,
       );
     } else {
-      this.pieces.push(pieceText(tokenId));
       this.tokenIds.push(tokenId);
     }
+    // Kept for the non-stream body and for the slot's cache (what a next turn's prompt extends).
+    this.pieces.push(pieceText(tokenId));
     if (this.generated >= this.params.tokenLimit) {
       this.finish('limit'); // llama-server sends the final chunk right after the last token
     } else if (writable) {
@@ -134,6 +142,10 @@ export class MockGeneration {
     this.counters.tokensPredictedSecondsTotal += predictedMs / 1000;
     this.counters.completionsFinished++;
     const final = this.finalResult(stopType, predictedMs);
+    if (this.slot !== undefined) {
+      this.slot.cachedText = (typeof this.params.prompt === 'string' ? this.params.prompt : '') + this.pieces.join('');
+      this.slot.nCached = this.params.promptTokens + this.generated;
+    }
     if (this.params.stream) {
       this.res.end(`data: ${JSON.stringify(final)}\n\n`);
     } else {
@@ -164,7 +176,7 @@ export class MockGeneration {
       stopping_word: '',
       tokens_cached: this.params.promptTokens + predictedN,
       timings: {
-        cache_n: 0,
+        cache_n: this.cacheN,
         prompt_n: this.params.promptTokens,
         prompt_ms: promptMs,
         prompt_per_token_ms: promptMs / this.params.promptTokens,

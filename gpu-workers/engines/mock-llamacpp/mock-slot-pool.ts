@@ -8,6 +8,9 @@ export interface MockSlot {
   nDecoded: number;
   nRemain: number;
   params: Readonly<Record<string, unknown>>;
+  /** What the slot's KV holds after its last request (prompt + output), like llama.cpp's slot cache. */
+  cachedText: string;
+  nCached: number;
 }
 
 export type SlotGrant = (slot: MockSlot) => void;
@@ -43,6 +46,8 @@ export class MockSlotPool {
       nDecoded: 0,
       nRemain: 0,
       params: {},
+      cachedText: '',
+      nCached: 0,
     }));
   }
 

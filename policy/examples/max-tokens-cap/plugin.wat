@@ -2,7 +2,9 @@
 ;;
 ;;   admit: rejects a request whose max-tokens is over 2048 with ADMISSION_REJECT, a retry hint of
 ;;          1000 ms and the label "max-tokens-over-2048"; accepts everything else.
-;;   place: ranks the candidates in reverse order of the snapshot (last first), all of them.
+;;   place: pins every task to the last candidate of the snapshot (the highest replica id, since the
+;;          gateway lists candidates in replica-id order) by ranking that one only; the others are
+;;          left out, so the gateway places the task on that replica's lane (a "policy pin").
 ;;
 ;; Both differ visibly from the built-in policy, which is the point: an end-to-end test can tell
 ;; which policy decided. Build it with policy/tools/build-plugin.ts (jco parse, embed, new).
@@ -70,20 +72,16 @@
     (local.get $result))
 
   (func (export "llama-orch:policy/policy@1.0.0#place") (param $snapshot i32) (result i32)
-    (local $count i32) (local $list i32) (local $index i32) (local $result i32)
+    (local $count i32) (local $list i32) (local $result i32)
     (local.set $count (i32.load offset=4 (local.get $snapshot)))
-    (local.set $list (call $alloc (i32.const 4) (i32.mul (local.get $count) (i32.const 4))))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $index) (local.get $count)))
-        (i32.store
-          (i32.add (local.get $list) (i32.mul (local.get $index) (i32.const 4)))
-          (i32.sub (i32.sub (local.get $count) (i32.const 1)) (local.get $index)))
-        (local.set $index (i32.add (local.get $index) (i32.const 1)))
-        (br $next)))
+    (local.set $list (call $alloc (i32.const 4) (i32.const 4)))
     (local.set $result (call $alloc (i32.const 4) (i32.const 8)))
     (i32.store (local.get $result) (local.get $list))
-    (i32.store offset=4 (local.get $result) (local.get $count))
+    (if (i32.eqz (local.get $count))
+      (then (i32.store offset=4 (local.get $result) (i32.const 0)))                 ;; nothing to rank
+      (else
+        (i32.store (local.get $list) (i32.sub (local.get $count) (i32.const 1)))   ;; the last candidate
+        (i32.store offset=4 (local.get $result) (i32.const 1))))                   ;; and only it: a pin
     (local.get $result))
 
   (func (export "cabi_post_llama-orch:policy/policy@1.0.0#admit") (param i32)

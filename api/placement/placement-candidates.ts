@@ -1,0 +1,47 @@
+import type { ReplicaStatus } from '../../core/replica-status';
+import type { Replica } from '../../policy/sdk';
+
+export interface PlacementCandidates {
+  readonly replicaSetKey: string;
+  /** Ready replicas of that one set, in replica-id order. */
+  readonly candidates: readonly Replica[];
+}
+
+/**
+ * The replicas a placement may choose from (ORCH-3007/3008): Ready replicas of one replica set — the
+ * affinity replica's set while that replica is Ready (its KV is there), else the set with the most
+ * Ready replicas (ties: the smaller key, so every gateway picks the same set). A replica that is not
+ * Ready is never a candidate: its lane is not polled.
+ */
+export function placementCandidates(statuses: readonly ReplicaStatus[], affinityReplicaId?: string): PlacementCandidates | undefined {
+  const bySet = new Map<string, ReplicaStatus[]>();
+  for (const status of statuses) {
+    if (status.state !== 'ready' || status.replica_set_key === null) continue;
+    const members = bySet.get(status.replica_set_key) ?? [];
+    members.push(status);
+    bySet.set(status.replica_set_key, members);
+  }
+  const affinity = statuses.find((status) => status.replica_id === affinityReplicaId && status.state === 'ready');
+  let chosen = affinity?.replica_set_key ?? undefined;
+  if (chosen === undefined) {
+    for (const [key, members] of bySet) {
+      const best = chosen === undefined ? undefined : bySet.get(chosen);
+      if (best === undefined || members.length > best.length || (members.length === best.length && key < (chosen ?? ''))) chosen = key;
+    }
+  }
+  const setKey = chosen;
+  const members = setKey === undefined ? undefined : bySet.get(setKey);
+  if (setKey === undefined || members === undefined) return undefined;
+  const candidates = [...members]
+    .sort((left, right) => (left.replica_id < right.replica_id ? -1 : left.replica_id > right.replica_id ? 1 : 0))
+    .map((status) => ({
+      replicaId: status.replica_id,
+      replicaSetKey: setKey,
+      state: 'ready' as const,
+      slotsTotal: status.slots_total,
+      slotsBusy: Math.min(status.slots_busy, status.slots_total),
+      kvUsedPermille: 0,
+      inflightTokens: 0,
+    }));
+  return { replicaSetKey: setKey, candidates };
+}
