@@ -24,6 +24,8 @@ export interface AdmittedJob {
   readonly ctx: number;
   readonly samplerProfileVersion: string;
   readonly prompt: string | undefined;
+  /** What admission predicted (ORCH-3029); the dispatch line sets it beside what happened. */
+  readonly predictedStartMs: number;
 }
 
 /** Kept per queued task, so compact: the prompt itself is not kept, only its size for tokens_in. */
@@ -73,6 +75,7 @@ export class JobTelemetry {
     }
     const engineVersion = this.engineVersions.get(job.pool.id) ?? UNKNOWN;
     this.jobs.set(job.taskId, {
+      predictedStartMs: job.predictedStartMs,
       taskId: job.taskId,
       sessionId: job.sessionId,
       clientId: job.clientId,
@@ -154,6 +157,8 @@ export class JobTelemetry {
     const counter = (name: string): number => (typeof values[name] === 'number' ? values[name] : 0);
     job.oomEvents += counter('oom_events');
     job.driverResetEvents += counter('driver_reset_events');
+    // The replica knows whether a session's cache was really reused only once the turn ran (ORCH-3022).
+    if (values['phase'] === 'kv' && typeof values['kv_warmth'] === 'boolean') job.kvWarmth = values['kv_warmth'];
     if (values['phase'] !== 'dispatched') return;
     if (typeof values['replica_id'] === 'string') job.replicaId = values['replica_id'];
     if (typeof values['engine_version'] === 'string') {
@@ -162,9 +167,18 @@ export class JobTelemetry {
     }
     if (typeof values['kv_warmth'] === 'boolean') job.kvWarmth = values['kv_warmth'];
     if (typeof values['queue_time_ms'] === 'number') job.queueTimeMs = values['queue_time_ms'];
+    const firstDispatch = !job.dispatched;
     job.dispatched = true;
     this.metrics.inc('tasksStarted', { ...this.taskLabels(job), priority: job.priority });
-    this.logger.info({ ...this.logFields(job), attempt, tokens_in: this.tokensIn(job), tokens_out: 0, decode_time_ms: null }, 'task dispatched');
+    // ORCH-3029: the prediction checked against what happened, on every dispatch (signed: late is positive).
+    const predictionErrorMs = job.queueTimeMs === undefined ? null : job.queueTimeMs - job.predictedStartMs;
+    if (predictionErrorMs !== null && firstDispatch) {
+      this.metrics.observe('startPredictionError', { pool_id: job.pool.id, priority: job.priority }, Math.abs(predictionErrorMs));
+    }
+    this.logger.info(
+      { ...this.logFields(job), attempt, tokens_in: this.tokensIn(job), tokens_out: 0, decode_time_ms: null, predicted_start_ms: job.predictedStartMs, start_prediction_error_ms: predictionErrorMs },
+      'task dispatched',
+    );
   }
 
   private finish(job: JobRecord, end: JobEnd): void {

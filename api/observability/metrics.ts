@@ -48,6 +48,7 @@ export const METRICS = {
   tasksRejected: { name: 'tasks_rejected_total', type: 'counter', help: 'Submissions refused at admission, by error code.', labels: ['engine', 'reason'] },
   queueDepth: { name: 'queue_depth', type: 'gauge', help: 'Tasks waiting per pool and priority class.', labels: [...POOL_LABELS, 'priority'] },
   latencyFirstToken: { name: 'latency_first_token_ms', type: 'histogram', help: 'Admission to first token, ms.', labels: [...POOL_LABELS, 'priority'] },
+  startPredictionError: { name: 'start_prediction_error_ms', type: 'histogram', help: 'How far the admitted start time (predicted_start_ms) missed the real queue time, absolute, ms (ORCH-3029).', labels: ['pool_id', 'priority'] },
   latencyDecode: { name: 'latency_decode_ms', type: 'histogram', help: 'Full-stream decode time, ms.', labels: [...POOL_LABELS, 'priority'] },
   tokensIn: { name: 'tokens_in_total', type: 'counter', help: 'Prompt tokens (estimated at 4 bytes per token until engines report prompt_n).', labels: TASK_LABELS },
   tokensOut: { name: 'tokens_out_total', type: 'counter', help: 'Generated tokens streamed to clients.', labels: TASK_LABELS },

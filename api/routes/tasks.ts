@@ -86,7 +86,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   }
   context.sessions.recordTurn(clientId, taskRequest.session_id, taskRequest.task_id);
   if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
-  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: input.request.sampler_profile_version, prompt: taskRequest.prompt });
+  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: input.request.sampler_profile_version, prompt: taskRequest.prompt, predictedStartMs: estimate.predictedStartMs });
   request.log.info(
     {
       job_id: taskRequest.task_id,

@@ -203,4 +203,17 @@ describe('ids and headers', () => {
     const line = stack.logs.lines().find((candidate) => candidate['msg'] === 'task admitted' && candidate['job_id'] === body['task_id']);
     expect(line).toEqual(expect.objectContaining({ queue_position: expect.any(Number), predicted_start_ms: expect.any(Number), pool_id: stack.poolId }));
   });
+
+  test('ORCH-3029: the dispatch line sets the predicted start beside the real queue time, and /metrics keeps the error', async () => {
+    const body = taskRequest(stack, { max_tokens: 2 });
+    await submit(body);
+    const isDispatch = (candidate: Record<string, unknown>) => candidate['msg'] === 'task dispatched' && candidate['job_id'] === body['task_id'] && 'predicted_start_ms' in candidate;
+    await waitFor(() => stack.logs.lines().some(isDispatch), 10_000, 'dispatch log');
+    const line = stack.logs.lines().find(isDispatch) ?? {};
+    const admitted = stack.logs.lines().find((candidate) => candidate['msg'] === 'task admitted' && candidate['job_id'] === body['task_id']) ?? {};
+    expect(line['predicted_start_ms']).toBe(admitted['predicted_start_ms']);
+    expect(line['start_prediction_error_ms']).toBe(Number(line['queue_time_ms']) - Number(line['predicted_start_ms']));
+    const metrics = await request(`${stack.url}/metrics`).then((response) => response.body.text());
+    expect(metrics).toMatch(new RegExp(`start_prediction_error_ms_count\\{[^}]*pool_id="${stack.poolId}"[^}]*\\} [1-9]`));
+  });
 });
