@@ -7,6 +7,7 @@ import { jobLogBindings } from '../core/job-log-fields';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import type { EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
+import { isReplicaAbortReason } from '../gpu-workers/pool-manager/replica-abort';
 import { StreamPusher } from './stream-pusher';
 
 export interface ReplicaDescription {
@@ -23,12 +24,14 @@ export interface EngineActivityDependencies {
   readonly dispatcher: Dispatcher;
   readonly slots: SlotAllocator;
   readonly logger: Logger;
+  /** Aborts every task running on this replica (gpu-workers/pool-manager/replica-abort.ts); its reason says how they end. */
+  readonly replicaAbort?: AbortSignal | undefined;
 }
 
 /** How long after an abort the engine has to report the slot free before the replica is suspect. */
 const SLOT_RELEASE_TIMEOUT_MS = 2_000;
 
-type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall';
+type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall' | 'replica';
 
 /**
  * The engine activity owns the engine call (style rule 5): it streams tokens to the gateway, heartbeats,
@@ -56,6 +59,9 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     };
     const onTemporalCancel = (): void => abortWith('temporal-cancel');
     context.cancellationSignal.addEventListener('abort', onTemporalCancel);
+    const onReplicaAbort = (): void => abortWith('replica');
+    dependencies.replicaAbort?.addEventListener('abort', onReplicaAbort);
+    if (dependencies.replicaAbort?.aborted === true) onReplicaAbort();
 
     const pusher = workflow.streamSinkUrl
       ? new StreamPusher({
@@ -135,6 +141,12 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         const limit = abortCause === 'idle' ? `no token for ${timeouts.idleMs} ms` : `decode ran past ${timeouts.wallMs} ms`;
         throw await endStreamWith(pusher, ApplicationFailure.create({ type: ErrorCode.DECODE_TIMEOUT, message: limit, nonRetryable: true }), request.engine);
       }
+      if (abortCause === 'replica') {
+        await confirmSlotFree(slotId, log);
+        const failure = replicaAbortFailure(dependencies.replicaAbort?.reason);
+        log.warn({ tokens_out: tokens.length, code: failure.type, retried: !failure.nonRetryable }, 'task aborted: the replica stopped serving');
+        throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
+      }
       const failure = toActivityFailure(error);
       throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
     } finally {
@@ -142,6 +154,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       clearTimeout(wallTimer);
       clearTimeout(idleTimer);
       context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+      dependencies.replicaAbort?.removeEventListener('abort', onReplicaAbort);
       dependencies.slots.release(slotId);
     }
   }
@@ -166,6 +179,11 @@ async function endStreamWith(pusher: StreamPusher | undefined, failure: Applicat
     await pusher.flush();
   }
   return failure;
+}
+
+function replicaAbortFailure(reason: unknown): ApplicationFailure {
+  const abort = isReplicaAbortReason(reason) ? reason : { code: ErrorCode.WORKER_RESET, message: 'the replica stopped serving', retry: true };
+  return ApplicationFailure.create({ type: abort.code, message: abort.message, nonRetryable: !abort.retry });
 }
 
 function toActivityFailure(error: unknown): ApplicationFailure {

@@ -6,6 +6,7 @@ import { sendError } from './error-envelope';
 import type { GatewayContext } from './gateway-context';
 import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
+import { registerPoolControlRoutes } from './routes/pool-control';
 import { registerPoolRoutes } from './routes/pools';
 import { registerTaskRoutes } from './routes/tasks';
 
@@ -54,6 +55,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
 
   registerTaskRoutes(app, context);
   registerPoolRoutes(app, context);
+  registerPoolControlRoutes(app, context);
   registerInternalRoutes(app, context);
   registerObservabilityRoutes(app, context);
   return app;

@@ -6,6 +6,7 @@ import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
 import type { OrchMetrics } from './observability/metrics';
+import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
 import type { StreamHub } from './stream-hub';
 
@@ -24,6 +25,8 @@ export interface GatewayContext {
   readonly telemetry: JobTelemetry;
   /** Every replica's last published status (state, replica-set key, slot load), refreshed in the background. */
   readonly replicas: ReplicaDirectory;
+  /** Every pool's desired state (drained, reloading, current model), refreshed in the background. */
+  readonly poolStates: PoolStateDirectory;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

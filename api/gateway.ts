@@ -8,6 +8,7 @@ import { AdmissionController } from './admission/admission-controller';
 import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
+import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
@@ -21,6 +22,8 @@ import { createGatewayObservability, registerGatewayCollectors } from './observa
 const BACKLOG_REFRESH_MS = 250;
 /** How often each gateway re-reads the replicas' status records (placement, replica sets, health metrics). */
 const REPLICA_DIRECTORY_REFRESH_MS = 1_000;
+/** How often each gateway re-reads the pools' desired state: another gateway's drain refuses admission here within this. */
+const POOL_STATE_REFRESH_MS = 1_000;
 
 export interface GatewayOptions {
   readonly config: OrchConfig;
@@ -69,6 +72,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pollingReplicaIds: (poolId) => backlog.view(poolId)?.readyReplicas ?? [],
   });
   replicas.start();
+  const poolStates = new PoolStateDirectory(options.client, config.pools, POOL_STATE_REFRESH_MS, options.logger);
+  poolStates.start();
   const observability = createGatewayObservability(config, options.logger);
   const quotas = new TenantQuotas(config.quotas, ledger);
   const admission = new AdmissionController({
@@ -102,6 +107,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics: observability.metrics,
     telemetry: observability.telemetry,
     replicas,
+    poolStates,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -122,6 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       hub.close();
       backlog.stop();
       replicas.stop();
+      poolStates.stop();
       observability.stop();
       await app.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));

@@ -11,6 +11,8 @@ export const REPLICA_STATES = [
   'self_test',
   'ready',
   'draining',
+  /** Engine live, not polling: an operator drained the pool (design §5); resume or reload leaves it. */
+  'drained',
   'unready',
   'restarting',
   'breaker_open',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENGINES } from '../../core/engines';
 import { ERROR_CODES } from '../../core/errors';
+import { MAX_DRAIN_DEADLINE_MS, POOL_MODES, POOL_OPERATION_KINDS } from '../../core/pool-state';
 
 /**
  * Response shapes of the public API as zod schemas: the OpenAPI document is generated from these and
@@ -32,6 +33,19 @@ export const PoolHealthSchema = z.object({
   /** OC-POOL-3003: the last error cause, kept after recovery; null when there is none. */
   last_error: z.string().nullable(),
   metrics: z.record(z.string(), z.unknown()),
+});
+
+/** ORCH-2101: the drain's deadline; in-flight tasks still running at it end with POOL_UNAVAILABLE. */
+export const DrainRequestSchema = z.strictObject({ deadline_ms: z.int().min(0).max(MAX_DRAIN_DEADLINE_MS) });
+
+/** 202 of a pool operation (drain, resume, reload): its workflow id, to follow in the Web UI and in health. */
+export const PoolOperationAcceptedSchema = z.strictObject({
+  operation_id: z.string(),
+  pool_id: z.string(),
+  kind: z.enum(POOL_OPERATION_KINDS),
+  mode: z.enum(POOL_MODES),
+  deadline_ms: z.int().min(0).optional(),
+  new_model_ref: z.string().optional(),
 });
 
 /** SSE payloads (spec §2.7 [R]); informative in the document as `x-sse-events`. */

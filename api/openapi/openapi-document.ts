@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
-import { AdmissionResponseSchema, ErrorEnvelopeSchema, PoolHealthSchema, SseEventSchemas } from './api-schemas';
+import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, SseEventSchemas } from './api-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -52,6 +52,7 @@ const AUTH_ERRORS = [401, 403] as const;
 export function buildOpenApiDocument(): JsonObject {
   const taskIdParameter = { $ref: '#/components/parameters/TaskId' };
   const correlationParameter = { $ref: '#/components/parameters/XCorrelationId' };
+  const poolIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1, maxLength: 128 } };
   return {
     openapi: '3.0.3',
     info: {
@@ -111,6 +112,31 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/pools/{id}/drain': {
+        post: {
+          operationId: 'drainPool',
+          'x-req-id': ['ORCH-2101', 'OC-CTRL-2002'],
+          description: 'Starts a drain workflow: the pool takes no new task (503 POOL_UNAVAILABLE), in-flight tasks finish, those still running at deadline_ms end with POOL_UNAVAILABLE. A pool already running an operation answers 503 POOL_UNAVAILABLE naming it.',
+          parameters: [poolIdParameter, correlationParameter],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('DrainRequest') } } },
+          responses: {
+            '202': { description: 'Drain started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
+      '/v1/pools/{id}/resume': {
+        post: {
+          operationId: 'resumePool',
+          'x-req-id': ['ORCH-2101'],
+          description: "llama-orch's addition: undoes a drain (every replica polls again, then the pool admits tasks).",
+          parameters: [poolIdParameter, correlationParameter],
+          responses: {
+            '202': { description: 'Resume started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
       [OPENAPI_PATH]: {
         get: {
           operationId: 'getOpenApiDocument',
@@ -137,6 +163,8 @@ export function buildOpenApiDocument(): JsonObject {
         AdmissionResponse: schemaOf(AdmissionResponseSchema),
         ErrorEnvelope: schemaOf(ErrorEnvelopeSchema),
         PoolHealth: schemaOf(PoolHealthSchema),
+        DrainRequest: schemaOf(DrainRequestSchema),
+        PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
       },
     },
     'x-generated': true,

@@ -8,6 +8,7 @@ import { EVICTION_REASON, type TaskWorkflowInput } from '../../core/task-workflo
 import { assertOwnsTask } from '../auth/task-ownership';
 import { defaultSeed } from '../default-seed';
 import type { GatewayContext } from '../gateway-context';
+import { assertPoolAdmits } from '../pool-admission-gate';
 import { selectPool } from '../pool-selection';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
@@ -42,6 +43,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
   }
 
+  assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const input: TaskWorkflowInput = {

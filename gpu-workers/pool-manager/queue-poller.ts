@@ -5,9 +5,12 @@ import { Agent } from 'undici';
 import { createEngineActivities } from '../../activities/engine-activity';
 import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
+import { MAX_DRAIN_DEADLINE_MS } from '../../core/pool-state';
 import { poolTaskQueue } from '../../core/task-queues';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
+import { drainDeadlineAbort, shutdownAbort } from './replica-abort';
+import type { ReplicaAbortReason } from './replica-abort';
 
 export interface QueuePollerOptions {
   readonly pool: PoolConfig;
@@ -21,7 +24,7 @@ export interface QueuePollerOptions {
 }
 
 /** How long in-flight tasks may finish after polling stops; then Temporal retries them elsewhere. */
-const SHUTDOWN_GRACE = '5s';
+const SHUTDOWN_GRACE_MS = 5_000;
 
 /**
  * Polls the pool's task queue for one Ready engine, with as many activity slots as the engine has,
@@ -31,6 +34,8 @@ const SHUTDOWN_GRACE = '5s';
 export class QueuePoller {
   private worker: Worker | undefined;
   private running: Promise<void> | undefined;
+  private abort: AbortController | undefined;
+  private busySlots = 0;
 
   constructor(private readonly options: QueuePollerOptions) {}
 
@@ -40,6 +45,12 @@ export class QueuePoller {
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
     const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const abort = new AbortController();
+    this.abort = abort;
+    const onSlotLoad = (busySlots: number): void => {
+      this.busySlots = busySlots;
+      this.options.onSlotLoad?.(busySlots);
+    };
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
@@ -50,13 +61,16 @@ export class QueuePoller {
         replica,
         internalToken: this.options.internalToken,
         dispatcher,
-        slots: new SlotAllocator(slots, this.options.onSlotLoad),
+        slots: new SlotAllocator(slots, onSlotLoad),
         logger: this.options.logger,
+        replicaAbort: abort.signal,
       }),
       maxConcurrentActivityTaskExecutions: slots,
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
       maxEagerActivityReservationsPerWorkflowTask: 0,
-      shutdownGraceTime: SHUTDOWN_GRACE,
+      // Beyond the longest drain deadline: the poller ends in-flight tasks itself (replicaAbort) when a drain's
+      // deadline or a stop's grace passes, so each task ends with a typed error rather than a bare cancel.
+      shutdownGraceTime: MAX_DRAIN_DEADLINE_MS + SHUTDOWN_GRACE_MS,
     });
     this.worker = worker;
     let failedWith: (error: Error) => void = () => undefined;
@@ -70,12 +84,35 @@ export class QueuePoller {
     return { failed };
   }
 
-  /** Stops polling and waits for in-flight tasks (up to the grace time). */
+  /** Stops polling and waits for in-flight tasks (up to the grace time); then Temporal retries them elsewhere. */
   async stop(): Promise<void> {
-    const { worker, running } = this;
+    await this.stopPolling(SHUTDOWN_GRACE_MS, shutdownAbort(SHUTDOWN_GRACE_MS));
+  }
+
+  /**
+   * A drain (ORCH-2101): stops polling at once, lets in-flight tasks finish, and at the deadline aborts
+   * what still runs with POOL_UNAVAILABLE on its stream. Resolves with how many tasks it aborted.
+   */
+  async drain(deadlineMs: number): Promise<{ aborted: number }> {
+    return this.stopPolling(Math.min(deadlineMs, MAX_DRAIN_DEADLINE_MS), drainDeadlineAbort(deadlineMs));
+  }
+
+  private async stopPolling(graceMs: number, reason: ReplicaAbortReason): Promise<{ aborted: number }> {
+    const { worker, running, abort } = this;
     this.worker = undefined;
     this.running = undefined;
+    this.abort = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
-    await running;
+    let aborted = 0;
+    const timer = setTimeout(() => {
+      aborted = this.busySlots;
+      abort?.abort(reason);
+    }, graceMs);
+    try {
+      await running;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { aborted };
   }
 }

@@ -8,10 +8,12 @@ import { replicaSetKey } from '../../core/replica-set';
 const TRANSITIONS: Readonly<Record<ReplicaState, readonly ReplicaState[]>> = {
   starting: ['verifying', 'loading', 'unready', 'stopped'],
   verifying: ['loading', 'unready', 'stopped'],
-  loading: ['self_test', 'ready', 'unready', 'stopped'],
-  self_test: ['ready', 'unready', 'stopped'],
+  loading: ['self_test', 'ready', 'drained', 'unready', 'stopped'],
+  self_test: ['ready', 'drained', 'unready', 'stopped'],
   ready: ['draining', 'stopped'],
-  draining: ['unready', 'stopped'],
+  draining: ['drained', 'unready', 'stopped'],
+  // A reload leaves through verifying/loading with the new model; a crash while drained through unready.
+  drained: ['ready', 'verifying', 'loading', 'unready', 'stopped'],
   unready: ['restarting', 'breaker_open', 'stopped'],
   restarting: ['verifying', 'loading', 'unready', 'stopped'],
   breaker_open: ['restarting', 'stopped'],
@@ -19,7 +21,7 @@ const TRANSITIONS: Readonly<Record<ReplicaState, readonly ReplicaState[]>> = {
 };
 
 /** States in which the engine process is up. */
-const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining']);
+const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining', 'drained']);
 
 export interface ReplicaIdentityFields {
   readonly poolId: string;
@@ -123,7 +125,7 @@ export class ReplicaStateMachine {
       state: to,
       live: LIVE_STATES.has(to),
       ready: to === 'ready',
-      draining: to === 'draining',
+      draining: to === 'draining' || to === 'drained',
       engine_version: engineVersion,
       model_ref: modelRef,
       replica_set_key:
@@ -139,7 +141,7 @@ export class ReplicaStateMachine {
             }),
       slots_total: details.slotsTotal ?? previous.slots_total,
       // A replica that is not serving runs nothing.
-      slots_busy: to === 'ready' || to === 'draining' ? previous.slots_busy : 0,
+      slots_busy: to === 'ready' || to === 'draining' || to === 'drained' ? previous.slots_busy : 0,
       model_digest: details.modelDigest ?? previous.model_digest,
       // The last error stays visible after recovery (OC-POOL-3003): health shows the last cause.
       last_error: details.error ?? previous.last_error,

@@ -4,19 +4,23 @@ import type { EngineLauncher, LaunchedEngine } from './engine-launcher';
 import type { QueuePoller } from './queue-poller';
 import { asReplicaFailure } from './replica-failure';
 import type { ReplicaFailure } from './replica-failure';
-import type { ReplicaStateMachine } from './replica-state';
+import type { ReplicaStateMachine, TransitionDetails } from './replica-state';
 import type { RestartPolicy } from './restart-policy';
 
 export interface ReplicaSupervisorOptions {
   readonly machine: ReplicaStateMachine;
   readonly launcher: EngineLauncher;
   readonly policy: RestartPolicy;
-  readonly poller: Pick<QueuePoller, 'start' | 'stop'>;
+  readonly poller: Pick<QueuePoller, 'start' | 'stop' | 'drain'>;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** The pool's desired state at start (core/pool-state.ts): a drained pool's replica comes up without polling. */
+  readonly startsDrained?: (() => Promise<boolean>) | undefined;
 }
 
 type ServingOutcome = { readonly kind: 'stop' } | { readonly kind: 'crash'; readonly failure: ReplicaFailure } | { readonly kind: 'poller-failed'; readonly error: Error };
+type ControlRequest = { readonly kind: 'drain'; readonly deadlineMs: number } | { readonly kind: 'resume' };
+type ServingPhaseOutcome = ServingOutcome | { readonly kind: 'control'; readonly request: ControlRequest };
 
 /**
  * The pool manager's loop for one replica (design §4): launch the engine, poll only while Ready, and
@@ -28,6 +32,12 @@ export class ReplicaSupervisor {
   private engine: LaunchedEngine | undefined;
   private lastEngine: LaunchedEngine | undefined;
   private readonly now: () => number;
+  /** An operator drained the pool: serve without polling until resumed (design §5). */
+  private drained = false;
+  private controlRequest: ((request: ControlRequest) => void) | undefined;
+  private readonly settledWaiters = new Set<() => void>();
+  private drainDeadlineMs = 0;
+  private lastDrainAborted = 0;
 
   constructor(private readonly options: ReplicaSupervisorOptions) {
     this.now = options.now ?? Date.now;
@@ -47,6 +57,48 @@ export class ReplicaSupervisor {
 
   requestStop(): void {
     this.stopController.abort();
+    this.notifySettled();
+  }
+
+  /**
+   * Stops polling (ORCH-2101): in-flight tasks finish, and those still running at the deadline are aborted
+   * with POOL_UNAVAILABLE; the engine stays up. Resolves once the replica polls no more — at once when it
+   * is not serving (it comes up drained). Idempotent: a retried drain on a drained replica succeeds.
+   */
+  async drain(deadlineMs: number): Promise<{ aborted: number }> {
+    this.drained = true;
+    this.drainDeadlineMs = deadlineMs;
+    this.lastDrainAborted = 0;
+    this.controlRequest?.({ kind: 'drain', deadlineMs });
+    await this.settled(() => this.options.machine.state !== 'ready' && this.options.machine.state !== 'draining');
+    return { aborted: this.lastDrainAborted };
+  }
+
+  /** Undoes a drain: polls again once the engine serves; at once when it is not serving (it comes up polling). */
+  async resume(): Promise<void> {
+    this.drained = false;
+    this.controlRequest?.({ kind: 'resume' });
+    await this.settled(() => this.options.machine.state !== 'drained');
+  }
+
+  get isDrained(): boolean {
+    return this.drained;
+  }
+
+  private settled(done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!done() && !this.stopping) return;
+        this.settledWaiters.delete(check);
+        resolve();
+      };
+      this.settledWaiters.add(check);
+      check();
+    });
+  }
+
+  private notifySettled(): void {
+    for (const waiter of [...this.settledWaiters]) waiter();
   }
 
   private get stopping(): boolean {
@@ -64,6 +116,7 @@ export class ReplicaSupervisor {
         await this.fail(asReplicaFailure(error));
         return;
       }
+      if (this.options.startsDrained && (await this.options.startsDrained())) this.drained = true;
       if (cpuInference) {
         logger.warn(
           'DEVELOPMENT OVERRIDE (ORCH-1101): no usable NVIDIA GPU, inference runs on the CPU because dev.allow_cpu_inference / ORCH_DEV_ALLOW_CPU_INFERENCE is set — never in production',
@@ -93,28 +146,87 @@ export class ReplicaSupervisor {
   }
 
   private async serve(engine: LaunchedEngine, cpuInference: boolean): Promise<ServingOutcome> {
-    const { machine, poller, logger, policy } = this.options;
+    const { logger, policy } = this.options;
     this.engine = engine;
     this.lastEngine = engine;
-    machine.transition('ready', { engineVersion: engine.properties.engineVersion, modelDigest: engine.modelDigest, cpuInferenceOverride: cpuInference, slotsTotal: engine.properties.totalSlots });
+    const details = { engineVersion: engine.properties.engineVersion, modelDigest: engine.modelDigest, cpuInferenceOverride: cpuInference, slotsTotal: engine.properties.totalSlots };
     policy.recordReady(this.now());
-    const { failed: pollerFailed } = await poller.start(engine);
     logger.info(
-      { engine_version: engine.properties.engineVersion, model_digest: engine.modelDigest, slots: engine.properties.totalSlots, cpu_inference_override: cpuInference },
-      'pool replica ready and polling',
+      { engine_version: engine.properties.engineVersion, model_digest: engine.modelDigest, slots: engine.properties.totalSlots, cpu_inference_override: cpuInference, drained: this.drained },
+      this.drained ? 'pool replica up, drained (not polling)' : 'pool replica ready',
     );
-    const outcome = await Promise.race<ServingOutcome>([
+    for (;;) {
+      const outcome = this.drained ? await this.serveDrained(engine, details) : await this.servePolling(engine, details);
+      if (outcome.kind === 'control') continue;
+      this.engine = undefined;
+      return outcome;
+    }
+  }
+
+  /** Ready: polls until stopped, crashed, or drained; a crash or stop drains it first. */
+  private async servePolling(engine: LaunchedEngine, details: TransitionDetails): Promise<ServingPhaseOutcome> {
+    const { machine, poller, logger } = this.options;
+    machine.transition('ready', details);
+    const { failed: pollerFailed } = await poller.start(engine);
+    this.notifySettled();
+    const outcome = await Promise.race<ServingPhaseOutcome>([
       this.stopRequested,
       engine.failed.then((failure) => ({ kind: 'crash', failure })),
       pollerFailed.then((error) => ({ kind: 'poller-failed', error })),
+      this.nextControl('drain'),
     ]);
+    this.controlRequest = undefined;
+    if (outcome.kind === 'control' && outcome.request.kind === 'drain') {
+      machine.transition('draining');
+      logger.info({ deadline_ms: outcome.request.deadlineMs }, 'draining: polling stopped, in-flight tasks finish until the deadline');
+      const { aborted } = await poller.drain(outcome.request.deadlineMs);
+      this.lastDrainAborted = aborted;
+      if (aborted > 0) logger.warn({ aborted }, 'drain deadline passed: in-flight tasks aborted with POOL_UNAVAILABLE');
+      return outcome;
+    }
     // Drain: no new tasks; in-flight ones finish, or fail over to another replica if the engine is gone.
     machine.transition('draining', outcome.kind === 'crash' ? { error: outcome.failure.toReplicaError(this.now()) } : {});
     if (outcome.kind === 'crash') logger.error({ cause: outcome.failure.kind, err: outcome.failure }, 'engine failed; draining the replica');
     await poller.stop();
     await engine.stop();
-    this.engine = undefined;
     return outcome;
+  }
+
+  /** Drained: the engine stays up, nothing polls, until resumed, stopped or crashed. */
+  private async serveDrained(engine: LaunchedEngine, details: TransitionDetails): Promise<ServingPhaseOutcome> {
+    const { machine, logger } = this.options;
+    machine.transition('drained', details);
+    this.notifySettled();
+    const outcome = await Promise.race<ServingPhaseOutcome>([
+      this.stopRequested,
+      engine.failed.then((failure) => ({ kind: 'crash', failure })),
+      this.nextControl('resume'),
+    ]);
+    this.controlRequest = undefined;
+    if (outcome.kind === 'control') {
+      logger.info('resumed: polling the pool queue again');
+      return outcome;
+    }
+    if (outcome.kind === 'crash') {
+      machine.transition('unready', { error: outcome.failure.toReplicaError(this.now()) });
+      logger.error({ cause: outcome.failure.kind, err: outcome.failure }, 'engine failed while drained');
+    }
+    await engine.stop();
+    return outcome;
+  }
+
+  /**
+   * Resolves with the next control request of this kind — at once when one came while the phase was being
+   * set up (the `drained` flag is the source of truth, the callback only wakes the phase).
+   */
+  private nextControl(kind: ControlRequest['kind']): Promise<ServingPhaseOutcome> {
+    if (kind === 'drain' && this.drained) return Promise.resolve({ kind: 'control', request: { kind, deadlineMs: this.drainDeadlineMs } });
+    if (kind === 'resume' && !this.drained) return Promise.resolve({ kind: 'control', request: { kind } });
+    return new Promise((resolve) => {
+      this.controlRequest = (request) => {
+        if (request.kind === kind) resolve({ kind: 'control', request });
+      };
+    });
   }
 
   /**
@@ -123,7 +235,8 @@ export class ReplicaSupervisor {
    */
   private async fail(failure: ReplicaFailure, alreadyDrained = false): Promise<boolean> {
     const { machine, policy, logger } = this.options;
-    machine.transition('unready', alreadyDrained ? {} : { error: failure.toReplicaError(this.now()) });
+    if (machine.state !== 'unready') machine.transition('unready', alreadyDrained ? {} : { error: failure.toReplicaError(this.now()) });
+    this.notifySettled();
     logger.error({ code: failure.code, cause: failure.kind, err: failure }, 'replica unready');
     if (!failure.retriable) {
       await this.stopRequested;
