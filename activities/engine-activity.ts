@@ -15,6 +15,8 @@ export interface ReplicaDescription {
   readonly replicaId: string;
   readonly engineVersion: string;
   readonly mockEngine: boolean;
+  /** The model the engine serves; a task queued for another (before a reload) is refused, never decoded on the wrong model. */
+  readonly modelRef?: string | undefined;
 }
 
 export interface EngineActivityDependencies {
@@ -86,6 +88,17 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         ...(replica.mockEngine ? { mock_engine: true } : {}),
       },
     });
+
+    if (replica.modelRef !== undefined && request.model_ref !== replica.modelRef) {
+      const failure = ApplicationFailure.create({
+        type: ErrorCode.MODEL_DEPRECATED,
+        message: `pool ${replica.poolId} was reloaded: it serves ${replica.modelRef}, not ${request.model_ref}`,
+        nonRetryable: true,
+      });
+      context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+      dependencies.replicaAbort?.removeEventListener('abort', onReplicaAbort);
+      throw await endStreamWith(pusher, failure, request.engine);
+    }
 
     const tokens: string[] = [];
     const slotId = dependencies.slots.acquire();

@@ -8,7 +8,7 @@ import {
   poolOperationWorkflowId,
   poolStateWorkflowId,
 } from '../core/pool-state';
-import type { BeginPoolOperation, BeginPoolOperationResult, FinishPoolOperation, PoolMode, PoolOperationInput, PoolOperationKind } from '../core/pool-state';
+import type { BeginPoolOperation, BeginPoolOperationResult, FinishPoolOperation, PoolMode, PoolOperationInput, PoolOperationKind, PoolState } from '../core/pool-state';
 import { replicaId } from '../core/replica-status';
 import { SearchAttr } from '../core/search-attributes';
 import { WORKFLOW_TASK_QUEUE } from '../core/task-queues';
@@ -31,7 +31,8 @@ export interface OperationSpec<Input extends PoolOperationInput> {
   /** The mode the pool enters when the operation is claimed. */
   readonly mode: PoolMode;
   readonly model: string;
-  readonly input: (base: PoolOperationInput) => Input;
+  /** The operation's input; `state` is the pool's record as the claim left it (the authoritative current model). */
+  readonly input: (base: PoolOperationInput, state: PoolState) => Input;
 }
 
 /**
@@ -61,7 +62,7 @@ export async function startPoolOperation<Input extends PoolOperationInput>(conte
   context.poolStates.remember(claimed.state);
   const known = context.replicas.replicas(pool.id).map((replica) => replica.replica_id);
   const configured = Array.from({ length: pool.replicas }, (_unused, index) => replicaId(pool.id, index));
-  const input = spec.input({ version: 1, poolId: pool.id, operationId, replicaIds: [...new Set([...configured, ...known])] });
+  const input = spec.input({ version: 1, poolId: pool.id, operationId, replicaIds: [...new Set([...configured, ...known])] }, claimed.state);
   try {
     await client.workflow.start(spec.workflowType, {
       workflowId: operationId,

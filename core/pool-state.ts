@@ -1,3 +1,5 @@
+import type { ModelCatalogEntry, PoolConfig } from './config';
+
 /**
  * A pool's desired state (design §5, .specs/decisions/0007-pool-state-and-operations.md): what the
  * operator asked for — serving or drained, which model — and the operation in progress. It lives in one
@@ -55,6 +57,27 @@ export function replicaStartsDrained(mode: PoolMode): boolean {
   return mode !== 'serving';
 }
 
+/** Model refs the mock runtime serves: any `mock:<name>` (a test double has no file to verify). */
+export function isMockModelRef(ref: string): boolean {
+  return ref.startsWith('mock:');
+}
+
+/**
+ * Why a pool cannot reload to `ref`, or null when it can (ORCH-2102): a llama-server pool loads catalog
+ * models only, the mock runtime `mock:` refs, and an external engine is not ours to reload.
+ */
+export function reloadRefusal(pool: PoolConfig, models: readonly ModelCatalogEntry[], ref: string, current: string): string | null {
+  if (ref === current) return `pool ${pool.id} already serves ${ref}`;
+  switch (pool.engine_runtime.kind) {
+    case 'llama-server':
+      return models.some((entry) => entry.ref === ref) ? null : `model "${ref}" is not in the config's models catalog`;
+    case 'mock':
+      return isMockModelRef(ref) ? null : `the mock runtime serves mock:<name> refs only, not "${ref}"`;
+    case 'external':
+      return `pool ${pool.id} runs an external engine; llama-orch cannot load another model into it`;
+  }
+}
+
 export function initialPoolState(poolId: string, at: string): PoolState {
   return { version: 1, pool_id: poolId, mode: 'serving', model_ref: null, previous_model_ref: null, operation: null, last_operation: null, updated_at: at };
 }
@@ -73,6 +96,11 @@ export type BeginPoolOperationResult =
 export interface PoolOperationProgress {
   readonly id: string;
   readonly mode: PoolMode;
+  /**
+   * The atomic switch of a reload (ORCH-3031): set once every replica serves the new model; gateways route
+   * this ref to the pool from then on, and `previous_model_ref` becomes the manual rollback target.
+   */
+  readonly switchModel?: { readonly modelRef: string; readonly previousModelRef: string } | undefined;
 }
 
 export interface FinishPoolOperation {
@@ -80,8 +108,6 @@ export interface FinishPoolOperation {
   readonly outcome: PoolOperationOutcome;
   readonly cause: string | null;
   readonly mode: PoolMode;
-  /** The atomic switch of a reload: set only when every replica serves the new model. */
-  readonly modelRef?: string | undefined;
 }
 
 /** Temporal names (workflows/pool-state-workflow.ts, workflows/pool-operations.ts). */

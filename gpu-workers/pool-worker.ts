@@ -65,12 +65,11 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
   if (runtime.kind !== 'llama-server') return createRuntimeLauncher(pool, logger);
   const { config, artifacts } = options;
   if (!config || !artifacts) throw new Error(`pool ${pool.id}: a llama-server pool needs the model catalog and an artifact source`);
-  const model = findModel(config, pool.model);
-  if (!model) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
+  if (!findModel(config, pool.model)) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
   return createLlamaServerLauncher({
     pool,
     runtime,
-    model,
+    models: (ref) => findModel(config, ref),
     allowCpuInference: cpuInferenceAllowed(config),
     artifacts,
     memory: options.memoryProbe ?? systemMemoryProbe,
@@ -133,9 +132,10 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
     }),
     logger,
-    startsDrained: async () => {
+    modelRef: pool.model,
+    initialState: async () => {
       const state = await readPoolState(client, pool.id, logger);
-      return state !== null && replicaStartsDrained(state.mode);
+      return { drained: state !== null && replicaStartsDrained(state.mode), modelRef: state?.model_ref ?? null };
     },
   });
   // The control queue is served for the whole life of the process (design §5), not only while Ready.

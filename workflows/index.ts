@@ -1,4 +1,4 @@
 export { taskWorkflow } from './task-workflow';
 export { replicaStatusWorkflow } from './replica-status-workflow';
 export { poolStateWorkflow } from './pool-state-workflow';
-export { drainPoolWorkflow, resumePoolWorkflow } from './pool-operations';
+export { drainPoolWorkflow, reloadPoolWorkflow, resumePoolWorkflow } from './pool-operations';

@@ -35,20 +35,14 @@ export async function poolStateWorkflow(input: { poolId: string; state: PoolStat
     change({ ...state, operation, mode });
     return { accepted: true, state };
   });
-  setHandler(poolOperationProgressSignal, ({ id, mode }) => {
-    if (state.operation?.id === id) change({ ...state, mode });
+  setHandler(poolOperationProgressSignal, ({ id, mode, switchModel }) => {
+    if (state.operation?.id !== id) return;
+    change({ ...state, mode, ...(switchModel ? { model_ref: switchModel.modelRef, previous_model_ref: switchModel.previousModelRef } : {}) });
   });
-  setHandler(finishPoolOperationSignal, ({ id, outcome, cause, mode, modelRef }) => {
+  setHandler(finishPoolOperationSignal, ({ id, outcome, cause, mode }) => {
     const running = state.operation;
     if (running?.id !== id) return;
-    const switched = modelRef !== undefined && modelRef !== (state.model_ref ?? undefined);
-    change({
-      ...state,
-      mode,
-      operation: null,
-      last_operation: { ...running, outcome, cause, finished_at: new Date().toISOString() },
-      ...(switched ? { model_ref: modelRef, previous_model_ref: state.model_ref } : {}),
-    });
+    change({ ...state, mode, operation: null, last_operation: { ...running, outcome, cause, finished_at: new Date().toISOString() } });
   });
   // Continue as new only between operations, so a running one keeps its record in this run.
   await condition(() => changes >= CHANGES_PER_RUN && state.operation === null && allHandlersFinished());

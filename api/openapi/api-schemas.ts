@@ -38,6 +38,9 @@ export const PoolHealthSchema = z.object({
 /** ORCH-2101: the drain's deadline; in-flight tasks still running at it end with POOL_UNAVAILABLE. */
 export const DrainRequestSchema = z.strictObject({ deadline_ms: z.int().min(0).max(MAX_DRAIN_DEADLINE_MS) });
 
+/** ORCH-2102: a catalog model ref (llama-server pools) or a `mock:` ref (mock pools). */
+export const ReloadRequestSchema = z.strictObject({ new_model_ref: z.string().min(1).max(256) });
+
 /** 202 of a pool operation (drain, resume, reload): its workflow id, to follow in the Web UI and in health. */
 export const PoolOperationAcceptedSchema = z.strictObject({
   operation_id: z.string(),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
-import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, SseEventSchemas } from './api-schemas';
+import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, SseEventSchemas } from './api-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -125,6 +125,20 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/pools/{id}/reload': {
+        post: {
+          operationId: 'reloadPool',
+          'x-req-id': ['ORCH-2102', 'OC-CTRL-2003', 'ORCH-3031', 'ORCH-3033'],
+          description:
+            'Starts a reload workflow: drain, restart every replica on new_model_ref (checksum, headroom, self-test), switch the pool to it in one step, resume; if any replica fails, every replica goes back to the previous model (result rolled_back). Reloading to the previous ref is the manual rollback. 400 when the ref is not servable by the pool.',
+          parameters: [poolIdParameter, correlationParameter],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('ReloadRequest') } } },
+          responses: {
+            '202': { description: 'Reload started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
       '/v1/pools/{id}/resume': {
         post: {
           operationId: 'resumePool',
@@ -164,6 +178,7 @@ export function buildOpenApiDocument(): JsonObject {
         ErrorEnvelope: schemaOf(ErrorEnvelopeSchema),
         PoolHealth: schemaOf(PoolHealthSchema),
         DrainRequest: schemaOf(DrainRequestSchema),
+        ReloadRequest: schemaOf(ReloadRequestSchema),
         PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
       },
     },

@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PoolConfig } from '../../core/config';
 import { ErrorCode, OrchError } from '../../core/errors';
-import { DRAIN_POOL_WORKFLOW_TYPE, RESUME_POOL_WORKFLOW_TYPE } from '../../core/pool-state';
-import type { DrainPoolInput, PoolOperationInput } from '../../core/pool-state';
+import { DRAIN_POOL_WORKFLOW_TYPE, RELOAD_POOL_WORKFLOW_TYPE, reloadRefusal, RESUME_POOL_WORKFLOW_TYPE } from '../../core/pool-state';
+import type { DrainPoolInput, PoolOperationInput, ReloadPoolInput } from '../../core/pool-state';
 import type { GatewayContext } from '../gateway-context';
-import { DrainRequestSchema } from '../openapi/api-schemas';
+import { DrainRequestSchema, ReloadRequestSchema } from '../openapi/api-schemas';
 import { startPoolOperation } from '../pool-operation-starter';
 
 const ParamsSchema = z.object({ id: z.string().min(1).max(128) });
@@ -33,6 +33,23 @@ export function registerPoolControlRoutes(app: FastifyInstance, context: Gateway
       input: (base) => ({ ...base, deadlineMs }),
     });
     return reply.code(202).send({ ...started, deadline_ms: deadlineMs });
+  });
+
+  app.post('/v1/pools/:id/reload', async (request, reply) => {
+    const pool = findPool(context, request.params);
+    const { new_model_ref: modelRef } = ReloadRequestSchema.parse(request.body);
+    const current = context.poolStates.modelOf(pool);
+    const refusal = reloadRefusal(pool, context.config.models, modelRef, current);
+    if (refusal !== null) throw new OrchError(ErrorCode.INVALID_PARAMS, refusal, { poolId: pool.id });
+    const { control } = context.config;
+    const started = await startPoolOperation<ReloadPoolInput>(context, pool, {
+      kind: 'reload',
+      workflowType: RELOAD_POOL_WORKFLOW_TYPE,
+      mode: 'reloading',
+      model: modelRef,
+      input: (base, state) => ({ ...base, modelRef, previousModelRef: state.model_ref ?? pool.model, drainDeadlineMs: control.reload_drain_deadline_ms, loadTimeoutMs: control.reload_load_timeout_ms }),
+    });
+    return reply.code(202).send({ ...started, new_model_ref: modelRef });
   });
 
   app.post('/v1/pools/:id/resume', async (request, reply) => {

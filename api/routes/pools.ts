@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ErrorCode, OrchError } from '../../core/errors';
 import { parseReplicaIdentity } from '../../core/ids';
 import { REPLICA_STATUS_QUERY, replicaId, replicaStatusWorkflowId } from '../../core/replica-status';
+import type { PoolState } from '../../core/pool-state';
 import type { ReplicaStatus } from '../../core/replica-status';
 import { poolTaskQueue } from '../../core/task-queues';
 import type { GatewayContext } from '../gateway-context';
@@ -99,12 +100,13 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
       ready: ready.length > 0,
       // Draining or drained by an operator (design §5), or a replica draining on its own after a fault.
       draining: poolState.mode !== 'serving' || replicas.some((replica) => replica.state === 'draining' || replica.state === 'drained'),
-      // OC-POOL-3003: the last error cause, also after recovery.
-      last_error: lastError
+      // OC-POOL-3003: the last error cause, also after recovery; a rolled-back reload says why when it is newer.
+      last_error: operationError(poolState, lastError?.error.at)
+        ?? (lastError
         ? `${lastError.error.code} (${lastError.error.kind}) on ${lastError.replica} at ${lastError.error.at}: ${lastError.error.message}`
         : ready.length > 0
           ? null
-          : 'no replica is ready',
+          : 'no replica is ready'),
       metrics: {
         replicas_ready: ready.length,
         replicas,
@@ -115,4 +117,12 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
       },
     });
   });
+}
+
+/** A pool operation that did not complete, when it ended after the newest replica error. */
+function operationError(state: PoolState, replicaErrorAt: string | undefined): string | null {
+  const last = state.last_operation;
+  if (!last || last.outcome === 'completed' || last.cause === null) return null;
+  if (replicaErrorAt !== undefined && replicaErrorAt > last.finished_at) return null;
+  return `${last.kind} ${last.outcome} (operation ${last.id} at ${last.finished_at}): ${last.cause}`;
 }

@@ -35,7 +35,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   const clientId = context.auth.clientIdOf(request);
   // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task.
   const digest = requestDigest({ ...taskRequest, tenant: clientId });
-  const pool = selectPool(context.config, taskRequest);
+  const pool = selectPool(context.config, taskRequest, (candidate) => context.poolStates.modelOf(candidate));
 
   const existing = context.hub.get(taskRequest.task_id);
   if (existing) {

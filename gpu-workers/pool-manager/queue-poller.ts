@@ -44,7 +44,7 @@ export class QueuePoller {
     const { pool, replicaId } = this.options;
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
-    const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine };
+    const replica = { poolId: pool.id, replicaId, engineVersion: engine.properties.engineVersion, mockEngine: engine.mockEngine, modelRef: engine.modelRef };
     const abort = new AbortController();
     this.abort = abort;
     const onSlotLoad = (busySlots: number): void => {

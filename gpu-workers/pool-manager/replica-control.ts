@@ -1,9 +1,11 @@
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { ReplicaControlActivities, ReplicaControlResult } from '../../core/pool-state';
 import { replicaControlTaskQueue } from '../../core/task-queues';
+import { asReplicaFailure } from './replica-failure';
 import type { ReplicaStateMachine } from './replica-state';
 import type { ReplicaSupervisor } from './replica-supervisor';
 
@@ -15,7 +17,7 @@ export interface ReplicaControlOptions {
   readonly namespace: string;
   readonly connection: NativeConnection;
   readonly identity: string;
-  readonly supervisor: Pick<ReplicaSupervisor, 'drain' | 'resume'>;
+  readonly supervisor: Pick<ReplicaSupervisor, 'drain' | 'resume' | 'reload'>;
   readonly machine: Pick<ReplicaStateMachine, 'status'>;
   readonly logger: Logger;
 }
@@ -51,8 +53,16 @@ export function createReplicaControlActivities(options: Pick<ReplicaControlOptio
       await heartbeating(supervisor.resume());
       return result();
     },
-    reloadReplica() {
-      return Promise.reject(new Error('reload is not implemented on this replica yet'));
+    async reloadReplica({ modelRef }) {
+      logger.info({ model_ref: modelRef }, 'reload requested');
+      try {
+        await heartbeating(supervisor.reload(modelRef));
+      } catch (error) {
+        // Typed and final: the same model fails the same checks again; the workflow rolls back instead.
+        const failure = asReplicaFailure(error, 'config_mismatch');
+        throw ApplicationFailure.create({ type: failure.code, message: `${failure.kind}: ${failure.message}`, nonRetryable: true });
+      }
+      return result();
     },
   };
 }

@@ -167,3 +167,59 @@ test('OC-CTRL-2040 ORCH-2101: drain and resume need the control scope, a known p
   }
   expect(await poolMode()).toBe('serving');
 });
+
+describe('reload', () => {
+  async function poolState(): Promise<{ mode: string; model_ref: string; previous_model_ref: string | null }> {
+    return ((await health())['metrics'] as { pool_state: { mode: string; model_ref: string; previous_model_ref: string | null } }).pool_state;
+  }
+
+  async function reloadTo(modelRef: string): Promise<PoolOperationResult> {
+    const started = await post(`/v1/pools/${stack.poolId}/reload`, { new_model_ref: modelRef });
+    expect(started.status).toBe(202);
+    expect(started.body).toEqual(expect.objectContaining({ kind: 'reload', mode: 'reloading', new_model_ref: modelRef }));
+    const operation = stack.client.workflow.getHandle(String(started.body['operation_id']));
+    expect((await operation.describe()).type).toBe('reloadPoolWorkflow');
+    const result = (await operation.result()) as PoolOperationResult;
+    await waitFor(async () => {
+      const state = await poolState();
+      return state.mode === 'serving' && state.model_ref === (result.outcome === 'completed' ? modelRef : state.model_ref);
+    }, 10_000, 'the gateway to see the reload');
+    return result;
+  }
+
+  async function runs(modelRef: string): Promise<void> {
+    const body = taskRequest(stack, { model_ref: modelRef, max_tokens: 3 });
+    expect((await submit(body)).status).toBe(202);
+    const events = await readStream(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`).finished;
+    expect(events.at(-1)?.event).toBe('end');
+  }
+
+  test('ORCH-2102 OC-CTRL-2003 ORCH-3031: a reload switches the pool to the new model in one step; the old ref is refused', async () => {
+    const next = `${stack.model}-v2`;
+    const result = await reloadTo(next);
+    expect(result.outcome).toBe('completed');
+    expect(result.replicas[`${stack.poolId}-r0`]).toContain(next);
+    expect(await poolState()).toEqual(expect.objectContaining({ model_ref: next, previous_model_ref: stack.model }));
+    expect(stack.poolWorkers.at(-1)?.status()).toEqual(expect.objectContaining({ state: 'ready', model_ref: next }));
+    await runs(next);
+    const old = await submit(taskRequest(stack, { model_ref: stack.model }));
+    expect(old.status).toBe(400);
+    expect(old.body['code']).toBe('INVALID_PARAMS');
+
+    // ORCH-3033: the manual rollback is one action, a reload back to the previous ref.
+    const back = await reloadTo(stack.model);
+    expect(back.outcome).toBe('completed');
+    await runs(stack.model);
+    expect((await submit(taskRequest(stack, { model_ref: next }))).status).toBe(400);
+  });
+
+  test('ORCH-2102: a ref the pool cannot serve is refused with 400 before anything starts', async () => {
+    for (const bad of [{ new_model_ref: 'llama-3-8b' }, { new_model_ref: stack.model }, {}, { new_model_ref: '' }, { new_model_ref: 'mock:x', extra: 1 }]) {
+      const response = await post(`/v1/pools/${stack.poolId}/reload`, bad);
+      expect(response.status).toBe(400);
+      expect(response.body['code']).toBe('INVALID_PARAMS');
+    }
+    expect((await post(`/v1/pools/${stack.poolId}/reload`, { new_model_ref: 'mock:x' }, { authorization: `Bearer ${stack.apiKeys.tenantAData}` })).status).toBe(403);
+    expect((await post('/v1/pools/nope/reload', { new_model_ref: 'mock:x' })).status).toBe(404);
+  });
+});
