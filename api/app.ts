@@ -8,6 +8,7 @@ import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
 import { registerPoolControlRoutes } from './routes/pool-control';
 import { registerPoolRoutes } from './routes/pools';
+import { registerReplicaSetRoutes } from './routes/replica-sets';
 import { registerTaskRoutes } from './routes/tasks';
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -56,6 +57,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   registerTaskRoutes(app, context);
   registerPoolRoutes(app, context);
   registerPoolControlRoutes(app, context);
+  registerReplicaSetRoutes(app, context);
   registerInternalRoutes(app, context);
   registerObservabilityRoutes(app, context);
   return app;

@@ -6,6 +6,7 @@ import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
 import type { OrchMetrics } from './observability/metrics';
+import type { SloTracker } from './observability/slo-tracker';
 import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
 import type { StreamHub } from './stream-hub';
@@ -27,6 +28,8 @@ export interface GatewayContext {
   readonly replicas: ReplicaDirectory;
   /** Every pool's desired state (drained, reloading, current model), refreshed in the background. */
   readonly poolStates: PoolStateDirectory;
+  /** Per-pool SLO verdicts for the replica-set snapshots. */
+  readonly slo: Pick<SloTracker, 'poolSnapshot'>;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

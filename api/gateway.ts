@@ -108,6 +108,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     telemetry: observability.telemetry,
     replicas,
     poolStates,
+    slo: observability.slo,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {

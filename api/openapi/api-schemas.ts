@@ -51,6 +51,24 @@ export const PoolOperationAcceptedSchema = z.strictObject({
   new_model_ref: z.string().optional(),
 });
 
+/** OC-CTRL-2004: spec §2.9 ReplicaSet (id, engine, load, slots, slo) plus llama-orch's additive fields. */
+export const ReplicaSetSchema = z.object({
+  id: z.string(),
+  engine: z.enum(ENGINES),
+  load: z.number().min(0).max(1),
+  slots_total: z.int().min(0),
+  slots_free: z.int().min(0),
+  slo: z.record(z.string(), z.unknown()),
+  pool_id: z.string(),
+  replica_set_key: z.string(),
+  model_ref: z.string(),
+  quant: z.string().nullable(),
+  ctx: z.int().min(1),
+  engine_version: z.string(),
+  sampler_profile_version: z.string(),
+  replicas: z.array(z.object({ replica_id: z.string(), state: z.string(), slots_busy: z.int().min(0), slots_total: z.int().min(0) })),
+});
+
 /** SSE payloads (spec §2.7 [R]); informative in the document as `x-sse-events`. */
 export const SseEventSchemas = {
   started: z.object({ queue_position: z.int().min(0), predicted_start_ms: z.int().min(0) }),

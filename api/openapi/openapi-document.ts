@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
-import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, SseEventSchemas } from './api-schemas';
+import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, ReplicaSetSchema, SseEventSchemas } from './api-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -151,6 +151,18 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/replicasets': {
+        get: {
+          operationId: 'listReplicaSets',
+          'x-req-id': ['ORCH-2104', 'OC-CTRL-2004', 'ORCH-3007'],
+          description: 'Live replicas grouped by pool and replica-set key, with load (busy/total slots) and the pool\'s SLO window.',
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Replica sets', headers: correlationHeaders, content: { 'application/json': { schema: { type: 'array', items: ref('ReplicaSet') } } } },
+            ...errorResponses([...AUTH_ERRORS, 500]),
+          },
+        },
+      },
       [OPENAPI_PATH]: {
         get: {
           operationId: 'getOpenApiDocument',
@@ -179,6 +191,7 @@ export function buildOpenApiDocument(): JsonObject {
         PoolHealth: schemaOf(PoolHealthSchema),
         DrainRequest: schemaOf(DrainRequestSchema),
         ReloadRequest: schemaOf(ReloadRequestSchema),
+        ReplicaSet: schemaOf(ReplicaSetSchema),
         PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
       },
     },
