@@ -17,6 +17,7 @@ import { TenantQuotas } from './admission/tenant-quota';
 import { loadApiKeys } from './auth/api-keys';
 import { Authenticator } from './auth/authenticator';
 import { createGatewayObservability, registerGatewayCollectors } from './observability/gateway-observability';
+import { registerReplicaCollectors } from './observability/replica-metrics';
 
 /** How often each gateway reads the pool queues' backlog from Temporal (the cross-gateway queue bound). */
 const BACKLOG_REFRESH_MS = 250;
@@ -85,6 +86,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
     guards: new AdmissionGuards(observability.breaker, quotas),
   });
+  registerReplicaCollectors(config, observability.metrics, replicas);
   registerGatewayCollectors(config, observability, {
     depth: (poolId) => admission.depth(poolId),
     readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,

@@ -39,6 +39,9 @@ export const REPLICA_FAILURE_KINDS = [
 ] as const;
 export type ReplicaFailureKind = (typeof REPLICA_FAILURE_KINDS)[number];
 
+/** How an engine launch (preload) ended: Ready, or the failure kind (OC-POOL-3030, ORCH-3028). */
+export type LaunchOutcome = 'ready' | ReplicaFailureKind;
+
 export interface ReplicaError {
   readonly code: ErrorCode;
   readonly kind: ReplicaFailureKind;
@@ -82,6 +85,11 @@ export interface ReplicaStatus {
   /** ORCH-3019: the engine's slots and how many run a task (load changes are published at most once a second). */
   readonly slots_total: number;
   readonly slots_busy: number;
+  /**
+   * OC-POOL-3030: engine launches by outcome since the replica process started. Optional: records from
+   * replicas that predate it have none.
+   */
+  readonly launch_outcomes?: Readonly<Partial<Record<LaunchOutcome, number>>> | undefined;
   readonly updated_at: string;
 }
 

@@ -1,4 +1,4 @@
-import type { ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
+import type { LaunchOutcome, ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
 import { replicaSetKey } from '../../core/replica-set';
 
 /**
@@ -19,6 +19,9 @@ const TRANSITIONS: Readonly<Record<ReplicaState, readonly ReplicaState[]>> = {
   breaker_open: ['restarting', 'stopped'],
   stopped: [],
 };
+
+/** States a launch (preload) passes through: leaving them for ready/drained or unready ends the launch. */
+const LAUNCH_STATES: ReadonlySet<ReplicaState> = new Set(['starting', 'verifying', 'loading', 'self_test']);
 
 /** States in which the engine process is up. */
 const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining', 'drained']);
@@ -83,6 +86,7 @@ export class ReplicaStateMachine {
       replica_set_key: null,
       slots_total: 0,
       slots_busy: 0,
+      launch_outcomes: {},
       updated_at: new Date(this.now()).toISOString(),
     };
   }
@@ -149,9 +153,22 @@ export class ReplicaStateMachine {
       breaker_open: to === 'breaker_open',
       next_attempt_at: details.nextAttemptAtMs !== undefined ? new Date(details.nextAttemptAtMs).toISOString() : null,
       cpu_inference_override: details.cpuInferenceOverride ?? previous.cpu_inference_override,
+      launch_outcomes: countLaunch(previous.launch_outcomes ?? {}, from, to, details.error),
       updated_at: new Date(this.now()).toISOString(),
     };
     for (const listener of this.listeners) listener(this.current);
     return this.current;
   }
+}
+
+/** Counts a launch that just ended: Ready (or drained, an operator's Ready) or the kind of its failure. */
+function countLaunch(
+  counts: Readonly<Partial<Record<LaunchOutcome, number>>>,
+  from: ReplicaState,
+  to: ReplicaState,
+  error: ReplicaError | undefined,
+): Readonly<Partial<Record<LaunchOutcome, number>>> {
+  if (!LAUNCH_STATES.has(from)) return counts;
+  const outcome: LaunchOutcome | undefined = to === 'ready' || to === 'drained' ? 'ready' : to === 'unready' ? error?.kind : undefined;
+  return outcome === undefined ? counts : { ...counts, [outcome]: (counts[outcome] ?? 0) + 1 };
 }

@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { DEFAULT_SYNTHETIC_MODEL_SPEC, ensureSyntheticModel } from '../../cli/model-artifacts';
 import type { PoolOperationResult } from '../../core/pool-state';
 import { cpuReplicaOptions, llamaServerPool, poolHealth, postTask, PROVISION_TIMEOUT_MS, provisionSyntheticEngine, SYNTHETIC_MODEL_REF, syntheticModelEntry } from '../support/llama-server-pool';
+import { parsePrometheusText } from '../support/prometheus-text';
 import { readStream, waitFor } from '../support/sse-client';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
@@ -62,6 +63,17 @@ test('ORCH-2102 ORCH-3031 ORCH-3033: a reload whose model fails verification rol
   expect(String(health['last_error'])).toMatch(/^reload rolled_back .*UNTRUSTED_ARTIFACT/);
   expect(health.metrics['pool_state']).toEqual(expect.objectContaining({ model_ref: SYNTHETIC_MODEL_REF }));
   await runs(SYNTHETIC_MODEL_REF);
+
+  // OC-POOL-3030 ORCH-3028: the launches by outcome, on a live scrape of the gateway.
+  const replicaId = `${stack.poolId}-r0`;
+  const launches = async (outcome: string): Promise<number> => {
+    const text = await (await request(`${stack.url}/metrics`)).body.text();
+    const series = parsePrometheusText(text).samples.find((sample) => sample.name === 'replica_engine_launches' && sample.labels['replica_id'] === replicaId && sample.labels['outcome'] === outcome);
+    return series?.value ?? 0;
+  };
+  // The first start and the start back on the old model were ready; the refused one was untrusted.
+  await waitFor(async () => (await launches('untrusted_artifact')) === 1 && (await launches('ready')) === 2, 10_000, 'the launches on /metrics');
+  expect(await launches('self_test_failed')).toBe(0);
 });
 
 test('ORCH-2102 OC-CTRL-2003: a real llama-server reload to a second model: new digest, new ref served, old refused', async () => {
