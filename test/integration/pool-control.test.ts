@@ -1,5 +1,10 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
 import { request } from 'undici';
 import { PoolOperationAcceptedSchema } from '../../api/openapi/api-schemas';
+import { poolStateWorkflowId } from '../../core/pool-state';
 import type { PoolOperationResult } from '../../core/pool-state';
 import { taskWorkflowId } from '../../core/ids';
 import type { TaskResult } from '../../core/task-workflow-contract';
@@ -7,6 +12,8 @@ import { readStream, tokensOf, waitFor } from '../support/sse-client';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
 let stack: TestStack;
+/** Operation workflow ids by kind (the last of each), replayed at the end. */
+const operations = new Map<string, string>();
 
 beforeAll(async () => {
   // One slot and a slow engine: a task runs for seconds, so a drain finds it in flight and a second one queued.
@@ -47,6 +54,7 @@ async function operate(path: string, body?: unknown): Promise<PoolOperationResul
   expect(started.status).toBe(202);
   expect(PoolOperationAcceptedSchema.safeParse(started.body).error?.issues ?? []).toEqual([]);
   const operationId = String(started.body['operation_id']);
+  operations.set(String(started.body['kind']), operationId);
   return (await stack.client.workflow.getHandle(operationId).result()) as PoolOperationResult;
 }
 
@@ -177,6 +185,7 @@ describe('reload', () => {
     const started = await post(`/v1/pools/${stack.poolId}/reload`, { new_model_ref: modelRef });
     expect(started.status).toBe(202);
     expect(started.body).toEqual(expect.objectContaining({ kind: 'reload', mode: 'reloading', new_model_ref: modelRef }));
+    operations.set('reload', String(started.body['operation_id']));
     const operation = stack.client.workflow.getHandle(String(started.body['operation_id']));
     expect((await operation.describe()).type).toBe('reloadPoolWorkflow');
     const result = (await operation.result()) as PoolOperationResult;
@@ -222,4 +231,20 @@ describe('reload', () => {
     expect((await post(`/v1/pools/${stack.poolId}/reload`, { new_model_ref: 'mock:x' }, { authorization: `Bearer ${stack.apiKeys.tenantAData}` })).status).toBe(403);
     expect((await post('/v1/pools/nope/reload', { new_model_ref: 'mock:x' })).status).toBe(404);
   });
+});
+
+test('design §5: the operation workflows and the pool-state record replay without non-determinism; ORCH_RECORD_HISTORIES=1 saves them as fixtures', async () => {
+  const bundle = readFileSync(String(process.env['ORCH_TEST_WORKFLOW_BUNDLE']), 'utf8');
+  expect([...operations.keys()].sort()).toEqual(['drain', 'reload', 'resume']);
+  const histories: [string, string][] = [...[...operations.entries()].map(([kind, id]): [string, string] => [`pool-${kind}`, id]), ['pool-state', poolStateWorkflowId(stack.poolId)]];
+  for (const [name, workflowId] of histories) {
+    const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { code: bundle } }, history, name);
+    if (process.env['ORCH_RECORD_HISTORIES'] === '1' && name !== 'pool-state') {
+      writeFileSync(
+        join(__dirname, '..', 'fixtures', 'histories', `${name}.json`),
+        JSON.stringify(temporal.api.history.v1.History.toObject(temporal.api.history.v1.History.fromObject(history), { longs: String, enums: String, bytes: String }), null, 1),
+      );
+    }
+  }
 });
