@@ -36,6 +36,8 @@ export class QueuePoller {
   private running: Promise<void> | undefined;
   private abort: AbortController | undefined;
   private busySlots = 0;
+  /** While a drain waits for its deadline: a stop cuts it short to the shutdown grace. */
+  private cutShort: (() => void) | undefined;
 
   constructor(private readonly options: QueuePollerOptions) {}
 
@@ -86,6 +88,8 @@ export class QueuePoller {
 
   /** Stops polling and waits for in-flight tasks (up to the grace time); then Temporal retries them elsewhere. */
   async stop(): Promise<void> {
+    // A drain in progress keeps its tasks at most the shutdown grace from now, then they are retried elsewhere.
+    this.cutShort?.();
     await this.stopPolling(SHUTDOWN_GRACE_MS, shutdownAbort(SHUTDOWN_GRACE_MS));
   }
 
@@ -104,14 +108,22 @@ export class QueuePoller {
     this.abort = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     let aborted = 0;
-    const timer = setTimeout(() => {
+    const abortWith = (why: ReplicaAbortReason) => (): void => {
       aborted = this.busySlots;
-      abort?.abort(reason);
-    }, graceMs);
+      abort?.abort(why);
+    };
+    let timer = setTimeout(abortWith(reason), graceMs);
+    if (running !== undefined) {
+      this.cutShort = () => {
+        clearTimeout(timer);
+        timer = setTimeout(abortWith(shutdownAbort(SHUTDOWN_GRACE_MS)), SHUTDOWN_GRACE_MS);
+      };
+    }
     try {
       await running;
     } finally {
       clearTimeout(timer);
+      this.cutShort = undefined;
     }
     return { aborted };
   }

@@ -75,6 +75,8 @@ export class ReplicaSupervisor {
 
   requestStop(): void {
     this.stopController.abort();
+    // A drain waiting for its deadline would hold the shutdown that long: cut it to the shutdown grace.
+    if (this.options.machine.state === 'draining') void this.options.poller.stop();
     this.notifySettled();
   }
 

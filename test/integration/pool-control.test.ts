@@ -161,6 +161,33 @@ test('ORCH-2101 design §5: a pool worker restarted while its pool is drained co
   expect(events.at(-1)?.event).toBe('end');
 });
 
+test('ORCH-2101 design §5: a pool worker stopped mid-drain ends the drain at once, comes back drained, and the interrupted task runs after resume', async () => {
+  const body = taskRequest(stack, { max_tokens: 150 });
+  expect((await submit(body)).status).toBe(202);
+  const reading = readStream(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`);
+  await waitFor(() => reading.events.some((event) => event.event === 'token'), 10_000, 'the task to run');
+  const started = await post(`/v1/pools/${stack.poolId}/drain`, { deadline_ms: 600_000 });
+  expect(started.status).toBe(202);
+  const worker = stack.poolWorkers.at(-1);
+  if (!worker) throw new Error('no replica');
+  await waitFor(() => worker.status().state === 'draining', 10_000, 'the replica to drain');
+
+  // The stop does not wait out the 10-minute deadline: the in-flight task gets the shutdown grace, then a retry.
+  await worker.stop();
+  const result = (await stack.client.workflow.getHandle(String(started.body['operation_id'])).result()) as PoolOperationResult;
+  // The activity answers as the replica stops (its state then), not at the deadline.
+  expect(result.outcome).toBe('completed');
+  expect(result.replicas[`${stack.poolId}-r0`]).toMatch(/^(draining|stopped) /);
+
+  const restarted = await stack.addPoolReplica(0);
+  expect(restarted.status().state).toBe('drained');
+  await resume();
+  const events = await reading.finished;
+  expect(events.at(-1)?.event).toBe('end');
+  const outcome = (await stack.client.workflow.getHandle(taskWorkflowId(String(body['task_id']))).result()) as TaskResult;
+  expect(outcome).toEqual(expect.objectContaining({ state: 'completed', attempt: 2, tokensOut: 150 }));
+});
+
 test('OC-CTRL-2040 ORCH-2101: drain and resume need the control scope, a known pool and a valid body', async () => {
   const dataOnly = { authorization: `Bearer ${stack.apiKeys.tenantAData}` };
   expect((await post(`/v1/pools/${stack.poolId}/drain`, { deadline_ms: 1_000 }, dataOnly)).status).toBe(403);
