@@ -232,8 +232,22 @@ describe('reload', () => {
 
   test('ORCH-2102 OC-CTRL-2003 ORCH-3031: a reload switches the pool to the new model in one step; the old ref is refused', async () => {
     const next = `${stack.model}-v2`;
+    // One task in flight (it finishes on the old model within the reload's drain) and one queued behind it.
+    const inFlight = taskRequest(stack, { max_tokens: 40 });
+    const queued = taskRequest(stack, { max_tokens: 3 });
+    expect((await submit(inFlight)).status).toBe(202);
+    const inFlightReading = readStream(`${stack.url}/v1/tasks/${String(inFlight['task_id'])}/stream`);
+    await waitFor(() => inFlightReading.events.some((event) => event.event === 'token'), 10_000, 'the first task to run');
+    expect((await submit(queued)).status).toBe(202);
+    const queuedReading = readStream(`${stack.url}/v1/tasks/${String(queued['task_id'])}/stream`);
+
     const result = await reloadTo(next);
     expect(result.outcome).toBe('completed');
+    expect((await inFlightReading.finished).at(-1)?.event).toBe('end');
+    // The queued task was for the old model: it never decodes on the new one.
+    const queuedEnd = (await queuedReading.finished).at(-1);
+    expect(queuedEnd?.event).toBe('error');
+    expect(queuedEnd?.data['code']).toBe('MODEL_DEPRECATED');
     expect(result.replicas[`${stack.poolId}-r0`]).toContain(next);
     expect(await poolState()).toEqual(expect.objectContaining({ model_ref: next, previous_model_ref: stack.model }));
     expect(stack.poolWorkers.at(-1)?.status()).toEqual(expect.objectContaining({ state: 'ready', model_ref: next }));
