@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
+import { parseReplicaIdentity } from '../core/ids';
 import { buildApp } from './app';
 import { createPolicyHost, type PolicyHost } from '../policy';
 import { AdmissionController } from './admission/admission-controller';
@@ -70,7 +71,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pools: config.pools,
     refreshMs: REPLICA_DIRECTORY_REFRESH_MS,
     logger: options.logger,
-    pollingReplicaIds: (poolId) => backlog.view(poolId)?.readyReplicas ?? [],
+    // The backlog lists pollers by worker identity (llama-orch/<pool>/<replica>/<engine_version>): take the replica id.
+    pollingReplicaIds: (poolId) => (backlog.view(poolId)?.readyReplicas ?? []).flatMap((identity) => parseReplicaIdentity(identity)?.replicaId ?? []),
   });
   replicas.start();
   const poolStates = new PoolStateDirectory(options.client, config.pools, POOL_STATE_REFRESH_MS, options.logger);
