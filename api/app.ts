@@ -4,6 +4,7 @@ import { ErrorCode, ERROR_TRAITS, hasErrorCode, OrchError, type OrchErrorDetails
 import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
 import { sendError } from './error-envelope';
 import type { GatewayContext } from './gateway-context';
+import { registerConfigControlRoutes } from './routes/config-control';
 import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
 import { registerPoolControlRoutes } from './routes/pool-control';
@@ -58,6 +59,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   registerPoolRoutes(app, context);
   registerPoolControlRoutes(app, context);
   registerReplicaSetRoutes(app, context);
+  registerConfigControlRoutes(app, context);
   registerInternalRoutes(app, context);
   registerObservabilityRoutes(app, context);
   return app;

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
 import type { AdmissionController } from './admission/admission-controller';
+import type { ConfigReloader } from './config-reloader';
 import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
@@ -13,7 +14,9 @@ import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
 export interface GatewayContext {
+  /** The live config: a hot reload swaps it (api/config-reloader.ts). */
   readonly config: OrchConfig;
+  readonly configReloader: ConfigReloader;
   readonly client: Client;
   readonly logger: Logger;
   readonly hub: StreamHub;

@@ -14,6 +14,7 @@ import { ReplicaDirectory } from './replica-directory';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
+import { ConfigReloader } from './config-reloader';
 import { TenantQuotas } from './admission/tenant-quota';
 import { loadApiKeys } from './auth/api-keys';
 import { Authenticator } from './auth/authenticator';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   readonly eagerWorkflowStart?: boolean | undefined;
   /** Where relative policy plugin paths resolve (the config file's folder); the working directory by default. */
   readonly configDir?: string | undefined;
+  /** The file `config` came from: `POST /v1/config/reload` and SIGHUP re-read it (ORCH-3031). */
+  readonly configPath?: string | undefined;
   /** Overrides config.gateway.host/port (tests listen on port 0). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
 }
@@ -46,6 +49,8 @@ export interface RunningGateway {
   readonly admission: AdmissionController;
   /** Base URL of the public API. */
   readonly url: string;
+  /** Hot reload of the config file (SIGHUP in gateway-main); throws a typed error when refused. */
+  readonly configReloader: ConfigReloader;
   close(): Promise<void>;
 }
 
@@ -98,10 +103,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const auth = new Authenticator(config.auth.mode, keys);
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
   else options.logger.warn('API key authentication is DISABLED by config (auth.mode: disabled); X-Client-Id names clients unchecked');
+  const configReloader = new ConfigReloader(config, { path: options.configPath, configDir: options.configDir ?? process.cwd(), quotas, auth, logger: options.logger });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
-    config,
+    // Read on every request: a config hot reload swaps it in one step (api/config-reloader.ts).
+    get config() {
+      return configReloader.config;
+    },
+    configReloader,
     client: options.client,
     logger: options.logger,
     hub,
@@ -129,6 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     hub,
     admission,
     url,
+    configReloader,
     close: async () => {
       hub.close();
       backlog.stop();

@@ -69,6 +69,9 @@ export const ReplicaSetSchema = z.object({
   replicas: z.array(z.object({ replica_id: z.string(), state: z.string(), slots_busy: z.int().min(0), slots_total: z.int().min(0) })),
 });
 
+/** ORCH-3031: a config hot reload or revert that was applied: the live fields it changed. */
+export const ConfigChangeSchema = z.strictObject({ changed: z.array(z.string()), revertible: z.boolean() });
+
 /** SSE payloads (spec §2.7 [R]); informative in the document as `x-sse-events`. */
 export const SseEventSchemas = {
   started: z.object({ queue_position: z.int().min(0), predicted_start_ms: z.int().min(0) }),

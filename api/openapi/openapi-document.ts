@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
-import { AdmissionResponseSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, ReplicaSetSchema, SseEventSchemas } from './api-schemas';
+import { AdmissionResponseSchema, ConfigChangeSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, ReplicaSetSchema, SseEventSchemas } from './api-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -163,6 +163,31 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/config/reload': {
+        post: {
+          operationId: 'reloadConfig',
+          'x-req-id': ['ORCH-3031'],
+          description:
+            "llama-orch's addition: re-reads this gateway's config file, validates all of it and swaps the live parts (queue capacities and full policies, rate limits, quotas, API keys) in one step. A change that needs a restart is refused with 400 naming the field.",
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Reloaded', headers: correlationHeaders, content: { 'application/json': { schema: ref('ConfigChange') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 500]),
+          },
+        },
+      },
+      '/v1/config/revert': {
+        post: {
+          operationId: 'revertConfig',
+          'x-req-id': ['ORCH-3031', 'ORCH-3033'],
+          description: "llama-orch's addition: swaps the config before the last reload back in one step.",
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Reverted', headers: correlationHeaders, content: { 'application/json': { schema: ref('ConfigChange') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 500]),
+          },
+        },
+      },
       [OPENAPI_PATH]: {
         get: {
           operationId: 'getOpenApiDocument',
@@ -192,6 +217,7 @@ export function buildOpenApiDocument(): JsonObject {
         DrainRequest: schemaOf(DrainRequestSchema),
         ReloadRequest: schemaOf(ReloadRequestSchema),
         ReplicaSet: schemaOf(ReplicaSetSchema),
+        ConfigChange: schemaOf(ConfigChangeSchema),
         PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
       },
     },
