@@ -10,6 +10,7 @@ import type { CompletionSummary, EngineAdapterV1, EngineToken } from '../gpu-wor
 import type { ReplicaEventCounts } from '../gpu-workers/pool-manager/replica-events';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
 import { kvSessionKey, type KvResidency } from '../gpu-workers/kv-residency';
+import { isReplicaAbortReason } from '../gpu-workers/pool-manager/replica-abort';
 import { StreamPusher } from './stream-pusher';
 import { runKvTurn } from './kv-turn';
 
@@ -20,6 +21,8 @@ export interface ReplicaDescription {
   readonly mockEngine: boolean;
   readonly quant?: string | null | undefined;
   readonly tensorSplit?: string | null | undefined;
+  /** The model the engine serves; a task queued for another (before a reload) is refused, never decoded on the wrong model. */
+  readonly modelRef?: string | undefined;
 }
 
 export interface EngineActivityDependencies {
@@ -33,6 +36,8 @@ export interface EngineActivityDependencies {
   readonly events?: { snapshot(): ReplicaEventCounts } | undefined;
   /** Which session's KV each slot holds (ORCH-3022); absent → no session cache reuse. */
   readonly kv?: KvResidency | undefined;
+  /** Aborts every task running on this replica (gpu-workers/pool-manager/replica-abort.ts); its reason says how they end. */
+  readonly replicaAbort?: AbortSignal | undefined;
 }
 
 const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, driver_reset_events: 0 };
@@ -40,7 +45,7 @@ const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, drive
 /** How long after an abort the engine has to report the slot free before the replica is suspect. */
 const SLOT_RELEASE_TIMEOUT_MS = 2_000;
 
-type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall';
+type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall' | 'replica';
 
 /**
  * The engine activity owns the engine call (style rule 5): it streams tokens to the gateway, heartbeats,
@@ -73,6 +78,9 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     };
     const onTemporalCancel = (): void => abortWith('temporal-cancel');
     context.cancellationSignal.addEventListener('abort', onTemporalCancel);
+    const onReplicaAbort = (): void => abortWith('replica');
+    dependencies.replicaAbort?.addEventListener('abort', onReplicaAbort);
+    if (dependencies.replicaAbort?.aborted === true) onReplicaAbort();
 
     const pusher = workflow.streamSinkUrl
       ? new StreamPusher({
@@ -102,6 +110,17 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         ...(replica.mockEngine ? { mock_engine: true } : {}),
       },
     });
+
+    if (replica.modelRef !== undefined && request.model_ref !== replica.modelRef) {
+      const failure = ApplicationFailure.create({
+        type: ErrorCode.MODEL_DEPRECATED,
+        message: `pool ${replica.poolId} was reloaded: it serves ${replica.modelRef}, not ${request.model_ref}`,
+        nonRetryable: true,
+      });
+      context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+      dependencies.replicaAbort?.removeEventListener('abort', onReplicaAbort);
+      throw await endStreamWith(pusher, failure, request.engine);
+    }
 
     const tokens: string[] = [];
     const session = kvSessionKey(workflow.clientId, request.session_id);
@@ -186,6 +205,12 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
         const limit = abortCause === 'idle' ? `no token for ${timeouts.idleMs} ms` : `decode ran past ${timeouts.wallMs} ms`;
         throw await endStreamWith(pusher, ApplicationFailure.create({ type: ErrorCode.DECODE_TIMEOUT, message: limit, nonRetryable: true }), request.engine);
       }
+      if (abortCause === 'replica') {
+        await confirmSlotFree(slotId, log);
+        const failure = replicaAbortFailure(dependencies.replicaAbort?.reason);
+        log.warn({ tokens_out: tokens.length, code: failure.type, retried: !failure.nonRetryable }, 'task aborted: the replica stopped serving');
+        throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
+      }
       const failure = toActivityFailure(error);
       throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
     } finally {
@@ -193,6 +218,7 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
       clearTimeout(wallTimer);
       clearTimeout(idleTimer);
       context.cancellationSignal.removeEventListener('abort', onTemporalCancel);
+      dependencies.replicaAbort?.removeEventListener('abort', onReplicaAbort);
       dependencies.slots.release(slotId);
     }
   }
@@ -226,6 +252,11 @@ async function endStreamWith(pusher: StreamPusher | undefined, failure: Applicat
     await pusher.flush();
   }
   return failure;
+}
+
+function replicaAbortFailure(reason: unknown): ApplicationFailure {
+  const abort = isReplicaAbortReason(reason) ? reason : { code: ErrorCode.WORKER_RESET, message: 'the replica stopped serving', retry: true };
+  return ApplicationFailure.create({ type: abort.code, message: abort.message, nonRetryable: !abort.retry });
 }
 
 function toActivityFailure(error: unknown): ApplicationFailure {

@@ -4,10 +4,13 @@ import { ErrorCode, ERROR_TRAITS, hasErrorCode, OrchError, type OrchErrorDetails
 import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
 import { sendError } from './error-envelope';
 import type { GatewayContext } from './gateway-context';
+import { registerConfigControlRoutes } from './routes/config-control';
 import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
+import { registerPoolControlRoutes } from './routes/pool-control';
 import { registerPoolRoutes } from './routes/pools';
 import { registerSessionRoutes } from './routes/sessions';
+import { registerReplicaSetRoutes } from './routes/replica-sets';
 import { registerTaskRoutes } from './routes/tasks';
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -56,6 +59,9 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   registerTaskRoutes(app, context);
   registerPoolRoutes(app, context);
   registerSessionRoutes(app, context);
+  registerPoolControlRoutes(app, context);
+  registerReplicaSetRoutes(app, context);
+  registerConfigControlRoutes(app, context);
   registerInternalRoutes(app, context);
   registerObservabilityRoutes(app, context);
   return app;

@@ -2,19 +2,24 @@ import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
 import type { AdmissionController } from './admission/admission-controller';
+import type { ConfigReloader } from './config-reloader';
 import type { PoolLedger } from './admission/pool-ledger';
 import type { Authenticator } from './auth/authenticator';
 import type { JobTelemetry } from './observability/job-telemetry';
 import type { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import type { OrchMetrics } from './observability/metrics';
 import type { PlacementPlanner } from './placement/placement-planner';
+import type { SloTracker } from './observability/slo-tracker';
+import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
 import type { SessionRegistry } from './sessions/session-registry';
 import type { StreamHub } from './stream-hub';
 
 /** What the gateway's routes share. */
 export interface GatewayContext {
+  /** The live config: a hot reload swaps it (api/config-reloader.ts). */
   readonly config: OrchConfig;
+  readonly configReloader: ConfigReloader;
   readonly client: Client;
   readonly logger: Logger;
   readonly hub: StreamHub;
@@ -33,6 +38,10 @@ export interface GatewayContext {
   readonly sessions: SessionRegistry;
   /** Metrics from replica frames: the lane hit rate (dispatched) and KV pressure (kv; ORCH-3022/3028). */
   readonly replicaFrames: ReplicaFrameMetrics;
+  /** Every pool's desired state (drained, reloading, current model), refreshed in the background. */
+  readonly poolStates: PoolStateDirectory;
+  /** Per-pool SLO verdicts for the replica-set snapshots. */
+  readonly slo: Pick<SloTracker, 'poolSnapshot'>;
   /** Bearer token pool workers and workflow workers present on /internal routes. */
   readonly internalToken: string;
   /** How workers reach this gateway's internal routes (the tasks' stream sink). */

@@ -2,12 +2,14 @@ import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
+import { parseReplicaIdentity } from '../core/ids';
 import { buildApp } from './app';
 import { createPolicyHost, type PolicyHost } from '../policy';
 import { AdmissionController } from './admission/admission-controller';
 import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
+import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
 import { PlacementPlanner } from './placement/placement-planner';
 import { SessionRegistry } from './sessions/session-registry';
@@ -15,15 +17,19 @@ import { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import { configuredSlots } from './pool-selection';
 import { StreamHub } from './stream-hub';
 import { AdmissionGuards } from './admission/admission-guards';
+import { ConfigReloader } from './config-reloader';
 import { TenantQuotas } from './admission/tenant-quota';
 import { loadApiKeys } from './auth/api-keys';
 import { Authenticator } from './auth/authenticator';
 import { createGatewayObservability, registerGatewayCollectors } from './observability/gateway-observability';
+import { registerReplicaCollectors } from './observability/replica-metrics';
 
 /** How often each gateway reads the pool queues' backlog from Temporal (the cross-gateway queue bound). */
 const BACKLOG_REFRESH_MS = 250;
 /** How often each gateway re-reads the replicas' status records (placement, replica sets, health metrics). */
 const REPLICA_DIRECTORY_REFRESH_MS = 1_000;
+/** How often each gateway re-reads the pools' desired state: another gateway's drain refuses admission here within this. */
+const POOL_STATE_REFRESH_MS = 1_000;
 
 export interface GatewayOptions {
   readonly config: OrchConfig;
@@ -34,6 +40,8 @@ export interface GatewayOptions {
   readonly eagerWorkflowStart?: boolean | undefined;
   /** Where relative policy plugin paths resolve (the config file's folder); the working directory by default. */
   readonly configDir?: string | undefined;
+  /** The file `config` came from: `POST /v1/config/reload` and SIGHUP re-read it (ORCH-3031). */
+  readonly configPath?: string | undefined;
   /** Overrides config.gateway.host/port (tests listen on port 0). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
 }
@@ -46,6 +54,8 @@ export interface RunningGateway {
   readonly replicas: ReplicaDirectory;
   /** Base URL of the public API. */
   readonly url: string;
+  /** Hot reload of the config file (SIGHUP in gateway-main); throws a typed error when refused. */
+  readonly configReloader: ConfigReloader;
   close(): Promise<void>;
 }
 
@@ -71,9 +81,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pools: config.pools,
     refreshMs: REPLICA_DIRECTORY_REFRESH_MS,
     logger: options.logger,
-    pollingReplicaIds: (poolId) => backlog.view(poolId)?.readyReplicas ?? [],
+    // The backlog lists pollers by worker identity (llama-orch/<pool>/<replica>/<engine_version>): take the replica id.
+    pollingReplicaIds: (poolId) => (backlog.view(poolId)?.readyReplicas ?? []).flatMap((identity) => parseReplicaIdentity(identity)?.replicaId ?? []),
   });
   replicas.start();
+  const poolStates = new PoolStateDirectory(options.client, config.pools, POOL_STATE_REFRESH_MS, options.logger);
+  poolStates.start();
   const observability = createGatewayObservability(config, options.logger);
   const quotas = new TenantQuotas(config.quotas, ledger);
   const admission = new AdmissionController({
@@ -85,6 +98,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
     guards: new AdmissionGuards(observability.breaker, quotas),
   });
+  registerReplicaCollectors(config, observability.metrics, replicas);
   registerGatewayCollectors(config, observability, {
     depth: (poolId) => admission.depth(poolId),
     readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,
@@ -96,10 +110,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const auth = new Authenticator(config.auth.mode, keys);
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
   else options.logger.warn('API key authentication is DISABLED by config (auth.mode: disabled); X-Client-Id names clients unchecked');
+  const configReloader = new ConfigReloader(config, { path: options.configPath, configDir: options.configDir ?? process.cwd(), quotas, auth, logger: options.logger });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
-    config,
+    // Read on every request: a config hot reload swaps it in one step (api/config-reloader.ts).
+    get config() {
+      return configReloader.config;
+    },
+    configReloader,
     client: options.client,
     logger: options.logger,
     hub,
@@ -112,6 +131,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
     sessions,
     replicaFrames: new ReplicaFrameMetrics(observability.metrics, config.pools.map((pool) => pool.id)),
+    poolStates,
+    slo: observability.slo,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     get internalUrl() {
@@ -129,10 +150,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     admission,
     replicas,
     url,
+    configReloader,
     close: async () => {
       hub.close();
       backlog.stop();
       replicas.stop();
+      poolStates.stop();
       observability.stop();
       await app.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));

@@ -7,8 +7,9 @@ import type { TaskRequest } from '../core/task-request';
  * the engine and model are served, the workload is supported, ctx fits the pool's context and
  * max_tokens fits ctx. Failures are INVALID_PARAMS: retrying the same request cannot succeed.
  */
-export function selectPool(config: OrchConfig, request: TaskRequest): PoolConfig {
-  const pool = config.pools.find((candidate) => candidate.engine === request.engine && candidate.model === request.model_ref);
+export function selectPool(config: OrchConfig, request: TaskRequest, modelOf: (pool: PoolConfig) => string = (pool) => pool.model): PoolConfig {
+  // modelOf: the model a pool serves now — a reload switches it (api/pool-state-directory.ts).
+  const pool = config.pools.find((candidate) => candidate.engine === request.engine && modelOf(candidate) === request.model_ref);
   if (!pool) {
     throw new OrchError(ErrorCode.INVALID_PARAMS, `no pool serves model_ref "${request.model_ref}" on engine ${request.engine}`, {
       engine: request.engine,

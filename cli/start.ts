@@ -49,7 +49,15 @@ async function main(): Promise<void> {
   if (!devServer) await registerSearchAttributes(connection, config.temporal.namespace);
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken, logger });
-  const gateway = await startGateway({ config, client, logger, internalToken, eagerWorkflowStart: true });
+  const gateway = await startGateway({ config, configPath, client, logger, internalToken, eagerWorkflowStart: true });
+  // ORCH-3031: SIGHUP re-reads the config file, as POST /v1/config/reload does; a refused change is logged.
+  process.on('SIGHUP', () => {
+    try {
+      gateway.configReloader.reload();
+    } catch (error) {
+      logger.error({ err: error }, 'config reload on SIGHUP refused');
+    }
+  });
 
   // The llama-server build and the models, into the cache with progress, before any replica needs them.
   await provisionPools(config);

@@ -161,6 +161,13 @@ function buildConfigSchema(strict: boolean) {
       allow_cpu_inference: z.boolean().default(false),
     }).default({ allow_cpu_inference: false }),
     pools: z.array(pool).min(1),
+    /** Pool operations (design §5, docs/operations.md). */
+    control: object({
+      /** A reload's drain deadline: tasks still running then end with POOL_UNAVAILABLE. */
+      reload_drain_deadline_ms: z.int().min(0).max(3_600_000).default(30_000),
+      /** How long one replica's engine may take to come up on the new model (checksum, load, self-test). */
+      reload_load_timeout_ms: msSchema.default(300_000),
+    }).default({ reload_drain_deadline_ms: 30_000, reload_load_timeout_ms: 300_000 }),
     /** Issue 5: API keys and tenants, per-tenant quotas, per-priority SLOs (core/security-config.ts). */
     auth: security.auth.prefault({}),
     quotas: security.quotas.prefault({}),

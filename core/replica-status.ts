@@ -11,6 +11,8 @@ export const REPLICA_STATES = [
   'self_test',
   'ready',
   'draining',
+  /** Engine live, not polling: an operator drained the pool (design §5); resume or reload leaves it. */
+  'drained',
   'unready',
   'restarting',
   'breaker_open',
@@ -36,6 +38,9 @@ export const REPLICA_FAILURE_KINDS = [
   'config_mismatch',
 ] as const;
 export type ReplicaFailureKind = (typeof REPLICA_FAILURE_KINDS)[number];
+
+/** How an engine launch (preload) ended: Ready, or the failure kind (OC-POOL-3030, ORCH-3028). */
+export type LaunchOutcome = 'ready' | ReplicaFailureKind;
 
 export interface ReplicaError {
   readonly code: ErrorCode;
@@ -80,6 +85,11 @@ export interface ReplicaStatus {
   /** ORCH-3019: the engine's slots and how many run a task (load changes are published at most once a second). */
   readonly slots_total: number;
   readonly slots_busy: number;
+  /**
+   * OC-POOL-3030: engine launches by outcome since the replica process started. Optional: records from
+   * replicas that predate it have none.
+   */
+  readonly launch_outcomes?: Readonly<Partial<Record<LaunchOutcome, number>>> | undefined;
   readonly updated_at: string;
 }
 

@@ -5,6 +5,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { cpuInferenceAllowed, findModel, POOL_DEFAULTS } from '../core/config';
 import type { OrchConfig, PoolConfig } from '../core/config';
+import { replicaStartsDrained } from '../core/pool-state';
 import { replicaId as formatReplicaId } from '../core/replica-status';
 import type { ReplicaState, ReplicaStatus } from '../core/replica-status';
 import type { EngineAdapterV1 } from './engines/engine-adapter';
@@ -14,6 +15,8 @@ import type { GpuProbeResult } from './pool-manager/gpu-probe';
 import { systemMemoryProbe } from './pool-manager/headroom';
 import type { MemoryProbe } from './pool-manager/headroom';
 import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
+import { readPoolState } from './pool-manager/pool-state-reader';
+import { startReplicaControl } from './pool-manager/replica-control';
 import type { PoolArtifacts } from './pool-manager/pool-artifacts';
 import { QueuePoller } from './pool-manager/queue-poller';
 import { ReplicaEventCounters } from './pool-manager/replica-events';
@@ -64,12 +67,11 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
   if (runtime.kind !== 'llama-server') return createRuntimeLauncher(pool, logger);
   const { config, artifacts } = options;
   if (!config || !artifacts) throw new Error(`pool ${pool.id}: a llama-server pool needs the model catalog and an artifact source`);
-  const model = findModel(config, pool.model);
-  if (!model) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
+  if (!findModel(config, pool.model)) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
   return createLlamaServerLauncher({
     pool,
     runtime,
-    model,
+    models: (ref) => findModel(config, ref),
     allowCpuInference: cpuInferenceAllowed(config),
     artifacts,
     memory: options.memoryProbe ?? systemMemoryProbe,
@@ -101,7 +103,8 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     ctx: pool.ctx ?? POOL_DEFAULTS.ctx,
     samplerProfileVersion: pool.sampler_profile_version ?? 'v1',
   });
-  const publisher = new ReplicaStatusPublisher(new Client({ connection: options.connection, namespace: options.namespace }), logger);
+  const client = new Client({ connection: options.connection, namespace: options.namespace });
+  const publisher = new ReplicaStatusPublisher(client, logger);
   const waiters = new Set<() => void>();
   machine.onChange((status) => {
     const { state, engine_version, model_digest, last_error, restarts, breaker_open, cpu_inference_override, mock_engine } = status;
@@ -136,8 +139,29 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     }),
     logger,
     events,
+    modelRef: pool.model,
+    initialState: async () => {
+      const state = await readPoolState(client, pool.id, logger);
+      return { drained: state !== null && replicaStartsDrained(state.mode), modelRef: state?.model_ref ?? null };
+    },
   });
-  const done = supervisor.run().finally(() => publisher.flush());
+  // The control queue is served for the whole life of the process (design §5), not only while Ready.
+  const control = startReplicaControl({
+    replicaId,
+    namespace: options.namespace,
+    connection: options.connection,
+    identity: `${replicaId}@${hostname()}/control`,
+    supervisor,
+    machine,
+    logger,
+  });
+  control.catch((error: unknown) => logger.error({ err: error }, 'replica control queue not served: drain and reload cannot reach this replica'));
+  const done = supervisor
+    .run()
+    .finally(async () => {
+      await (await control.catch(() => undefined))?.stop();
+      await publisher.flush();
+    });
 
   const waitForStatus = (accept: (status: ReplicaStatus) => boolean, timeoutMs = 60_000): Promise<ReplicaStatus> =>
     new Promise((resolve, reject) => {
@@ -180,12 +204,13 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   };
 }
 
-/** Starts a replica and resolves once it is Ready; rejects (and stops it) if the first start fails. */
+/** Starts a replica and resolves once it is Ready (or drained); rejects (and stops it) if the first start fails. */
 export async function startPoolWorker(options: PoolWorkerOptions, readyTimeoutMs = 180_000): Promise<RunningPoolWorker> {
   const running = startPoolManager(options);
   try {
-    const status = await running.waitForStatus((candidate) => candidate.ready || FAILED_STATES.has(candidate.state), readyTimeoutMs);
-    if (!status.ready) throw new Error(`replica ${running.replicaId} failed to start: ${status.last_error?.code ?? ''} ${status.last_error?.message ?? status.state}`);
+    // A replica of a drained pool comes up `drained` (engine live, not polling): started, as far as this goes.
+    const status = await running.waitForStatus((candidate) => candidate.ready || candidate.state === 'drained' || FAILED_STATES.has(candidate.state), readyTimeoutMs);
+    if (!status.ready && status.state !== 'drained') throw new Error(`replica ${running.replicaId} failed to start: ${status.last_error?.code ?? ''} ${status.last_error?.message ?? status.state}`);
     return running;
   } catch (error) {
     await running.stop();

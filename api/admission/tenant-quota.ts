@@ -33,10 +33,15 @@ export class TenantQuotas {
   private readonly knownTenants = new Set<string>();
 
   constructor(
-    private readonly config: QuotaConfig,
+    private config: QuotaConfig,
     ledger: Pick<PoolLedger, 'onForget'>,
   ) {
     ledger.onForget((taskId) => this.release(taskId));
+  }
+
+  /** A config hot reload (api/config-reloader.ts): new limits apply to the next check; reservations stay. */
+  reconfigure(config: QuotaConfig): void {
+    this.config = config;
   }
 
   memoryOf(ctx: number): number {

@@ -7,7 +7,7 @@ const CLIENT_ID_HEADER = 'x-client-id';
 const API_KEY_HEADER = 'x-api-key';
 /** Served to anyone: the API description (ORCH-3044). /metrics and /internal/* are outside /v1. */
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/v1/openapi.json']);
-const CONTROL_PLANE_PREFIXES = ['/v1/pools', '/v1/replicasets'];
+const CONTROL_PLANE_PREFIXES = ['/v1/pools', '/v1/replicasets', '/v1/config'];
 
 /**
  * AuthN/AuthZ for both planes (ORCH-3035, OC-CTRL-2040). Every /v1 route but the API description needs a
@@ -19,8 +19,13 @@ export class Authenticator {
 
   constructor(
     private readonly mode: 'enabled' | 'disabled',
-    private readonly store: ApiKeyStore,
+    private store: ApiKeyStore,
   ) {}
+
+  /** A config hot reload (api/config-reloader.ts): the next request is checked against the new keys. */
+  replaceKeys(store: ApiKeyStore): void {
+    this.store = store;
+  }
 
   get enabled(): boolean {
     return this.mode === 'enabled';

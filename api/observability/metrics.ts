@@ -13,7 +13,6 @@ export const LABEL_BUDGETS = {
   replica_id: 1024,
   priority: 8,
   reason: 16,
-  outcome: 4,
   // llama-orch's extras (ci/metrics.lint.json lists them too).
   policy: 8,
   device: 16,
@@ -23,6 +22,7 @@ export const LABEL_BUDGETS = {
   tenant: 256,
   metric: 64,
   label: 16,
+  outcome: 16,
 } as const;
 export type LabelName = keyof typeof LABEL_BUDGETS;
 
@@ -63,6 +63,14 @@ export const METRICS = {
   sloAttainment: { name: 'slo_attainment_ratio', type: 'gauge', help: 'Share of the window\'s tasks that met the objective (ORCH-3041).', labels: ['priority', 'objective'] },
   sloTarget: { name: 'slo_target_ratio', type: 'gauge', help: 'The share each objective must reach (e.g. 0.95 for a p95).', labels: ['priority', 'objective'] },
   breakerOpen: { name: 'circuit_breaker_open', type: 'gauge', help: '1 while the pool\'s SLO breaker sheds load (ORCH-3040).', labels: ['pool_id'] },
+  replicaEngineLaunches: {
+    name: 'replica_engine_launches',
+    type: 'gauge',
+    help: 'Engine launches (preload) per replica since its process started, by outcome: ready or the failure kind (OC-POOL-3030). Read from the replica status records.',
+    labels: ['pool_id', 'replica_id', 'outcome'],
+    // Absent until this gateway has read a replica's record (the directory refreshes every second).
+    optional: true,
+  },
   poolReplicasReady: { name: 'pool_replicas_ready', type: 'gauge', help: 'Replicas polling the pool\'s queue (Ready).', labels: ['pool_id'] },
   tenantActiveJobs: { name: 'tenant_active_jobs', type: 'gauge', help: 'Queued plus running jobs per tenant on this gateway (ORCH-3036).', labels: ['tenant'] },
   tenantReservedMemory: { name: 'tenant_reserved_memory_bytes', type: 'gauge', help: 'KV + scratch memory reserved by the tenant\'s jobs on this gateway.', labels: ['tenant'] },

@@ -64,6 +64,11 @@ export class SloTracker {
     }
   }
 
+  /** The verdicts over one pool's tasks in the window ending now (GET /v1/replicasets, OC-CTRL-2004). */
+  poolSnapshot(poolId: string, now: number): ObjectiveResult[] {
+    return this.judge(this.window(now).filter((sample) => sample.poolId === poolId));
+  }
+
   private window(now: number): SloSample[] {
     const windowStart = now - this.config.window_ms;
     // Samples older than the window can never count again.

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENGINES } from '../../core/engines';
 import { ERROR_CODES } from '../../core/errors';
+import { MAX_DRAIN_DEADLINE_MS, POOL_MODES, POOL_OPERATION_KINDS } from '../../core/pool-state';
 
 /**
  * Response shapes of the public API as zod schemas: the OpenAPI document is generated from these and
@@ -33,6 +34,43 @@ export const PoolHealthSchema = z.object({
   last_error: z.string().nullable(),
   metrics: z.record(z.string(), z.unknown()),
 });
+
+/** ORCH-2101: the drain's deadline; in-flight tasks still running at it end with POOL_UNAVAILABLE. */
+export const DrainRequestSchema = z.strictObject({ deadline_ms: z.int().min(0).max(MAX_DRAIN_DEADLINE_MS) });
+
+/** ORCH-2102: a catalog model ref (llama-server pools) or a `mock:` ref (mock pools). */
+export const ReloadRequestSchema = z.strictObject({ new_model_ref: z.string().min(1).max(256) });
+
+/** 202 of a pool operation (drain, resume, reload): its workflow id, to follow in the Web UI and in health. */
+export const PoolOperationAcceptedSchema = z.strictObject({
+  operation_id: z.string(),
+  pool_id: z.string(),
+  kind: z.enum(POOL_OPERATION_KINDS),
+  mode: z.enum(POOL_MODES),
+  deadline_ms: z.int().min(0).optional(),
+  new_model_ref: z.string().optional(),
+});
+
+/** OC-CTRL-2004: spec §2.9 ReplicaSet (id, engine, load, slots, slo) plus llama-orch's additive fields. */
+export const ReplicaSetSchema = z.object({
+  id: z.string(),
+  engine: z.enum(ENGINES),
+  load: z.number().min(0).max(1),
+  slots_total: z.int().min(0),
+  slots_free: z.int().min(0),
+  slo: z.record(z.string(), z.unknown()),
+  pool_id: z.string(),
+  replica_set_key: z.string(),
+  model_ref: z.string(),
+  quant: z.string().nullable(),
+  ctx: z.int().min(1),
+  engine_version: z.string(),
+  sampler_profile_version: z.string(),
+  replicas: z.array(z.object({ replica_id: z.string(), state: z.string(), slots_busy: z.int().min(0), slots_total: z.int().min(0) })),
+});
+
+/** ORCH-3031: a config hot reload or revert that was applied: the live fields it changed. */
+export const ConfigChangeSchema = z.strictObject({ changed: z.array(z.string()), revertible: z.boolean() });
 
 /** SSE payloads (spec §2.7 [R]); informative in the document as `x-sse-events`. */
 export const SseEventSchemas = {

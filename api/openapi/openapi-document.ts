@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { stringify } from 'yaml';
 import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
-import { AdmissionResponseSchema, ErrorEnvelopeSchema, PoolHealthSchema, SseEventSchemas } from './api-schemas';
+import { AdmissionResponseSchema, ConfigChangeSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, ReplicaSetSchema, SseEventSchemas } from './api-schemas';
 import { SessionInfoSchema } from './session-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
@@ -54,6 +54,7 @@ export function buildOpenApiDocument(): JsonObject {
   const taskIdParameter = { $ref: '#/components/parameters/TaskId' };
   const sessionIdParameter = { $ref: '#/components/parameters/SessionId' };
   const correlationParameter = { $ref: '#/components/parameters/XCorrelationId' };
+  const poolIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1, maxLength: 128 } };
   return {
     openapi: '3.0.3',
     info: {
@@ -133,6 +134,82 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/pools/{id}/drain': {
+        post: {
+          operationId: 'drainPool',
+          'x-req-id': ['ORCH-2101', 'OC-CTRL-2002'],
+          description: 'Starts a drain workflow: the pool takes no new task (503 POOL_UNAVAILABLE), in-flight tasks finish, those still running at deadline_ms end with POOL_UNAVAILABLE. A pool already running an operation answers 503 POOL_UNAVAILABLE naming it.',
+          parameters: [poolIdParameter, correlationParameter],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('DrainRequest') } } },
+          responses: {
+            '202': { description: 'Drain started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
+      '/v1/pools/{id}/reload': {
+        post: {
+          operationId: 'reloadPool',
+          'x-req-id': ['ORCH-2102', 'OC-CTRL-2003', 'ORCH-3031', 'ORCH-3033'],
+          description:
+            'Starts a reload workflow: drain, restart every replica on new_model_ref (checksum, headroom, self-test), switch the pool to it in one step, resume; if any replica fails, every replica goes back to the previous model (result rolled_back). Reloading to the previous ref is the manual rollback. 400 when the ref is not servable by the pool.',
+          parameters: [poolIdParameter, correlationParameter],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('ReloadRequest') } } },
+          responses: {
+            '202': { description: 'Reload started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
+      '/v1/pools/{id}/resume': {
+        post: {
+          operationId: 'resumePool',
+          'x-req-id': ['ORCH-2101'],
+          description: "llama-orch's addition: undoes a drain (every replica polls again, then the pool admits tasks).",
+          parameters: [poolIdParameter, correlationParameter],
+          responses: {
+            '202': { description: 'Resume started', headers: correlationHeaders, content: { 'application/json': { schema: ref('PoolOperationAccepted') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 404, 500, 503]),
+          },
+        },
+      },
+      '/v1/replicasets': {
+        get: {
+          operationId: 'listReplicaSets',
+          'x-req-id': ['ORCH-2104', 'OC-CTRL-2004', 'ORCH-3007'],
+          description: 'Live replicas grouped by pool and replica-set key, with load (busy/total slots) and the pool\'s SLO window.',
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Replica sets', headers: correlationHeaders, content: { 'application/json': { schema: { type: 'array', items: ref('ReplicaSet') } } } },
+            ...errorResponses([...AUTH_ERRORS, 500]),
+          },
+        },
+      },
+      '/v1/config/reload': {
+        post: {
+          operationId: 'reloadConfig',
+          'x-req-id': ['ORCH-3031'],
+          description:
+            "llama-orch's addition: re-reads this gateway's config file, validates all of it and swaps the live parts (queue capacities and full policies, rate limits, quotas, API keys) in one step. A change that needs a restart is refused with 400 naming the field.",
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Reloaded', headers: correlationHeaders, content: { 'application/json': { schema: ref('ConfigChange') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 500]),
+          },
+        },
+      },
+      '/v1/config/revert': {
+        post: {
+          operationId: 'revertConfig',
+          'x-req-id': ['ORCH-3031', 'ORCH-3033'],
+          description: "llama-orch's addition: swaps the config before the last reload back in one step.",
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'Reverted', headers: correlationHeaders, content: { 'application/json': { schema: ref('ConfigChange') } } },
+            ...errorResponses([400, ...AUTH_ERRORS, 500]),
+          },
+        },
+      },
       [OPENAPI_PATH]: {
         get: {
           operationId: 'getOpenApiDocument',
@@ -161,6 +238,11 @@ export function buildOpenApiDocument(): JsonObject {
         ErrorEnvelope: schemaOf(ErrorEnvelopeSchema),
         PoolHealth: schemaOf(PoolHealthSchema),
         SessionInfo: schemaOf(SessionInfoSchema),
+        DrainRequest: schemaOf(DrainRequestSchema),
+        ReloadRequest: schemaOf(ReloadRequestSchema),
+        ReplicaSet: schemaOf(ReplicaSetSchema),
+        ConfigChange: schemaOf(ConfigChangeSchema),
+        PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
       },
     },
     'x-generated': true,

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ErrorCode, OrchError } from '../../core/errors';
 import { parseReplicaIdentity } from '../../core/ids';
 import { REPLICA_STATUS_QUERY, replicaId, replicaStatusWorkflowId } from '../../core/replica-status';
+import type { PoolState } from '../../core/pool-state';
 import type { ReplicaStatus } from '../../core/replica-status';
 import { poolTaskQueue } from '../../core/task-queues';
 import type { GatewayContext } from '../gateway-context';
@@ -91,25 +92,37 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
     const lastError = replicas
       .flatMap((replica) => (replica.last_error ? [{ replica: replica.replica_id, error: replica.last_error }] : []))
       .sort((left, right) => right.error.at.localeCompare(left.error.at))[0];
+    const poolState = context.poolStates.state(pool.id);
     const mockEngine = replicas.some((replica) => replica.mock_engine === true);
     const cpuOverride = replicas.some((replica) => replica.cpu_inference_override === true);
     return reply.send({
       live: live.length > 0,
       ready: ready.length > 0,
-      draining: replicas.some((replica) => replica.state === 'draining'),
-      // OC-POOL-3003: the last error cause, also after recovery.
-      last_error: lastError
+      // Draining or drained by an operator (design §5), or a replica draining on its own after a fault.
+      draining: poolState.mode !== 'serving' || replicas.some((replica) => replica.state === 'draining' || replica.state === 'drained'),
+      // OC-POOL-3003: the last error cause, also after recovery; a rolled-back reload says why when it is newer.
+      last_error: operationError(poolState, lastError?.error.at)
+        ?? (lastError
         ? `${lastError.error.code} (${lastError.error.kind}) on ${lastError.replica} at ${lastError.error.at}: ${lastError.error.message}`
         : ready.length > 0
           ? null
-          : 'no replica is ready',
+          : 'no replica is ready'),
       metrics: {
         replicas_ready: ready.length,
         replicas,
         backlog: Number(description.stats?.approximateBacklogCount ?? 0),
+        pool_state: { mode: poolState.mode, model_ref: poolState.model_ref ?? pool.model, previous_model_ref: poolState.previous_model_ref, operation: poolState.operation, last_operation: poolState.last_operation },
         ...(mockEngine ? { mock_engine: true, warning: 'this pool is served by the MOCK engine, a test double' } : {}),
         ...(cpuOverride ? { cpu_inference_override: true, cpu_warning: 'DEVELOPMENT OVERRIDE: inference runs on the CPU (ORCH-1101)' } : {}),
       },
     });
   });
+}
+
+/** A pool operation that did not complete, when it ended after the newest replica error. */
+function operationError(state: PoolState, replicaErrorAt: string | undefined): string | null {
+  const last = state.last_operation;
+  if (!last || last.outcome === 'completed' || last.cause === null) return null;
+  if (replicaErrorAt !== undefined && replicaErrorAt > last.finished_at) return null;
+  return `${last.kind} ${last.outcome} (operation ${last.id} at ${last.finished_at}): ${last.cause}`;
 }

@@ -8,6 +8,7 @@ import { EVICTION_REASON, type TaskWorkflowInput } from '../../core/task-workflo
 import { assertOwnsTask } from '../auth/task-ownership';
 import { defaultSeed } from '../default-seed';
 import type { GatewayContext } from '../gateway-context';
+import { assertPoolAdmits } from '../pool-admission-gate';
 import { selectPool } from '../pool-selection';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
@@ -34,7 +35,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   const clientId = context.auth.clientIdOf(request);
   // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task.
   const digest = requestDigest({ ...taskRequest, tenant: clientId });
-  const pool = selectPool(context.config, taskRequest);
+  const pool = selectPool(context.config, taskRequest, (candidate) => context.poolStates.modelOf(candidate));
 
   const existing = context.hub.get(taskRequest.task_id);
   if (existing) {
@@ -44,6 +45,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
 
   // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
   assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
+  assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const placement = await context.placement.plan(pool, taskRequest, clientId, context.sessions.affinity(clientId, taskRequest.session_id));

@@ -14,6 +14,8 @@ export interface LaunchedEngine {
   readonly mockEngine: boolean;
   /** KV cache bytes per token in a slot (ORCH-3022 kv_bytes); absent → 0 reported. */
   readonly kvBytesPerToken?: number | undefined;
+  /** The model this engine serves: the pool's, or the one a reload asked for. */
+  readonly modelRef: string;
   /** `sha256:<hex>` of the verified model file, when the runtime loads one. */
   readonly modelDigest: string | undefined;
   /** The engine's process id, when the replica owns the process. */
@@ -33,5 +35,6 @@ export interface EngineLauncher {
   readonly mockEngine: boolean;
   /** Once per process, before the first launch; a non-retriable failure means never serve. */
   checkHost(): Promise<HostCheck>;
-  launch(progress: LaunchProgress): Promise<LaunchedEngine>;
+  /** Starts the engine on `modelRef` (a launch parameter, so a reload goes through the same checks). */
+  launch(progress: LaunchProgress, modelRef: string): Promise<LaunchedEngine>;
 }

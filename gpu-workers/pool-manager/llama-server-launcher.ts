@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { POOL_DEFAULTS } from '../../core/config';
+import { ErrorCode } from '../../core/errors';
 import type { LlamaServerRuntimeConfig, ModelCatalogEntry, PoolConfig } from '../../core/config';
 import { createLlamaCppAdapter } from '../engines/llamacpp/llamacpp-adapter';
 import type { EngineLauncher, HostCheck, LaunchedEngine, LaunchProgress } from './engine-launcher';
@@ -10,6 +11,7 @@ import type { MemoryProbe } from './headroom';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from './llama-server-process';
 import { verifyModel } from './model-verification';
 import type { PoolArtifacts } from './pool-artifacts';
+import { ReplicaFailure } from './replica-failure';
 import { runSelfTest } from './self-test';
 import { mkdirSync } from 'node:fs';
 import { readGgufHeader } from '../models/gguf-reader';
@@ -18,7 +20,8 @@ import { kvBytesPerToken } from '../models/kv-bytes-per-token';
 export interface LlamaServerLauncherOptions {
   readonly pool: PoolConfig;
   readonly runtime: LlamaServerRuntimeConfig;
-  readonly model: ModelCatalogEntry;
+  /** The model catalog: a launch resolves its model ref here (a reload names another entry). */
+  readonly models: (ref: string) => ModelCatalogEntry | undefined;
   readonly allowCpuInference: boolean;
   readonly artifacts: PoolArtifacts;
   readonly memory: MemoryProbe;
@@ -33,7 +36,7 @@ export interface LlamaServerLauncherOptions {
  * headroom, start llama-server pinned to the device mask, wait for health, run the self-test.
  */
 export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): EngineLauncher {
-  const { pool, runtime, model, logger } = options;
+  const { pool, runtime, logger } = options;
   const contextPerSlot = pool.ctx ?? POOL_DEFAULTS.ctx;
   let useGpu = false;
 
@@ -46,8 +49,10 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       return decision;
     },
 
-    async launch(progress: LaunchProgress): Promise<LaunchedEngine> {
+    async launch(progress: LaunchProgress, modelRef: string): Promise<LaunchedEngine> {
       progress.enter('verifying');
+      const model = options.models(modelRef);
+      if (!model) throw new ReplicaFailure(ErrorCode.INVALID_PARAMS, 'config_mismatch', `model "${modelRef}" is not in models[]`, false);
       const binary = await options.artifacts.llamaServer();
       const file = await options.artifacts.model(model);
       const verified = await verifyModel(file.path, model.sha256 ?? file.recordedSha256);
@@ -84,6 +89,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
           properties: report.properties,
           mockEngine: false,
           kvBytesPerToken: kvBytesPerTokenOf(verified.path, logger),
+          modelRef,
           modelDigest: verified.digest,
           pid: engine.pid,
           failed: engine.exited,

@@ -5,12 +5,15 @@ import { Agent } from 'undici';
 import { createEngineActivities } from '../../activities/engine-activity';
 import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
+import { MAX_DRAIN_DEADLINE_MS } from '../../core/pool-state';
 import { poolTaskQueue } from '../../core/task-queues';
 import { describeQuant, describeTensorSplit } from '../models/model-quant';
 import { KvResidency } from '../kv-residency';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
 import { createLaneWorker } from './lane-worker';
+import { drainDeadlineAbort, shutdownAbort } from './replica-abort';
+import type { ReplicaAbortReason } from './replica-abort';
 import type { ReplicaEventCounters } from './replica-events';
 
 export interface QueuePollerOptions {
@@ -26,21 +29,31 @@ export interface QueuePollerOptions {
 }
 
 /** How long in-flight tasks may finish after polling stops; then Temporal retries them elsewhere. */
-const SHUTDOWN_GRACE = '5s';
+const SHUTDOWN_GRACE_MS = 5_000;
+/**
+ * Beyond the longest drain deadline: the poller ends in-flight tasks itself (replicaAbort) when a drain's
+ * deadline or a stop's grace passes, so each task ends with a typed error rather than a bare cancel.
+ */
+const WORKER_SHUTDOWN_GRACE = `${MAX_DRAIN_DEADLINE_MS + SHUTDOWN_GRACE_MS}ms`;
 
 /**
  * Polls the pool's task queue for one Ready engine, with as many activity slots as the engine has,
- * so the backlog stays in Temporal matching where priority and fairness apply. A new Temporal
- * Worker per Ready period: a replica that is not Ready does not poll at all (design §4).
+ * so the backlog stays in Temporal matching where priority and fairness apply, and the replica's own
+ * lane for placed tasks. New Temporal Workers per Ready period: a replica that is not Ready does not
+ * poll at all (design §4).
  */
 export class QueuePoller {
   private worker: Worker | undefined;
   private lane: Worker | undefined;
   private running: Promise<void> | undefined;
+  private abort: AbortController | undefined;
+  private busySlots = 0;
+  /** While a drain waits for its deadline: a stop cuts it short to the shutdown grace. */
+  private cutShort: (() => void) | undefined;
 
   constructor(private readonly options: QueuePollerOptions) {}
 
-  /** Starts polling; the returned promise rejects only if the worker fails on its own. */
+  /** Starts polling; the returned promise rejects only if a worker fails on its own. */
   async start(engine: LaunchedEngine): Promise<{ failed: Promise<Error> }> {
     const { pool, replicaId } = this.options;
     const slots = engine.properties.totalSlots;
@@ -50,11 +63,18 @@ export class QueuePoller {
       replicaId,
       engineVersion: engine.properties.engineVersion,
       mockEngine: engine.mockEngine,
+      modelRef: engine.modelRef,
       // Once per Ready period: the engine may have been restarted on another file.
       quant: describeQuant(pool.quant, engine.properties.modelPath ?? pool.model),
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
     };
-    const slotAllocator = new SlotAllocator(slots, this.options.onSlotLoad);
+    const abort = new AbortController();
+    this.abort = abort;
+    const onSlotLoad = (busySlots: number): void => {
+      this.busySlots = busySlots;
+      this.options.onSlotLoad?.(busySlots);
+    };
+    const slotAllocator = new SlotAllocator(slots, onSlotLoad);
     const activities = createEngineActivities({
       adapter: engine.adapter,
       replica,
@@ -65,6 +85,7 @@ export class QueuePoller {
       // Per Ready period: a restarted engine holds no KV.
       kv: new KvResidency(engine.kvBytesPerToken ?? 0),
       events: this.options.events,
+      replicaAbort: abort.signal,
     });
     const worker = await Worker.create({
       connection: this.options.connection,
@@ -75,12 +96,12 @@ export class QueuePoller {
       maxConcurrentActivityTaskExecutions: slots,
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
       maxEagerActivityReservationsPerWorkflowTask: 0,
-      shutdownGraceTime: SHUTDOWN_GRACE,
+      shutdownGraceTime: WORKER_SHUTDOWN_GRACE,
     });
     // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
     let lane: Worker;
     try {
-      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: SHUTDOWN_GRACE });
+      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
     } catch (error) {
       // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
       await worker.runUntil(Promise.resolve()).catch(() => undefined);
@@ -100,14 +121,47 @@ export class QueuePoller {
     return { failed };
   }
 
-  /** Stops polling and waits for in-flight tasks (up to the grace time). */
+  /** Stops polling and waits for in-flight tasks (up to the grace time); then Temporal retries them elsewhere. */
   async stop(): Promise<void> {
-    const { worker, lane, running } = this;
+    // A drain in progress keeps its tasks at most the shutdown grace from now, then they are retried elsewhere.
+    this.cutShort?.();
+    await this.stopPolling(SHUTDOWN_GRACE_MS, shutdownAbort(SHUTDOWN_GRACE_MS));
+  }
+
+  /**
+   * A drain (ORCH-2101): stops polling at once (pool queue and lane), lets in-flight tasks finish, and at
+   * the deadline aborts what still runs with POOL_UNAVAILABLE on its stream. Resolves with how many it aborted.
+   */
+  async drain(deadlineMs: number): Promise<{ aborted: number }> {
+    return this.stopPolling(Math.min(deadlineMs, MAX_DRAIN_DEADLINE_MS), drainDeadlineAbort(deadlineMs));
+  }
+
+  private async stopPolling(graceMs: number, reason: ReplicaAbortReason): Promise<{ aborted: number }> {
+    const { worker, lane, running, abort } = this;
     this.worker = undefined;
     this.lane = undefined;
     this.running = undefined;
+    this.abort = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     if (lane?.getState() === 'RUNNING') lane.shutdown();
-    await running;
+    let aborted = 0;
+    const abortWith = (why: ReplicaAbortReason) => (): void => {
+      aborted = this.busySlots;
+      abort?.abort(why);
+    };
+    let timer = setTimeout(abortWith(reason), graceMs);
+    if (running !== undefined) {
+      this.cutShort = () => {
+        clearTimeout(timer);
+        timer = setTimeout(abortWith(shutdownAbort(SHUTDOWN_GRACE_MS)), SHUTDOWN_GRACE_MS);
+      };
+    }
+    try {
+      await running;
+    } finally {
+      clearTimeout(timer);
+      this.cutShort = undefined;
+    }
+    return { aborted };
   }
 }

@@ -1,4 +1,4 @@
-import type { ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
+import type { LaunchOutcome, ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
 import { replicaSetKey } from '../../core/replica-set';
 
 /**
@@ -8,18 +8,23 @@ import { replicaSetKey } from '../../core/replica-set';
 const TRANSITIONS: Readonly<Record<ReplicaState, readonly ReplicaState[]>> = {
   starting: ['verifying', 'loading', 'unready', 'stopped'],
   verifying: ['loading', 'unready', 'stopped'],
-  loading: ['self_test', 'ready', 'unready', 'stopped'],
-  self_test: ['ready', 'unready', 'stopped'],
+  loading: ['self_test', 'ready', 'drained', 'unready', 'stopped'],
+  self_test: ['ready', 'drained', 'unready', 'stopped'],
   ready: ['draining', 'stopped'],
-  draining: ['unready', 'stopped'],
+  draining: ['drained', 'unready', 'stopped'],
+  // A reload leaves through verifying/loading with the new model; a crash while drained through unready.
+  drained: ['ready', 'verifying', 'loading', 'unready', 'stopped'],
   unready: ['restarting', 'breaker_open', 'stopped'],
   restarting: ['verifying', 'loading', 'unready', 'stopped'],
   breaker_open: ['restarting', 'stopped'],
   stopped: [],
 };
 
+/** States a launch (preload) passes through: leaving them for ready/drained or unready ends the launch. */
+const LAUNCH_STATES: ReadonlySet<ReplicaState> = new Set(['starting', 'verifying', 'loading', 'self_test']);
+
 /** States in which the engine process is up. */
-const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining']);
+const LIVE_STATES: ReadonlySet<ReplicaState> = new Set(['loading', 'self_test', 'ready', 'draining', 'drained']);
 
 export interface ReplicaIdentityFields {
   readonly poolId: string;
@@ -81,6 +86,7 @@ export class ReplicaStateMachine {
       replica_set_key: null,
       slots_total: 0,
       slots_busy: 0,
+      launch_outcomes: {},
       updated_at: new Date(this.now()).toISOString(),
     };
   }
@@ -123,7 +129,7 @@ export class ReplicaStateMachine {
       state: to,
       live: LIVE_STATES.has(to),
       ready: to === 'ready',
-      draining: to === 'draining',
+      draining: to === 'draining' || to === 'drained',
       engine_version: engineVersion,
       model_ref: modelRef,
       replica_set_key:
@@ -139,7 +145,7 @@ export class ReplicaStateMachine {
             }),
       slots_total: details.slotsTotal ?? previous.slots_total,
       // A replica that is not serving runs nothing.
-      slots_busy: to === 'ready' || to === 'draining' ? previous.slots_busy : 0,
+      slots_busy: to === 'ready' || to === 'draining' || to === 'drained' ? previous.slots_busy : 0,
       model_digest: details.modelDigest ?? previous.model_digest,
       // The last error stays visible after recovery (OC-POOL-3003): health shows the last cause.
       last_error: details.error ?? previous.last_error,
@@ -147,9 +153,22 @@ export class ReplicaStateMachine {
       breaker_open: to === 'breaker_open',
       next_attempt_at: details.nextAttemptAtMs !== undefined ? new Date(details.nextAttemptAtMs).toISOString() : null,
       cpu_inference_override: details.cpuInferenceOverride ?? previous.cpu_inference_override,
+      launch_outcomes: countLaunch(previous.launch_outcomes ?? {}, from, to, details.error),
       updated_at: new Date(this.now()).toISOString(),
     };
     for (const listener of this.listeners) listener(this.current);
     return this.current;
   }
+}
+
+/** Counts a launch that just ended: Ready (or drained, an operator's Ready) or the kind of its failure. */
+function countLaunch(
+  counts: Readonly<Partial<Record<LaunchOutcome, number>>>,
+  from: ReplicaState,
+  to: ReplicaState,
+  error: ReplicaError | undefined,
+): Readonly<Partial<Record<LaunchOutcome, number>>> {
+  if (!LAUNCH_STATES.has(from)) return counts;
+  const outcome: LaunchOutcome | undefined = to === 'ready' || to === 'drained' ? 'ready' : to === 'unready' ? error?.kind : undefined;
+  return outcome === undefined ? counts : { ...counts, [outcome]: (counts[outcome] ?? 0) + 1 };
 }

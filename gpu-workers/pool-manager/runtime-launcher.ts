@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { PoolConfig } from '../../core/config';
 import { startEngineRuntime } from '../engine-runtime';
 import type { EngineLauncher, LaunchedEngine, LaunchProgress } from './engine-launcher';
-import type { ReplicaFailure } from './replica-failure';
+import { ErrorCode } from '../../core/errors';
+import { isMockModelRef } from '../../core/pool-state';
+import { ReplicaFailure } from './replica-failure';
 
 /** The mock engine's own figure for kv_bytes: a small llama-like model (2 × 8 layers × 4 KV heads × 64 × f16). */
 export const MOCK_KV_BYTES_PER_TOKEN = 8_192;
@@ -16,7 +18,12 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
   return {
     mockEngine: pool.engine_runtime.kind === 'mock',
     checkHost: () => Promise.resolve({ cpuInference: false }),
-    async launch(progress: LaunchProgress): Promise<LaunchedEngine> {
+    async launch(progress: LaunchProgress, modelRef: string): Promise<LaunchedEngine> {
+      // The mock serves any `mock:` ref (a reload "loads" another test double); an external engine serves its own.
+      const servable = pool.engine_runtime.kind === 'mock' ? isMockModelRef(modelRef) || modelRef === pool.model : modelRef === pool.model;
+      if (!servable) {
+        throw new ReplicaFailure(ErrorCode.INVALID_PARAMS, 'config_mismatch', `the ${pool.engine_runtime.kind} runtime cannot serve model "${modelRef}"`, false);
+      }
       progress.enter('loading');
       const runtime = await startEngineRuntime(pool, logger);
       return {
@@ -24,6 +31,7 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
         properties: runtime.properties,
         mockEngine: runtime.mockEngine,
         ...(runtime.mockEngine ? { kvBytesPerToken: MOCK_KV_BYTES_PER_TOKEN } : {}),
+        modelRef,
         modelDigest: undefined,
         pid: undefined,
         failed: new Promise<ReplicaFailure>(() => undefined),

@@ -49,3 +49,20 @@ test('OC-POOL-3011: the breaker state is reported as breaker_open', () => {
   machine.transition('restarting', { restart: true });
   expect(machine.status).toEqual(expect.objectContaining({ breaker_open: false, restarts: 1 }));
 });
+
+test('OC-POOL-3030: launches are counted by outcome — ready (or drained), or the failure kind — and other transitions count nothing', () => {
+  const machine = new ReplicaStateMachine(identity, () => 0);
+  machine.transition('verifying');
+  machine.transition('unready', { error: { ...error, code: 'UNTRUSTED_ARTIFACT', kind: 'untrusted_artifact' } });
+  machine.transition('restarting', { restart: true });
+  machine.transition('loading');
+  machine.transition('ready', { engineVersion: 'b1' });
+  machine.transition('draining');
+  machine.transition('drained');
+  machine.transition('loading');
+  machine.transition('drained');
+  machine.transition('ready');
+  machine.transition('draining', { error });
+  machine.transition('unready');
+  expect(machine.status.launch_outcomes).toEqual({ untrusted_artifact: 1, ready: 2 });
+});
