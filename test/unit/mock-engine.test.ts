@@ -118,13 +118,14 @@ async function slotsOf(engine: MockEngine): Promise<SlotView[]> {
 
 describe('mock llama-server', () => {
   test('ORCH-3002: /health answers 503 "Loading model" while loadDelayMs passes, then 200 ok', async () => {
-    const engine = await start({ loadDelayMs: 150 });
+    // Long enough that the two requests below land inside it even on a loaded machine.
+    const engine = await start({ loadDelayMs: 1_500 });
     const loading = await getJson<{ error: { code: number; message: string; type: string } }>(engine, '/health');
     expect(loading.status).toBe(503);
     expect(loading.body.error).toEqual({ code: 503, message: 'Loading model', type: 'unavailable_error' });
     expect((await get(engine, '/props')).status).toBe(503);
     expect(engine.stats().ready).toBe(false);
-    await waitFor(async () => (await get(engine, '/health')).status === 200, 2_000);
+    await waitFor(async () => (await get(engine, '/health')).status === 200, 10_000);
     expect((await getJson<unknown>(engine, '/health')).body).toEqual({ status: 'ok' });
     expect(engine.stats().ready).toBe(true);
   });
