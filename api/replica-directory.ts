@@ -73,16 +73,20 @@ export class ReplicaDirectory {
     this.statuses.set(pool.id, byId);
   }
 
-  private async query(poolId: string, replica: string): Promise<ReplicaStatus | undefined> {
-    const { client } = this.options;
-    try {
-      const status = await client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () =>
-        client.workflow.getHandle(replicaStatusWorkflowId(poolId, replica)).query<ReplicaStatus | null>(REPLICA_STATUS_QUERY),
-      );
-      return status ?? undefined;
-    } catch {
-      // Never started (the replica has not run yet) or no workflow worker to answer: keep what we knew.
-      return undefined;
-    }
+  private query(poolId: string, replica: string): Promise<ReplicaStatus | undefined> {
+    return queryReplicaStatus(this.options.client, poolId, replica);
+  }
+}
+
+/** One replica's status record, or undefined when it cannot be read (never started, or no workflow worker). */
+export async function queryReplicaStatus(client: Client, poolId: string, replica: string): Promise<ReplicaStatus | undefined> {
+  try {
+    const status = await client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () =>
+      client.workflow.getHandle(replicaStatusWorkflowId(poolId, replica)).query<ReplicaStatus | null>(REPLICA_STATUS_QUERY),
+    );
+    return status ?? undefined;
+  } catch {
+    // Never started (the replica has not run yet) or no workflow worker to answer: unknown.
+    return undefined;
   }
 }

@@ -1,19 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { ErrorCode, OrchError } from '../../core/errors';
 import { parseReplicaIdentity } from '../../core/ids';
-import { REPLICA_STATUS_QUERY, replicaId, replicaStatusWorkflowId } from '../../core/replica-status';
+import { replicaId } from '../../core/replica-status';
 import type { PoolState } from '../../core/pool-state';
 import type { ReplicaStatus } from '../../core/replica-status';
 import { poolTaskQueue } from '../../core/task-queues';
 import type { GatewayContext } from '../gateway-context';
+import { queryReplicaStatus } from '../replica-directory';
 
 const ParamsSchema = z.object({ id: z.string().min(1).max(128) });
-
-/** A status query is answered by a workflow worker; health should not hang when none runs. */
-const STATUS_QUERY_TIMEOUT_MS = 2_000;
 
 interface ReplicaHealth {
   readonly replica_id: string;
@@ -28,17 +25,6 @@ interface ReplicaHealth {
   readonly mock_engine?: true;
 }
 
-async function queryReplicaStatus(client: Client, poolId: string, replica: string): Promise<ReplicaStatus | undefined> {
-  try {
-    const status = await client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () =>
-      client.workflow.getHandle(replicaStatusWorkflowId(poolId, replica)).query<ReplicaStatus | null>(REPLICA_STATUS_QUERY),
-    );
-    return status ?? undefined;
-  } catch {
-    // Never started (the replica has not run yet) or no workflow worker to answer: unknown.
-    return undefined;
-  }
-}
 
 /**
  * Pool health (ORCH-2103, OC-POOL-3003): each replica's status record (its state, last error cause,

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { PoolConfig } from '../../core/config';
+import { replicaStatusFixture } from '../support/replica-status-fixture';
 import type { ReplicaStatus } from '../../core/replica-status';
 import type { TaskRequest } from '../../core/task-request';
 import { placementCandidates } from '../../api/placement/placement-candidates';
@@ -10,34 +11,7 @@ import { createPolicyHost, type PolicyHost } from '../../policy';
 import type { PlaceDecision, PlaceSnapshot } from '../../policy/sdk';
 
 function status(replicaId: string, overrides: Partial<ReplicaStatus> = {}): ReplicaStatus {
-  return {
-    version: 1,
-    pool_id: 'p',
-    replica_id: replicaId,
-    host: 'h',
-    state: 'ready',
-    live: true,
-    ready: true,
-    draining: false,
-    engine_version: 'b1',
-    model_digest: null,
-    last_error: null,
-    restarts: 0,
-    breaker_open: false,
-    next_attempt_at: null,
-    cpu_inference_override: false,
-    mock_engine: true,
-    engine: 'llamacpp',
-    model_ref: 'm',
-    quant: null,
-    ctx: 2048,
-    sampler_profile_version: 'v1',
-    replica_set_key: 'set-a',
-    slots_total: 2,
-    slots_busy: 0,
-    updated_at: '2026-11-24T00:00:00.000Z',
-    ...overrides,
-  };
+  return replicaStatusFixture(replicaId, { replica_set_key: 'set-a', ...overrides });
 }
 
 describe('ORCH-3007/3008: the replica set a placement chooses from', () => {
