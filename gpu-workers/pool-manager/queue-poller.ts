@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
@@ -69,6 +70,8 @@ export class QueuePoller {
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
     };
     const abort = new AbortController();
+    // Every running task listens on it: one per slot, plus the lane's.
+    setMaxListeners(slots + 2, abort.signal);
     this.abort = abort;
     const onSlotLoad = (busySlots: number): void => {
       this.busySlots = busySlots;
