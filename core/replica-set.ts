@@ -16,7 +16,7 @@ export function replicaSetKey(fields: ReplicaSetKeyFields): string {
   return [
     fields.engine,
     fields.model_ref,
-    fields.quant ?? 'unquantized',
+    fields.quant ?? 'quant-unknown',
     `ctx${fields.ctx}`,
     fields.engine_version,
     `sampler-${fields.sampler_profile_version}`,

@@ -140,6 +140,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     logger,
     events,
     modelRef: pool.model,
+    declaredQuant: pool.quant,
     initialState: async () => {
       const state = await readPoolState(client, pool.id, logger);
       return { drained: state !== null && replicaStartsDrained(state.mode), modelRef: state?.model_ref ?? null };

@@ -46,6 +46,8 @@ export interface TransitionDetails {
   readonly cpuInferenceOverride?: boolean | undefined;
   /** The model the replica now serves (a reload changes it). */
   readonly modelRef?: string | undefined;
+  /** The served model's quant, once its file is known (a reload may change it). */
+  readonly quant?: string | null | undefined;
   /** The engine's slot count, once it is up. */
   readonly slotsTotal?: number | undefined;
   /** Counts this start as a restart after a failure. */
@@ -124,6 +126,7 @@ export class ReplicaStateMachine {
     const previous = this.current;
     const engineVersion = details.engineVersion ?? previous.engine_version;
     const modelRef = details.modelRef ?? previous.model_ref;
+    const quant = details.quant !== undefined ? details.quant : previous.quant;
     this.current = {
       ...previous,
       state: to,
@@ -132,13 +135,14 @@ export class ReplicaStateMachine {
       draining: to === 'draining' || to === 'drained',
       engine_version: engineVersion,
       model_ref: modelRef,
+      quant,
       replica_set_key:
         engineVersion === null
           ? null
           : replicaSetKey({
               engine: previous.engine,
               model_ref: modelRef,
-              quant: previous.quant,
+              quant,
               ctx: previous.ctx,
               engine_version: engineVersion,
               sampler_profile_version: previous.sampler_profile_version,

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../../core/errors';
+import { describeQuant } from '../models/model-quant';
 import type { EngineLauncher, LaunchedEngine } from './engine-launcher';
 import type { QueuePoller } from './queue-poller';
 import { asReplicaFailure, ReplicaFailure } from './replica-failure';
@@ -18,6 +19,8 @@ export interface ReplicaSupervisorOptions {
   readonly events?: ReplicaEventCounters | undefined;
   /** The model the replica serves until the pool's state or a reload says otherwise. */
   readonly modelRef: string;
+  /** The pool's configured `quant`, if any. */
+  readonly declaredQuant?: string | null | undefined;
   /**
    * The pool's desired state at start (core/pool-state.ts): a drained pool's replica comes up without
    * polling, and a reloaded pool's replica on the pool's current model.
@@ -222,7 +225,15 @@ export class ReplicaSupervisor {
     const { logger, policy } = this.options;
     this.engine = engine;
     this.lastEngine = engine;
-    const details = { engineVersion: engine.properties.engineVersion, modelDigest: engine.modelDigest, cpuInferenceOverride: cpuInference, slotsTotal: engine.properties.totalSlots, modelRef: engine.modelRef };
+    const details = {
+      engineVersion: engine.properties.engineVersion,
+      modelDigest: engine.modelDigest,
+      cpuInferenceOverride: cpuInference,
+      slotsTotal: engine.properties.totalSlots,
+      modelRef: engine.modelRef,
+      // ORCH-3007: the quant is part of the replica-set key; the model file says it when the config does not.
+      quant: describeQuant(this.options.declaredQuant, engine.properties.modelPath),
+    };
     policy.recordReady(this.now());
     logger.info(
       { engine_version: engine.properties.engineVersion, model_digest: engine.modelDigest, slots: engine.properties.totalSlots, cpu_inference_override: cpuInference, drained: this.drained },

@@ -66,3 +66,20 @@ test('OC-POOL-3030: launches are counted by outcome — ready (or drained), or t
   machine.transition('unready');
   expect(machine.status.launch_outcomes).toEqual({ untrusted_artifact: 1, ready: 2 });
 });
+
+test('ORCH-3007: the replica-set key appears with the engine version and follows the model and quant a reload brings', () => {
+  const machine = new ReplicaStateMachine({ ...identity, quant: null }, () => 0);
+  expect(machine.status.replica_set_key).toBeNull();
+  machine.transition('loading');
+  machine.transition('ready', { engineVersion: 'b1', quant: 'Q4_1', slotsTotal: 2 });
+  expect(machine.status).toEqual(expect.objectContaining({ replica_set_key: 'llamacpp|m|Q4_1|ctx2048|b1|sampler-v1', quant: 'Q4_1', slots_total: 2 }));
+  machine.setSlotsBusy(1);
+  expect(machine.status.slots_busy).toBe(1);
+  machine.transition('draining');
+  machine.transition('unready');
+  expect(machine.status.slots_busy).toBe(0);
+  machine.transition('restarting');
+  machine.transition('loading');
+  machine.transition('ready', { engineVersion: 'b1', modelRef: 'm2', quant: 'Q8_0' });
+  expect(machine.status.replica_set_key).toBe('llamacpp|m2|Q8_0|ctx2048|b1|sampler-v1');
+});
