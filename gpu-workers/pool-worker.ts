@@ -14,6 +14,7 @@ import { probeNvidiaGpus } from './pool-manager/gpu-probe';
 import type { GpuProbeResult } from './pool-manager/gpu-probe';
 import { systemMemoryProbe } from './pool-manager/headroom';
 import type { MemoryProbe } from './pool-manager/headroom';
+import { EnginePidFile } from './pool-manager/engine-pid-file';
 import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
 import { readPoolState } from './pool-manager/pool-state-reader';
 import { startReplicaControl } from './pool-manager/replica-control';
@@ -77,8 +78,14 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
     memory: options.memoryProbe ?? systemMemoryProbe,
     probeGpus: options.probeGpus ?? probeNvidiaGpus,
     logger,
-    // Under the data dir, per replica: llama-server's slot erase (session KV eviction) needs a save path.
-    ...('data_dir' in config && typeof config.data_dir === 'string' ? { slotSavePath: join(config.data_dir, 'slots', formatReplicaId(pool.id, options.replicaIndex)) } : {}),
+    // Under the data dir, per replica: llama-server's slot erase (session KV eviction) needs a save path,
+    // and the engine's pid record lets the next pool worker stop an engine a SIGKILLed one left behind.
+    ...('data_dir' in config && typeof config.data_dir === 'string'
+      ? {
+          slotSavePath: join(config.data_dir, 'slots', formatReplicaId(pool.id, options.replicaIndex)),
+          pidFile: new EnginePidFile(join(config.data_dir, 'run', `${formatReplicaId(pool.id, options.replicaIndex)}.llama-server.json`), logger),
+        }
+      : {}),
   });
 }
 

@@ -10,6 +10,7 @@ import { checkHeadroom, defaultHeadroom } from './headroom';
 import type { MemoryProbe } from './headroom';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from './llama-server-process';
 import { verifyModel } from './model-verification';
+import type { EnginePidFile } from './engine-pid-file';
 import type { PoolArtifacts } from './pool-artifacts';
 import { ReplicaFailure } from './replica-failure';
 import { runSelfTest } from './self-test';
@@ -29,6 +30,8 @@ export interface LlamaServerLauncherOptions {
   readonly logger: Logger;
   /** Where llama-server may save slots; its slot erase action (DELETE /v1/sessions/:id) needs one. */
   readonly slotSavePath?: string | undefined;
+  /** Where the replica records its engine's pid, so an engine a SIGKILLed pool worker left is stopped. */
+  readonly pidFile?: EnginePidFile | undefined;
 }
 
 /**
@@ -55,6 +58,8 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       if (!model) throw new ReplicaFailure(ErrorCode.INVALID_PARAMS, 'config_mismatch', `model "${modelRef}" is not in models[]`, false);
       const binary = await options.artifacts.llamaServer();
       const file = await options.artifacts.model(model);
+      // Before the headroom check: an orphaned engine holds the very RAM and VRAM the check measures.
+      await options.pidFile?.reapOrphan();
       const verified = await verifyModel(file.path, model.sha256 ?? file.recordedSha256);
       const defaults = defaultHeadroom(verified.sizeBytes, useGpu);
       await checkHeadroom(
@@ -73,6 +78,12 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
         flags,
       );
       const engine = await spawnLlamaServer({ binary: binary.path, args, devices: pool.devices });
+      const { pid } = engine;
+      if (pid !== undefined && options.pidFile) {
+        const { pidFile } = options;
+        pidFile.record(pid, binary.path);
+        void engine.exited.then(() => pidFile.clear(pid));
+      }
       logger.info({ pid: engine.pid, args: engine.args, cuda_visible_devices: pool.devices.join(',') }, 'llama-server started');
       const adapter = createLlamaCppAdapter({ baseUrl: engine.baseUrl });
       const stop = async (): Promise<void> => {

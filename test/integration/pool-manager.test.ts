@@ -155,6 +155,9 @@ describe('a healthy llama-server replica', () => {
     expect(recovered.last_error).toEqual(expect.objectContaining({ code: 'WORKER_RESET', kind: 'engine_exit' }));
     expect(recovered.last_error?.message).toContain('SIGKILL');
     expect(replica.enginePid()).not.toBe(firstPid);
+    // The running engine's pid is on record, so a pool worker that dies by SIGKILL leaves no orphan behind.
+    const record = JSON.parse(readFileSync(join(stack.config.data_dir, 'run', `${replica.replicaId}.llama-server.json`), 'utf8')) as { pid: number };
+    expect(record.pid).toBe(replica.enginePid());
     expect((await completeTask(stack)).tokensOut).toBe(8);
 
     const states = stack.logs.lines().filter((line) => line['msg'] === 'replica state' && line['replica_id'] === replica.replicaId).map((line) => line['state']);
