@@ -8,6 +8,8 @@ import type { OrchConfig } from '../core/config';
  */
 const LIVE_POOL_FIELDS = ['queue', 'admission'] as const;
 const LIVE_AUTH_FIELDS = ['keys', 'keys_file'] as const;
+/** The SLO objectives; the window length and the breaker's timing are fixed at start. */
+const LIVE_SLO_FIELDS = ['interactive', 'batch', 'min_samples'] as const;
 
 /** The config with every live field removed: two configs that differ only live compare equal. */
 function restartRelevant(config: OrchConfig): unknown {
@@ -18,8 +20,10 @@ function restartRelevant(config: OrchConfig): unknown {
   });
   const auth: Record<string, unknown> = { ...config.auth };
   for (const field of LIVE_AUTH_FIELDS) delete auth[field];
+  const slo: Record<string, unknown> = { ...config.slo };
+  for (const field of LIVE_SLO_FIELDS) delete slo[field];
   // Quotas are live as a whole section.
-  return { ...config, quotas: null, pools, auth };
+  return { ...config, quotas: null, pools, auth, slo };
 }
 
 /** The first path (e.g. `pools[0].replicas`) where two values differ, or null when they are equal. */
@@ -60,5 +64,6 @@ export function liveChanges(current: OrchConfig, next: OrchConfig): string[] {
   });
   if (firstDifference(current.quotas, next.quotas) !== null) changed.push('quotas');
   for (const field of LIVE_AUTH_FIELDS) if (firstDifference(current.auth[field], next.auth[field]) !== null) changed.push(`auth.${field}`);
+  for (const field of LIVE_SLO_FIELDS) if (firstDifference(current.slo[field], next.slo[field]) !== null) changed.push(`slo.${field}`);
   return changed;
 }

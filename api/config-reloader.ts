@@ -6,6 +6,7 @@ import type { TenantQuotas } from './admission/tenant-quota';
 import { loadApiKeys } from './auth/api-keys';
 import type { Authenticator } from './auth/authenticator';
 import { liveChanges, restartRequiredBy } from './config-diff';
+import type { SloTracker } from './observability/slo-tracker';
 
 export interface ConfigReloaderOptions {
   /** The file this gateway was started from; without one there is nothing to reload. */
@@ -13,6 +14,7 @@ export interface ConfigReloaderOptions {
   readonly configDir: string;
   readonly quotas: Pick<TenantQuotas, 'reconfigure'>;
   readonly auth: Pick<Authenticator, 'replaceKeys'>;
+  readonly slo: Pick<SloTracker, 'reconfigure'>;
   readonly logger: Logger;
 }
 
@@ -74,6 +76,7 @@ export class ConfigReloader {
     this.active = next;
     this.options.quotas.reconfigure(next.quotas);
     this.options.auth.replaceKeys(keys);
+    this.options.slo.reconfigure(next.slo);
     this.options.logger.warn({ changed, api_keys: keys.size }, `config ${verb}`);
     return { changed, revertible: true };
   }

@@ -110,7 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const auth = new Authenticator(config.auth.mode, keys);
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
   else options.logger.warn('API key authentication is DISABLED by config (auth.mode: disabled); X-Client-Id names clients unchecked');
-  const configReloader = new ConfigReloader(config, { path: options.configPath, configDir: options.configDir ?? process.cwd(), quotas, auth, logger: options.logger });
+  const configReloader = new ConfigReloader(config, { path: options.configPath, configDir: options.configDir ?? process.cwd(), quotas, auth, slo: observability.slo, logger: options.logger });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({

@@ -46,11 +46,24 @@ export class SloTracker {
   private readonly breached = new Set<string>();
 
   constructor(
-    private readonly config: SloConfig,
+    private config: SloConfig,
     private readonly logger: Logger,
     private readonly metrics?: OrchMetrics,
   ) {
-    for (const { priority, objective, target } of this.objectives()) metrics?.set('sloTarget', { priority, objective }, target);
+    this.publishTargets();
+  }
+
+  /**
+   * A config hot reload (ORCH-3031): new objectives judge the samples already in the window from the next
+   * verdict on. The window length and the breaker are fixed at start (api/config-diff.ts).
+   */
+  reconfigure(next: SloConfig): void {
+    this.config = next;
+    this.publishTargets();
+  }
+
+  private publishTargets(): void {
+    for (const { priority, objective, target } of this.objectives()) this.metrics?.set('sloTarget', { priority, objective }, target);
   }
 
   record(sample: SloSample): void {

@@ -29,3 +29,10 @@ test('ORCH-3031: a change that needs a restart is named by its path', () => {
   }).config;
   expect(restartRequiredBy(config(), twoPools)).toBe('pools.length');
 });
+
+test('ORCH-3031 ORCH-3041: SLO objectives change live; the window and the breaker need a restart', () => {
+  const tighter = config({}, { slo: { interactive: { ttft_p95_ms: 500 }, batch: { min_tokens_per_second: 40 }, min_samples: 5 } });
+  expect(restartRequiredBy(config(), tighter)).toBeNull();
+  expect(liveChanges(config(), tighter)).toEqual(['slo.interactive', 'slo.batch', 'slo.min_samples']);
+  expect(restartRequiredBy(config(), config({}, { slo: { window_ms: 30_000 } }))).toBe('slo.window_ms');
+});

@@ -78,6 +78,14 @@ describe('ORCH-3041 ORCH-3040: SLOs measured per window, breach logged, breaker 
     expect(logs.lines().filter((line) => line['event'] === 'slo_breach')).toEqual([expect.objectContaining({ priority: 'interactive', objective: 'ttft' })]);
   });
 
+  test('ORCH-3031 ORCH-3041: a hot reload of the objectives judges the samples already in the window by the new bound', () => {
+    const tracker = new SloTracker(sloConfig, pino(captureLogs().stream));
+    for (let index = 0; index < 8; index += 1) tracker.record(sample(100 + index, 700));
+    expect(tracker.evaluate(900).breachedPools.size).toBe(0);
+    tracker.reconfigure({ ...sloConfig, interactive: { ...sloConfig.interactive, ttft_p95_ms: 500 } });
+    expect([...tracker.evaluate(950).breachedPools]).toEqual(['p']);
+  });
+
   test('ORCH-3041: batch throughput is the share of batch tasks decoding at least slo.batch.min_tokens_per_second, measured per window and exported', async () => {
     const metrics = new OrchMetrics();
     const tracker = new SloTracker({ ...sloConfig, batch: { ...sloConfig.batch, min_tokens_per_second: 20 } }, pino(captureLogs().stream), metrics);
