@@ -48,7 +48,9 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
-  const placement = await context.placement.plan(pool, taskRequest, clientId, context.sessions.affinity(clientId, taskRequest.session_id));
+  // Affinity is worth a bounded wait only where the KV can be reused: strict turns never reuse it (engines.md §1.6).
+  const affinity = (taskRequest.determinism ?? 'strict') === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
+  const placement = await context.placement.plan(pool, taskRequest, clientId, affinity);
   const input: TaskWorkflowInput = {
     version: 1,
     request: {

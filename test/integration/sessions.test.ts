@@ -109,12 +109,17 @@ test('ORCH-3022 ORCH-2004/2005: a best_effort turn reuses its slot\'s KV (kv_war
   expect((await getSession(pool, sessionId)).body['turns']).toBe(1);
 }, 60_000);
 
-test('ORCH-3022 engines.md §1.6: a strict session never reuses the cache (byte-exactness first)', async () => {
+test('ORCH-3022 engines.md §1.6: a strict session never reuses the cache (byte-exactness first), so its turns are not held for their replica', async () => {
   const sessionId = randomUUID();
   const first = await turn(pool, { session_id: sessionId, prompt: 'Strictly', determinism: 'strict' });
   const second = await turn(pool, { session_id: sessionId, prompt: `Strictly${tokensOf(first.events).text} more`, determinism: 'strict' });
   expect(frame(second.events, 'kv')?.['kv_warmth']).toBe(false);
-  expect(frame(second.events, 'kv')?.['replica_id']).toBe(frame(first.events, 'kv')?.['replica_id']);
+  expect(frame(second.events, 'dispatched')).not.toHaveProperty('placed_on');
+  // The same session with best_effort turns is placed on its replica.
+  const warm = randomUUID();
+  await turn(pool, { session_id: warm, prompt: 'Loosely', determinism: 'best_effort' });
+  const placed = await turn(pool, { session_id: warm, prompt: 'Loosely again', determinism: 'best_effort' });
+  expect(frame(placed.events, 'dispatched')).toHaveProperty('placed_on');
 }, 60_000);
 
 test('ORCH-3021 ORCH-2004: the 9th turn is refused with 400; GET shows turns and a shrinking TTL; other tenants get 404', async () => {
