@@ -45,6 +45,7 @@ export async function startTaskWorkflow(client: Client, input: TaskWorkflowInput
         { key: SearchAttr.taskState, value: 'admitted' },
         { key: SearchAttr.engine, value: request.engine },
         { key: SearchAttr.model, value: request.model_ref },
+        { key: SearchAttr.sessionId, value: request.session_id },
       ],
     });
     return { kind: 'started' };

@@ -14,6 +14,8 @@ export const SearchAttr = {
   engine: defineSearchAttributeKey('Engine', SearchAttributeType.KEYWORD),
   model: defineSearchAttributeKey('Model', SearchAttributeType.KEYWORD),
   replica: defineSearchAttributeKey('Replica', SearchAttributeType.KEYWORD),
+  /** The task's session: a gateway that does not know a session finds its turns by it (api/sessions/). */
+  sessionId: defineSearchAttributeKey('SessionId', SearchAttributeType.KEYWORD),
 } as const;
 
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SearchAttr);

@@ -4,8 +4,11 @@ export const SESSION_KV_EVICTION_WORKFLOW_TYPE = 'sessionKvEvictionWorkflow';
 export interface SessionKvEvictionInput {
   readonly tenant: string;
   readonly sessionId: string;
-  /** The replica whose lane runs the erase: the one that served the session last. */
-  readonly replicaId: string;
+  /**
+   * The replica whose lane runs the erase: the one that served the session last. Absent when no turn
+   * ended well: the workflow then only records the delete (gateways read it, api/sessions/session-lookup.ts).
+   */
+  readonly replicaId?: string | undefined;
 }
 
 export interface SessionKvEvictionResult {

@@ -8,10 +8,11 @@ const LANE_PICKUP_TIMEOUT = '30s';
 
 /**
  * Erases a deleted session's KV on the replica that holds it (ORCH-2005), as a workflow so an operator
- * sees each eviction in the Web UI. Runs on the replica's lane, which only a Ready replica polls: a
+ * sees each eviction in the Web UI; it is also the durable record of the delete that other gateways read. Runs on the replica's lane, which only a Ready replica polls: a
  * replica that stopped or restarted holds no KV, so a lane nobody picks up means nothing to erase.
  */
 export async function sessionKvEvictionWorkflow(input: SessionKvEvictionInput): Promise<SessionKvEvictionResult> {
+  if (input.replicaId === undefined) return { erased: false, slotId: null };
   const lane = proxyActivities<EngineActivities>({
     taskQueue: replicaLaneTaskQueue(input.replicaId),
     scheduleToStartTimeout: LANE_PICKUP_TIMEOUT,

@@ -15,7 +15,10 @@ export async function startSessionKvEviction(context: Pick<GatewayContext, 'clie
       workflowId: sessionKvEvictionWorkflowId(input.sessionId, randomUUID().slice(0, 8)),
       taskQueue: WORKFLOW_TASK_QUEUE,
       args: [input],
-      typedSearchAttributes: [{ key: SearchAttr.clientId, value: input.tenant }],
+      typedSearchAttributes: [
+        { key: SearchAttr.clientId, value: input.tenant },
+        { key: SearchAttr.sessionId, value: input.sessionId },
+      ],
     });
   } catch (error) {
     // The session is forgotten either way; its KV then goes when the slot is next needed (LRU).

@@ -48,6 +48,8 @@ interface PendingTask {
 export class SessionRegistry {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly pendingTasks = new Map<string, PendingTask>();
+  /** Sessions deleted here, until a new turn reuses the id: visibility records a delete only moments later. */
+  private readonly deleted = new Set<string>();
 
   constructor(
     private readonly limits: SessionLimits,
@@ -76,6 +78,7 @@ export class SessionRegistry {
   /** Counts an admitted task as the session's next turn (the first one starts its lifetime). */
   recordTurn(tenant: string, sessionId: string, taskId: string): void {
     const key = keyOf(tenant, sessionId);
+    this.deleted.delete(key);
     const record = this.sessions.get(key) ?? { firstTurnAtMs: this.now(), turns: 0, replicaId: undefined, kvWarmth: false, kvBytes: 0 };
     record.turns += 1;
     this.touch(key, record);
@@ -131,7 +134,23 @@ export class SessionRegistry {
     const record = this.sessions.get(key);
     if (!record) return undefined;
     this.sessions.delete(key);
+    this.markDeleted(key);
     return { replicaId: record.replicaId };
+  }
+
+  /** Records a delete of a session this gateway did not remember (found in visibility). */
+  deletedElsewhere(tenant: string, sessionId: string): void {
+    this.markDeleted(keyOf(tenant, sessionId));
+  }
+
+  /** Deleted through this gateway and not used since: known gone, whatever visibility says yet. */
+  wasDeleted(tenant: string, sessionId: string): boolean {
+    return this.deleted.has(keyOf(tenant, sessionId));
+  }
+
+  private markDeleted(key: string): void {
+    this.deleted.add(key);
+    while (this.deleted.size > this.limits.maxEntries) this.deleted.delete(this.deleted.values().next().value as string);
   }
 
   private remainingMs(record: SessionRecord): number {

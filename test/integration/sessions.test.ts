@@ -222,3 +222,35 @@ test('ORCH-3009 ORCH-3023: the session\'s replica busy (its only slot taken) →
   await cancel.body.dump();
   await occupier.reading.finished;
 }, 90_000);
+
+test('ORCH-2004/2005 ORCH-3021: a gateway that never saw the session finds its turns and replica in Temporal, and its delete holds on every gateway that does not remember it', async () => {
+  const [other, third] = [await pool.addGateway(), await pool.addGateway()];
+  const at = async (url: string, method: 'GET' | 'DELETE', id: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const response = await request(`${url}/v1/sessions/${id}`, { method, headers: pool.authHeaders });
+    const text = await response.body.text();
+    return { status: response.statusCode, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  try {
+    const sessionId = randomUUID();
+    await turn(pool, { session_id: sessionId, prompt: 'Elsewhere', determinism: 'best_effort' });
+    const second = await turn(pool, { session_id: sessionId, prompt: 'Elsewhere again', determinism: 'best_effort' });
+    const replicaId = frame(second.events, 'kv')?.['replica_id'];
+    // Visibility records the replica when the turn's workflow closes, just after its stream ends.
+    await waitFor(async () => (await at(other.url, 'GET', sessionId)).body['replica_id'] === replicaId, 10_000, 'the session in visibility');
+    const seen = await at(other.url, 'GET', sessionId);
+    expect(seen.body).toEqual(expect.objectContaining({ turns: 2, kv_migrated: false, replica_id: replicaId }));
+    expect(Number(seen.body['ttl_ms_remaining'])).toBeGreaterThan(0);
+    // Another tenant asking another gateway learns nothing either.
+    const foreign = await request(`${other.url}/v1/sessions/${sessionId}`, { headers: { authorization: `Bearer ${pool.apiKeys.tenantB}` } });
+    await foreign.body.dump();
+    expect(foreign.statusCode).toBe(404);
+
+    expect((await at(other.url, 'DELETE', sessionId)).status).toBe(204);
+    await waitFor(() => pool.logs.lines().some((line) => line['msg'] === 'session KV erased' && line['session_id'] === sessionId), 20_000, 'the eviction on the session\'s replica');
+    await waitFor(async () => (await at(third.url, 'GET', sessionId)).status === 404, 10_000, 'the delete in visibility');
+    expect((await at(other.url, 'GET', sessionId)).status).toBe(404);
+    expect((await at(third.url, 'DELETE', randomUUID())).status).toBe(404);
+  } finally {
+    await Promise.all([other.close(), third.close()]);
+  }
+}, 60_000);

@@ -76,6 +76,19 @@ describe('ORCH-3021: the gateway\'s session registry', () => {
     expect(sessions.forget('a', 's')).toEqual({ replicaId: 'r1' });
     expect(sessions.info('a', 's')).toBeUndefined();
   });
+
+  it('ORCH-2005: a delete is remembered (visibility lags it) until a new turn reuses the id; per tenant, bounded', () => {
+    const sessions = registry({ maxEntries: 2 });
+    sessions.recordTurn('a', 's', 't1');
+    sessions.forget('a', 's');
+    sessions.deletedElsewhere('a', 'other');
+    expect([sessions.wasDeleted('a', 's'), sessions.wasDeleted('a', 'other'), sessions.wasDeleted('b', 's')]).toEqual([true, true, false]);
+    sessions.recordTurn('a', 's', 't2');
+    expect(sessions.wasDeleted('a', 's')).toBe(false);
+    for (const id of ['x', 'y', 'z']) sessions.deletedElsewhere('a', id);
+    expect(sessions.wasDeleted('a', 'other')).toBe(false);
+    expect(sessions.wasDeleted('a', 'z')).toBe(true);
+  });
 });
 
 describe('ORCH-3022: KV residency in a replica', () => {
