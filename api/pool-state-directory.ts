@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { PoolConfig } from '../core/config';
 import { initialPoolState, POOL_STATE_QUERY, poolStateWorkflowId } from '../core/pool-state';
 import type { PoolState } from '../core/pool-state';
+import { BackgroundRefresh } from './background-refresh';
 
 const QUERY_TIMEOUT_MS = 2_000;
 
@@ -14,26 +15,25 @@ const QUERY_TIMEOUT_MS = 2_000;
  */
 export class PoolStateDirectory {
   private readonly states = new Map<string, PoolState>();
-  private timer: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
+  private readonly loop: BackgroundRefresh;
 
   constructor(
     private readonly client: Client,
     private readonly pools: readonly PoolConfig[],
-    private readonly refreshMs: number,
+    refreshMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.loop = new BackgroundRefresh(refreshMs, async () => {
+      await Promise.all(this.pools.map((pool) => this.read(pool.id)));
+    });
+  }
 
   start(): void {
-    if (this.timer) return;
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
-    this.timer.unref();
+    this.loop.start();
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
   }
 
   state(poolId: string): PoolState {
@@ -51,12 +51,7 @@ export class PoolStateDirectory {
   }
 
   refresh(): Promise<void> {
-    this.refreshing ??= Promise.all(this.pools.map((pool) => this.read(pool.id)))
-      .then(() => undefined)
-      .finally(() => {
-        this.refreshing = undefined;
-      });
-    return this.refreshing;
+    return this.loop.refresh();
   }
 
   private async read(poolId: string): Promise<void> {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { PoolConfig } from '../core/config';
 import { REPLICA_STATUS_QUERY, replicaId, replicaStatusWorkflowId } from '../core/replica-status';
 import type { ReplicaStatus } from '../core/replica-status';
+import { BackgroundRefresh } from './background-refresh';
 
 /** A status query is answered by a workflow worker; a refresh must not hang when none runs. */
 const STATUS_QUERY_TIMEOUT_MS = 2_000;
@@ -24,21 +25,18 @@ export interface ReplicaDirectoryOptions {
  */
 export class ReplicaDirectory {
   private readonly statuses = new Map<string, Map<string, ReplicaStatus>>();
-  private timer: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
+  private readonly loop: BackgroundRefresh;
 
-  constructor(private readonly options: ReplicaDirectoryOptions) {}
+  constructor(private readonly options: ReplicaDirectoryOptions) {
+    this.loop = new BackgroundRefresh(options.refreshMs, () => this.readAll());
+  }
 
   start(): void {
-    if (this.timer) return;
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs);
-    this.timer.unref();
+    this.loop.start();
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
   }
 
   /** The last known status of each replica of the pool, in replica-id order. */
@@ -54,10 +52,7 @@ export class ReplicaDirectory {
 
   /** Reads every record now; concurrent callers share one refresh. */
   refresh(): Promise<void> {
-    this.refreshing ??= this.readAll().finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+    return this.loop.refresh();
   }
 
   private async readAll(): Promise<void> {

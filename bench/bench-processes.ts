@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { terminateChild } from '../platform/child-process';
 
 /** Starts a node script and resolves with the first stdout line that parses as `{"event":"listening","url":…}`. */
 export function startListeningProcess(script: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; url: string }> {
@@ -19,13 +20,5 @@ export function startListeningProcess(script: string, args: readonly string[], e
 }
 
 export function stopProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(killTimer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return child ? terminateChild(child, 10_000) : Promise.resolve();
 }

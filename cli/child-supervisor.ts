@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
+import { terminateChild } from '../platform/child-process';
 
 export interface SupervisedChild {
   stop(): Promise<void>;
@@ -32,16 +33,7 @@ export function superviseChild(name: string, args: readonly string[], env: NodeJ
     stop: () => {
       stopping = true;
       if (restartTimer) clearTimeout(restartTimer);
-      const running = child;
-      if (!running) return Promise.resolve();
-      return new Promise((resolve) => {
-        const killTimer = setTimeout(() => running.kill('SIGKILL'), 15_000);
-        running.once('exit', () => {
-          clearTimeout(killTimer);
-          resolve();
-        });
-        running.kill('SIGTERM');
-      });
+      return child ? terminateChild(child, 15_000) : Promise.resolve();
     },
   };
 }

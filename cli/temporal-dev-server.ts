@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ALL_SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import { freePort } from './free-port';
+import { terminateChild } from '../platform/child-process';
 
 export interface DevServerOptions {
   readonly binary: string;
@@ -73,7 +74,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     address,
     uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
     logFile,
-    stop: () => stopChild(child),
+    stop: () => terminateChild(child, 5_000),
   };
 }
 
@@ -114,14 +115,3 @@ async function waitUntilServing(address: string, namespace: string, child: Child
   throw new Error(`not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    child.once('exit', () => {
-      clearTimeout(killTimer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}

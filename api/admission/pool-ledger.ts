@@ -17,8 +17,9 @@ interface PoolState {
   readonly usageByTenant: Map<string, { queued: number; running: number }>;
   /** Dispatched task → [tenant, performance.now() at dispatch]. */
   readonly running: Map<string, { readonly tenant: string; readonly since: number }>;
-  /** Tasks withdrawn while queued in Temporal (cancelled, evicted), by class, oldest first: see `ghostCount`. */
+  /** Tasks withdrawn while queued in Temporal (cancelled, evicted), oldest first, and their count by class: see `ghostCount`. */
   readonly ghosts: { readonly priority: Priority; readonly at: number }[];
+  readonly ghostsByPriority: Record<Priority, number>;
   serviceMsEstimate: number;
 }
 
@@ -90,17 +91,21 @@ export class PoolLedger {
     const state = this.state(poolId);
     const entry = state.queued.get(taskId);
     this.finished(poolId, taskId);
-    if (entry) state.ghosts.push({ priority: entry.priority, at: performance.now() });
+    if (!entry) return;
+    state.ghosts.push({ priority: entry.priority, at: performance.now() });
+    state.ghostsByPriority[entry.priority] += 1;
   }
 
   /** Recent withdrawals of one class that Temporal's backlog count may still include. */
   ghostCount(poolId: string, priority: Priority): number {
-    const { ghosts } = this.state(poolId);
+    // Runs on every admission: expire from the front, count by class, never walk the list.
+    const { ghosts, ghostsByPriority } = this.state(poolId);
     const horizon = performance.now() - GHOST_TTL_MS;
-    while (ghosts.length > 0 && (ghosts[0]?.at ?? horizon) < horizon) ghosts.shift();
-    let count = 0;
-    for (const ghost of ghosts) if (ghost.priority === priority) count += 1;
-    return count;
+    for (let oldest = ghosts[0]; oldest !== undefined && oldest.at < horizon; oldest = ghosts[0]) {
+      ghosts.shift();
+      ghostsByPriority[oldest.priority] -= 1;
+    }
+    return ghostsByPriority[priority];
   }
 
   /** Queued tasks oldest first, optionally of one class, at most `limit` of them (stops walking there). */
@@ -153,6 +158,7 @@ export class PoolLedger {
         usageByTenant: new Map(),
         running: new Map(),
         ghosts: [],
+        ghostsByPriority: { interactive: 0, batch: 0 },
         serviceMsEstimate: INITIAL_SERVICE_MS,
       };
       this.pools.set(poolId, state);

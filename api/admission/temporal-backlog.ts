@@ -3,6 +3,7 @@ import { temporal } from '@temporalio/proto';
 import type { Logger } from 'pino';
 import { PRIORITY_KEY } from '../../core/engines';
 import { poolTaskQueue } from '../../core/task-queues';
+import { BackgroundRefresh } from '../background-refresh';
 
 export interface BacklogView {
   readonly interactive: number;
@@ -18,8 +19,7 @@ export interface BacklogView {
  */
 export class TemporalBacklog {
   private readonly views = new Map<string, BacklogView>();
-  private readonly timer: NodeJS.Timeout;
-  private refreshing = false;
+  private readonly loop: BackgroundRefresh;
 
   constructor(
     private readonly client: Client,
@@ -27,28 +27,28 @@ export class TemporalBacklog {
     refreshMs: number,
     private readonly logger: Logger,
   ) {
-    this.timer = setInterval(() => void this.refresh(), refreshMs);
-    this.timer.unref();
+    this.loop = new BackgroundRefresh(refreshMs, () => this.readAll());
+    this.loop.start();
   }
 
   view(poolId: string): BacklogView | undefined {
     return this.views.get(poolId);
   }
 
-  async refresh(): Promise<void> {
-    if (this.refreshing) return;
-    this.refreshing = true;
+  refresh(): Promise<void> {
+    return this.loop.refresh();
+  }
+
+  stop(): void {
+    this.loop.stop();
+  }
+
+  private async readAll(): Promise<void> {
     try {
       await Promise.all(this.poolIds.map(async (poolId) => this.views.set(poolId, await this.describe(poolId))));
     } catch (error) {
       this.logger.warn({ err: error }, 'could not read pool backlogs from Temporal; admission uses local counts');
-    } finally {
-      this.refreshing = false;
     }
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 
   private async describe(poolId: string): Promise<BacklogView> {

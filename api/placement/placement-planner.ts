@@ -29,6 +29,9 @@ export class PlacementPlanner {
   async plan(pool: PoolConfig, request: TaskRequest, clientId: string, affinityReplicaId?: string): Promise<TaskPlacement | undefined> {
     if (this.options.waitMs <= 0) return undefined;
     const policy = this.options.policies.get(pool.id);
+    // The built-in ranks every Ready replica, so without an affinity its ranking can neither pin nor
+    // place: skip the call (and its per-decision log line) on the common path.
+    if (affinityReplicaId === undefined && policy?.active.kind === 'builtin') return undefined;
     const set = placementCandidates(this.options.replicas.replicas(pool.id), affinityReplicaId);
     // One Ready replica: the pool queue reaches only it anyway, and a lane would add nothing.
     if (!policy || !set || set.candidates.length < 2) return undefined;

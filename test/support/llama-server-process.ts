@@ -1,8 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { freePort } from '../../cli/free-port';
+import { terminateChild } from '../../platform/child-process';
 
 /** A llama-server child process on a loopback port, started for one test file. */
 export interface LlamaServerProcess {
@@ -36,11 +36,6 @@ export async function llamaServerFlags(binary: string): Promise<ReadonlySet<stri
   return new Set(`${stdout}\n${stderr}`.match(/--[a-z0-9][a-z0-9-]*/g) ?? []);
 }
 
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
 /** Starts llama-server and resolves once GET /health answers 200 (the model is loaded). */
 export async function startLlamaServer(options: StartLlamaServerOptions): Promise<LlamaServerProcess> {
   const port = await freePort();
@@ -62,13 +57,7 @@ export async function startLlamaServer(options: StartLlamaServerOptions): Promis
     port,
     args,
     output: () => tail,
-    stop: async (graceMs = 5_000) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited(child);
-      clearTimeout(timer);
-    },
+    stop: (graceMs = 5_000) => terminateChild(child, graceMs),
   };
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);

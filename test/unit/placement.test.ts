@@ -68,6 +68,8 @@ describe('ORCH-3008/3019: when the gateway places a task on a lane', () => {
       admit: () => Promise.reject(new Error('unused')),
       place: (snapshot: PlaceSnapshot) => Promise.resolve({ decision: decide(snapshot), decidedBy: { kind: 'builtin', policyId: 'test', policyVersion: '0' }, latencyMs: 0 }),
       close: () => Promise.resolve(),
+      // Stands for a plugin: the planner asks it even without an affinity.
+      active: { kind: 'plugin', pluginId: 'test', pluginVersion: '0', abiVersion: '1.0.0', sha256: '' },
     } as unknown as PolicyHost;
   }
 
