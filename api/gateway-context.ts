@@ -9,6 +9,7 @@ import type { JobTelemetry } from './observability/job-telemetry';
 import type { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
 import type { OrchMetrics } from './observability/metrics';
 import type { PlacementPlanner } from './placement/placement-planner';
+import type { FastStarter } from './fast-start/fast-starter';
 import type { SloTracker } from './observability/slo-tracker';
 import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
@@ -34,6 +35,8 @@ export interface GatewayContext {
   readonly replicas: ReplicaDirectory;
   /** Session affinity and policy pins → a per-replica lane (placement ADR). */
   readonly placement: PlacementPlanner;
+  /** Starts decoding on a free replica while the workflow is written, when nothing waits (ADR 2026-12-06). */
+  readonly fastStarter: FastStarter;
   /** Short-lived sessions (ORCH-3021): turns, TTL, affinity and KV state, per gateway. */
   readonly sessions: SessionRegistry;
   /** Metrics from replica frames: the lane hit rate (dispatched) and KV pressure (kv; ORCH-3022/3028). */

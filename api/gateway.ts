@@ -11,6 +11,7 @@ import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
 import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
+import { FastStarter } from './fast-start/fast-starter';
 import { PlacementPlanner } from './placement/placement-planner';
 import { SessionRegistry } from './sessions/session-registry';
 import { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
@@ -111,6 +112,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   if (auth.enabled) options.logger.info({ api_keys: keys.size }, 'API key authentication on');
   else options.logger.warn('API key authentication is DISABLED by config (auth.mode: disabled); X-Client-Id names clients unchecked');
   const configReloader = new ConfigReloader(config, { path: options.configPath, configDir: options.configDir ?? process.cwd(), quotas, auth, slo: observability.slo, logger: options.logger });
+  const fastStarter = new FastStarter({
+    replicas,
+    internalToken: options.internalToken,
+    enabled: config.placement.fast_start,
+    waitMs: config.placement.fast_start_wait_ms,
+    depth: (poolId) => admission.depth(poolId),
+    logger: options.logger,
+  });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
@@ -129,6 +138,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     telemetry: observability.telemetry,
     replicas,
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
+    fastStarter,
     sessions,
     replicaFrames: new ReplicaFrameMetrics(observability.metrics, config.pools.map((pool) => pool.id)),
     poolStates,
@@ -158,6 +168,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       poolStates.stop();
       observability.stop();
       await app.close();
+      await fastStarter.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));
     },
   };

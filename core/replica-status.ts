@@ -90,6 +90,11 @@ export interface ReplicaStatus {
    * replicas that predate it have none.
    */
   readonly launch_outcomes?: Readonly<Partial<Record<LaunchOutcome, number>>> | undefined;
+  /**
+   * Where gateways ask this replica to start decoding a task before its workflow is scheduled
+   * (.specs/decisions/2026-12-06-fast-start.md). Optional: older records and replicas without the listener have none.
+   */
+  readonly fast_start_url?: string | null | undefined;
   readonly updated_at: string;
 }
 

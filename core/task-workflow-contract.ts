@@ -40,7 +40,8 @@ export interface TaskWorkflowInput {
   readonly placement?: TaskPlacement | undefined;
 }
 
-export const PLACEMENT_REASONS = ['session-affinity', 'policy-pin'] as const;
+/** `fast-start`: the replica was already decoding when the workflow started (.specs/decisions/2026-12-06-fast-start.md). */
+export const PLACEMENT_REASONS = ['session-affinity', 'policy-pin', 'fast-start'] as const;
 export type PlacementReason = (typeof PLACEMENT_REASONS)[number];
 
 export interface TaskPlacement {

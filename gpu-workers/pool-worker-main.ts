@@ -6,7 +6,7 @@ import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
 import { cachedPoolArtifacts } from '../cli/provision-pools';
-import { startPoolManager } from './pool-worker';
+import { fastStartHostOf, startPoolManager } from './pool-worker';
 
 /** Entry point for one pool replica: `npm run pool-worker -- --config path --pool ID [--replica N]`. */
 async function main(): Promise<void> {
@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     logger,
     config,
     artifacts: cachedPoolArtifacts(),
+    fastStartHost: fastStartHostOf(config),
   });
   onShutdownSignal(logger, async () => {
     await running.stop();

@@ -20,6 +20,7 @@ import { readPoolState } from './pool-manager/pool-state-reader';
 import { startReplicaControl } from './pool-manager/replica-control';
 import type { PoolArtifacts } from './pool-manager/pool-artifacts';
 import { QueuePoller } from './pool-manager/queue-poller';
+import { FastStartServer } from './fast-start/fast-start-server';
 import { ReplicaEventCounters } from './pool-manager/replica-events';
 import { ReplicaStateMachine } from './pool-manager/replica-state';
 import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
@@ -41,6 +42,8 @@ export interface PoolWorkerOptions {
   /** Injected by tests that simulate memory pressure or GPUs. */
   readonly memoryProbe?: MemoryProbe | undefined;
   readonly probeGpus?: (() => Promise<GpuProbeResult>) | undefined;
+  /** Where the fast-start listener binds (config `placement.fast_start_host`); undefined: no fast starts (ADR 2026-12-06). */
+  readonly fastStartHost?: string | undefined;
 }
 
 export interface RunningPoolWorker {
@@ -124,6 +127,17 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   publisher.publish(machine.status);
   const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
   const events = new ReplicaEventCounters();
+  const poller = new QueuePoller({
+    pool,
+    replicaId,
+    namespace: options.namespace,
+    connection: options.connection,
+    internalToken: options.internalToken,
+    logger,
+    onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
+    events,
+  });
+  const fastStart = options.fastStartHost === undefined ? undefined : listenForFastStarts(options.fastStartHost, options.internalToken, logger, poller, machine);
   const supervisor = new ReplicaSupervisor({
     machine,
     launcher,
@@ -134,16 +148,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       breakerWindowMs: restart?.breaker_window_ms ?? 60_000,
       breakerCooldownMs: restart?.breaker_cooldown_ms ?? 300_000,
     }),
-    poller: new QueuePoller({
-      pool,
-      replicaId,
-      namespace: options.namespace,
-      connection: options.connection,
-      internalToken: options.internalToken,
-      logger,
-      onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
-      events,
-    }),
+    poller,
     logger,
     events,
     modelRef: pool.model,
@@ -168,6 +173,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     .run()
     .finally(async () => {
       await (await control.catch(() => undefined))?.stop();
+      await (await fastStart)?.close();
       await publisher.flush();
     });
 
@@ -210,6 +216,24 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
       await done;
     },
   };
+}
+
+/** Where a pool worker of this config listens for fast starts; undefined when `placement.fast_start` is off. */
+export function fastStartHostOf(config: Pick<OrchConfig, 'placement'>): string | undefined {
+  return config.placement.fast_start ? config.placement.fast_start_host : undefined;
+}
+
+/** A replica without its listener still serves from the queue: fast start is an optimisation. */
+async function listenForFastStarts(host: string, internalToken: string, logger: Logger, poller: QueuePoller, machine: ReplicaStateMachine): Promise<FastStartServer | undefined> {
+  try {
+    const server = await FastStartServer.listen(host, internalToken, logger);
+    poller.useFastStart(server);
+    machine.setFastStartUrl(server.url);
+    return server;
+  } catch (error) {
+    logger.warn({ err: error, host }, 'fast-start listener not started; tasks take the queue');
+    return undefined;
+  }
 }
 
 /** Starts a replica and resolves once it is Ready (or drained); rejects (and stops it) if the first start fails. */

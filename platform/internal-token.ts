@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The internal channel's token: ORCH_INTERNAL_TOKEN on multi-host deployments, else minted per run. */
 export function internalTokenFromEnv(options: { mintIfMissing: boolean }): string {
@@ -7,4 +7,12 @@ export function internalTokenFromEnv(options: { mintIfMissing: boolean }): strin
   if (fromEnv) throw new Error('ORCH_INTERNAL_TOKEN must be at least 16 characters');
   if (!options.mintIfMissing) throw new Error('ORCH_INTERNAL_TOKEN is required for this process');
   return randomBytes(24).toString('base64url');
+}
+
+/** Compares a presented bearer token with the expected one in constant time. */
+export function bearerMatches(header: string | undefined, expectedToken: string): boolean {
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
+  const presented = createHash('sha256').update(header.slice('Bearer '.length)).digest();
+  const expected = createHash('sha256').update(expectedToken).digest();
+  return timingSafeEqual(presented, expected);
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../../core/errors';
 import { WorkerChunkSchema } from '../../core/stream-parts';
 import type { GatewayContext } from '../gateway-context';
-import { bearerMatches } from '../internal-token';
+import { bearerMatches } from '../../platform/internal-token';
 import { observeSessionChunk } from '../sessions/session-chunk-observer';
 
 const TerminalPartSchema = z.discriminatedUnion('type', [

@@ -51,7 +51,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   // Affinity is worth a bounded wait only where the KV can be reused: strict turns never reuse it (engines.md §1.6).
   const affinity = (taskRequest.determinism ?? 'strict') === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
   const placement = await context.placement.plan(pool, taskRequest, clientId, affinity);
-  const input: TaskWorkflowInput = {
+  const planned: TaskWorkflowInput = {
     version: 1,
     request: {
       ...taskRequest,
@@ -66,12 +66,18 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     streamSinkUrl: context.internalUrl,
     ...(placement ? { placement } : {}),
   };
+  // The stream exists before any replica may push to it (a fast start decodes from the next line on).
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
+  const fastStarted = await context.fastStarter.start(planned);
+  if (fastStarted) context.ledger.dispatched(pool.id, taskRequest.task_id);
+  const input = fastStarted ?? planned;
 
   let outcome;
   try {
+    // Durable before the 202, fast start or not (ADR 2026-12-06).
     outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate }, context.eagerWorkflowStart);
   } catch (error) {
+    if (fastStarted) await context.fastStarter.withdraw(fastStarted);
     context.hub.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
     request.log.error({ err: error, job_id: taskRequest.task_id }, 'could not start the task workflow');
@@ -83,6 +89,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   }
   if (outcome.kind === 'duplicate') {
     // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
+    if (fastStarted) await context.fastStarter.withdraw(fastStarted);
     context.hub.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
     if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
@@ -102,7 +109,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
       queue_position: estimate.queuePosition,
       predicted_start_ms: estimate.predictedStartMs,
       decided_by: decidedBy,
-      ...(placement ? { placed_on: placement.replicaId, placement_reason: placement.reason } : {}),
+      ...(input.placement ? { placed_on: input.placement.replicaId, placement_reason: input.placement.reason } : {}),
       ...(victimTaskId ? { evicted_job_id: victimTaskId } : {}),
     },
     'task admitted',

@@ -2,8 +2,9 @@ import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import type { EngineActivities } from '../../activities/engine-activity';
 import { replicaLaneTaskQueue } from '../../core/task-queues';
+import type { FastStartRuns } from '../fast-start/fast-start-runs';
 import type { SlotAllocator } from '../slot-allocator';
-import { LaneSlotGate } from './lane-slot-gate';
+import { LaneSlotGate } from './engine-slot-gate';
 
 export interface LaneWorkerOptions {
   readonly replicaId: string;
@@ -14,6 +15,8 @@ export interface LaneWorkerOptions {
   readonly activities: EngineActivities;
   /** The engine's slots, shared with the pool-queue worker: the lane polls only while one is free. */
   readonly slots: SlotAllocator;
+  /** Fast-started runs waiting for (or running under) their adopting activity: each gets a lane permit. */
+  readonly fastStarts?: FastStartRuns | undefined;
   readonly shutdownGraceTime: string;
 }
 
@@ -31,7 +34,7 @@ export function createLaneWorker(options: LaneWorkerOptions): Promise<Worker> {
     identity: `${options.identity}/lane`,
     activities: options.activities,
     tuner: {
-      activityTaskSlotSupplier: new LaneSlotGate(options.slots),
+      activityTaskSlotSupplier: new LaneSlotGate(options.slots, options.fastStarts),
       // The lane runs no workflows, local activities or Nexus tasks; the SDK still wants a supplier for each.
       workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
       localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },

@@ -4,15 +4,20 @@ import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
 import { createEngineActivities } from '../../activities/engine-activity';
+import { startGeneration, type GenerationDependencies } from '../../activities/engine-generation';
+import type { TaskWorkflowInput } from '../../core/task-workflow-contract';
 import type { PoolConfig } from '../../core/config';
 import { formatReplicaIdentity } from '../../core/ids';
 import { MAX_DRAIN_DEADLINE_MS } from '../../core/pool-state';
 import { poolTaskQueue } from '../../core/task-queues';
 import { describeQuant, describeTensorSplit } from '../models/model-quant';
+import { FastStartRuns } from '../fast-start/fast-start-runs';
+import type { FastStartHandler, FastStartServer, FastStartVerdict } from '../fast-start/fast-start-server';
 import { KvResidency } from '../kv-residency';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
 import { createLaneWorker } from './lane-worker';
+import { PoolSlotGate } from './engine-slot-gate';
 import { drainDeadlineAbort, shutdownAbort } from './replica-abort';
 import type { ReplicaAbortReason } from './replica-abort';
 import type { ReplicaEventCounters } from './replica-events';
@@ -51,8 +56,17 @@ export class QueuePoller {
   private busySlots = 0;
   /** While a drain waits for its deadline: a stop cuts it short to the shutdown grace. */
   private cutShort: (() => void) | undefined;
+  /** The process's fast-start listener, once up; each Ready period installs its handler (ADR 2026-12-06). */
+  private fastStart: FastStartServer | undefined;
+  private fastStartHandler: FastStartHandler | undefined;
 
   constructor(private readonly options: QueuePollerOptions) {}
+
+  /** The listener may come up after the first Ready period started: it then serves that period at once. */
+  useFastStart(server: FastStartServer): void {
+    this.fastStart = server;
+    server.serve(this.fastStartHandler);
+  }
 
   /** Starts polling; the returned promise rejects only if a worker fails on its own. */
   async start(engine: LaunchedEngine): Promise<{ failed: Promise<Error> }> {
@@ -70,15 +84,15 @@ export class QueuePoller {
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
     };
     const abort = new AbortController();
-    // Every running task listens on it: one per slot, plus the lane's.
-    setMaxListeners(slots + 2, abort.signal);
+    // Every running task listens on it: one per slot, plus the lane's and one per fast start awaiting adoption.
+    setMaxListeners(2 * slots + 2, abort.signal);
     this.abort = abort;
     const onSlotLoad = (busySlots: number): void => {
       this.busySlots = busySlots;
       this.options.onSlotLoad?.(busySlots);
     };
     const slotAllocator = new SlotAllocator(slots, onSlotLoad);
-    const activities = createEngineActivities({
+    const generation: GenerationDependencies = {
       adapter: engine.adapter,
       replica,
       internalToken: this.options.internalToken,
@@ -89,14 +103,25 @@ export class QueuePoller {
       kv: new KvResidency(engine.kvBytesPerToken ?? 0),
       events: this.options.events,
       replicaAbort: abort.signal,
-    });
+    };
+    const fastStarts = new FastStartRuns(this.options.logger);
+    const activities = createEngineActivities({ ...generation, fastStarts });
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
       taskQueue: poolTaskQueue(pool.id),
       identity: formatReplicaIdentity(replica),
       activities,
-      maxConcurrentActivityTaskExecutions: slots,
+      // As many permits as the engine has free slots, less what fast starts and the lane took (engine-slot-gate.ts).
+      tuner: {
+        activityTaskSlotSupplier: new PoolSlotGate(slotAllocator, fastStarts),
+        // The pool-queue worker runs no workflows, local activities or Nexus tasks; the SDK still wants a supplier for each.
+        workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      },
+      // A poll waiting per free slot, so a new task meets a poller (sync match, no backlog write).
+      maxConcurrentActivityTaskPolls: Math.max(2, Math.min(slots, 64)),
       // No eager reservations: a slot is only taken by polling, after Temporal applied priority and fairness.
       maxEagerActivityReservationsPerWorkflowTask: 0,
       shutdownGraceTime: WORKER_SHUTDOWN_GRACE,
@@ -104,7 +129,7 @@ export class QueuePoller {
     // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
     let lane: Worker;
     try {
-      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
+      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, fastStarts, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
     } catch (error) {
       // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
       await worker.runUntil(Promise.resolve()).catch(() => undefined);
@@ -118,6 +143,8 @@ export class QueuePoller {
       failedWith = resolve;
     });
     const onFailure = (error: unknown): void => failedWith(error instanceof Error ? error : new Error(String(error)));
+    this.fastStartHandler = fastStartHandler(generation, fastStarts, replicaId, slotAllocator);
+    this.fastStart?.serve(this.fastStartHandler);
     this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
       .then(() => undefined)
       .finally(() => dispatcher.close());
@@ -145,6 +172,9 @@ export class QueuePoller {
     this.lane = undefined;
     this.running = undefined;
     this.abort = undefined;
+    // No new fast starts once polling stops; runs already started end with the replica's tasks.
+    this.fastStartHandler = undefined;
+    this.fastStart?.serve(undefined);
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     if (lane?.getState() === 'RUNNING') lane.shutdown();
     let aborted = 0;
@@ -167,4 +197,25 @@ export class QueuePoller {
     }
     return { aborted };
   }
+}
+
+/**
+ * Accepts a fast start only where the queue would have sent the task anyway: this replica, its model, a
+ * free engine slot. The slot is taken synchronously, so two concurrent fast starts never share one.
+ */
+function fastStartHandler(dependencies: GenerationDependencies, runs: FastStartRuns, replicaId: string, slots: SlotAllocator): FastStartHandler {
+  const refuse = (reason: string): FastStartVerdict => ({ accepted: false, reason });
+  return {
+    start(input: TaskWorkflowInput): FastStartVerdict {
+      if (input.placement?.replicaId !== replicaId) return refuse(`placed on another replica than ${replicaId}`);
+      const modelRef = dependencies.replica.modelRef;
+      if (modelRef !== undefined && input.request.model_ref !== modelRef) return refuse(`this replica serves ${modelRef}`);
+      if (slots.busySlots >= slots.slotCount) return refuse('no free slot');
+      if (runs.has(input.request.task_id)) return refuse('already running');
+      // Attempt 1, as the lane activity that adopts it will be.
+      runs.register(startGeneration(dependencies, input, { attempt: 1, attemptOffset: 0 }));
+      return { accepted: true };
+    },
+    withdraw: (taskId) => runs.withdraw(taskId),
+  };
 }

@@ -116,6 +116,12 @@ export class ReplicaStateMachine {
     for (const listener of this.loadListeners) listener(this.current);
   }
 
+  /** The replica's fast-start listener is up (ADR 2026-12-06): gateways may ask it to start tasks. */
+  setFastStartUrl(url: string): void {
+    this.current = { ...this.current, fast_start_url: url, updated_at: new Date(this.now()).toISOString() };
+    for (const listener of this.listeners) listener(this.current);
+  }
+
   canTransition(to: ReplicaState): boolean {
     return TRANSITIONS[this.current.state].includes(to);
   }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { startGateway, type RunningGateway } from '../../api/gateway';
 import { hashApiKey, mintApiKey } from '../../api/auth/api-keys';
 import { parseConfig, type OrchConfig } from '../../core/config';
-import { startPoolWorker, type PoolWorkerOptions, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
+import { fastStartHostOf, startPoolWorker, type PoolWorkerOptions, type RunningPoolWorker } from '../../gpu-workers/pool-worker';
 import { createLogger } from '../../platform/logger';
 import { connectWorker } from '../../platform/temporal-connections';
 import { startWorkflowWorker, type RunningWorkflowWorker } from '../../workflows/workflow-worker';
@@ -174,7 +174,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       connection = await connectWorker(temporalAddress, logger);
       replicaConnections.push(connection);
     }
-    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection, internalToken, logger, config, ...options.replicaOptions });
+    const replica = await startPoolWorker({ pool, replicaIndex, namespace: 'default', connection, internalToken, logger, config, fastStartHost: fastStartHostOf(config), ...options.replicaOptions });
     poolWorkers.push(replica);
     return replica;
   };

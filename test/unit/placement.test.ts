@@ -4,7 +4,7 @@ import { replicaStatusFixture } from '../support/replica-status-fixture';
 import type { ReplicaStatus } from '../../core/replica-status';
 import type { TaskRequest } from '../../core/task-request';
 import { placementCandidates } from '../../api/placement/placement-candidates';
-import { LaneSlotGate } from '../../gpu-workers/pool-manager/lane-slot-gate';
+import { LaneSlotGate, PoolSlotGate } from '../../gpu-workers/pool-manager/engine-slot-gate';
 import { SlotAllocator } from '../../gpu-workers/slot-allocator';
 import { PlacementPlanner } from '../../api/placement/placement-planner';
 import { createPolicyHost, type PolicyHost } from '../../policy';
@@ -123,5 +123,74 @@ describe('ORCH-3019: the lane polls only while the engine has a free slot', () =
     gate.releaseSlot();
     await expect(third).resolves.toEqual({});
     expect(gate.tryReserveSlot()).toBeNull();
+  });
+});
+
+/** A stand-in for FastStartRuns' counter: the gates read `active` and wake on `onChange`. */
+function fastStartCounter(): { active: number; onChange(listener: () => void): () => boolean; set(active: number): void } {
+  const listeners = new Set<() => void>();
+  const counter = {
+    active: 0,
+    onChange(listener: () => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    set(active: number) {
+      counter.active = active;
+      for (const listener of [...listeners]) listener();
+    },
+  };
+  return counter;
+}
+
+async function granted(reservation: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void reservation.then(
+    () => {
+      done = true;
+    },
+    () => undefined,
+  );
+  for (let tick = 0; tick < 5; tick += 1) await Promise.resolve();
+  return done;
+}
+
+describe('fast start (ADR 2026-12-06): poll permits follow the engine slots that fast starts take', () => {
+  it('the lane grants one permit per fast-started run awaiting adoption, even when the engine is full', async () => {
+    const slots = new SlotAllocator(1);
+    const runs = fastStartCounter();
+    const gate = new LaneSlotGate(slots, runs);
+    slots.acquire();
+    const adoption = gate.reserveSlot(undefined, new AbortController().signal);
+    expect(await granted(adoption)).toBe(false);
+    runs.set(1);
+    expect(await granted(adoption)).toBe(true);
+    // One run, one permit: a second reservation waits.
+    const abort = new AbortController();
+    const second = gate.reserveSlot(undefined, abort.signal);
+    expect(await granted(second)).toBe(false);
+    abort.abort();
+    await expect(second).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('the pool queue polls only for engine slots nobody else took: a fast start takes one, its poll waits', async () => {
+    const slots = new SlotAllocator(2);
+    const gate = new PoolSlotGate(slots);
+    await gate.reserveSlot(undefined, new AbortController().signal);
+    // A fast start takes the other slot: no permit for a second poll.
+    const fastStarted = slots.acquire();
+    const second = gate.reserveSlot(undefined, new AbortController().signal);
+    expect(await granted(second)).toBe(false);
+    slots.release(fastStarted);
+    expect(await granted(second)).toBe(true);
+  });
+
+  it('the pool queue counts its own running tasks once: a task it took does not shrink its permits twice', async () => {
+    const slots = new SlotAllocator(2);
+    const gate = new PoolSlotGate(slots);
+    await gate.reserveSlot(undefined, new AbortController().signal);
+    gate.markSlotUsed({ slotInfo: { type: 'activity', activityType: 'runEngineTask' }, permit: {} });
+    slots.acquire();
+    expect(await granted(gate.reserveSlot(undefined, new AbortController().signal))).toBe(true);
   });
 });

@@ -1,0 +1,135 @@
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import type { Priority } from '../../core/engines';
+import type { ReplicaStatus } from '../../core/replica-status';
+import type { TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { internalAuthHeaders } from '../../activities/internal-auth';
+import type { ReplicaDirectory } from '../replica-directory';
+
+export interface FastStarterOptions {
+  readonly replicas: Pick<ReplicaDirectory, 'replicas' | 'replica'>;
+  readonly internalToken: string;
+  /** config.placement.fast_start. */
+  readonly enabled: boolean;
+  /** config.placement.fast_start_wait_ms: the lane wait the workflow gives the adoption. */
+  readonly waitMs: number;
+  /** Tasks of each class queued for the pool right now (this gateway's ledger and Temporal's backlog). */
+  readonly depth: (poolId: string) => Readonly<Record<Priority, number>>;
+  readonly logger: Logger;
+}
+
+/** A replica that refused (full) is not asked again before the directory could have seen it free up. */
+const REFUSED_BACKOFF_MS = 250;
+/** A replica that did not answer is left alone longer: it may be gone. */
+const UNREACHABLE_BACKOFF_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 1_000;
+/** Replicas asked per task: past two refusals the pool is busy and the queue is the right place. */
+const MAX_TRIES = 2;
+
+/**
+ * The gateway's half of fast start (.specs/decisions/2026-12-06-fast-start.md): when nothing of equal or
+ * higher priority waits for the pool, asks a Ready replica with a free slot to start decoding the task
+ * before its workflow is written. The replica decides (it alone knows its slots now); a refusal costs one
+ * loopback request and the task takes the queue as before.
+ */
+export class FastStarter {
+  private readonly dispatcher = new Agent({ connections: 64, keepAliveTimeout: 30_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+  private readonly leftAloneUntil = new Map<string, number>();
+  /** Tasks between admission and a replica's answer: they count as queued but are not waiting for the queue. */
+  private readonly trying = new Map<string, { readonly poolId: string; readonly priority: Priority }>();
+
+  constructor(private readonly options: FastStarterOptions) {}
+
+  /**
+   * The task's input placed on the replica that started it, or undefined (the task takes the queue). A
+   * planned placement (session affinity, policy pin) is honoured: only that replica is asked.
+   */
+  async start(input: TaskWorkflowInput): Promise<TaskWorkflowInput | undefined> {
+    const { request: task, poolId } = input;
+    if (!this.options.enabled || this.somethingWaits(poolId, task.task_id, task.priority)) return undefined;
+    const candidates = this.candidates(input);
+    if (candidates.length === 0) return undefined;
+    this.trying.set(task.task_id, { poolId, priority: task.priority });
+    try {
+      for (const replica of candidates.slice(0, MAX_TRIES)) {
+        const placed: TaskWorkflowInput = {
+          ...input,
+          placement: { replicaId: replica.replica_id, waitMs: this.options.waitMs, reason: input.placement?.reason ?? 'fast-start' },
+        };
+        if (await this.ask(replica, placed)) return placed;
+      }
+      return undefined;
+    } finally {
+      this.trying.delete(task.task_id);
+    }
+  }
+
+  /** Gives up a started run whose workflow could not be written (or already existed). Best effort. */
+  async withdraw(input: TaskWorkflowInput): Promise<void> {
+    const placement = input.placement;
+    const url = placement ? this.options.replicas.replica(input.poolId, placement.replicaId)?.fast_start_url : undefined;
+    if (!url) return;
+    try {
+      const response = await request(`${url}/internal/v1/fast-starts/${encodeURIComponent(input.request.task_id)}`, {
+        method: 'DELETE',
+        dispatcher: this.dispatcher,
+        headers: internalAuthHeaders(this.options.internalToken),
+      });
+      await response.body.dump();
+    } catch (error) {
+      this.options.logger.warn({ err: error, job_id: input.request.task_id }, 'fast-started run not withdrawn; the replica gives it up unadopted');
+    }
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+
+  /** Anything of equal or higher priority still queued, other than tasks that are themselves being fast-started. */
+  private somethingWaits(poolId: string, taskId: string, priority: Priority): boolean {
+    const depth = this.options.depth(poolId);
+    const counts = (candidate: Priority): boolean => candidate === 'interactive' || priority === 'batch';
+    let ahead = (counts('interactive') ? depth.interactive : 0) + (counts('batch') ? depth.batch : 0);
+    // The task itself entered the ledger at admission.
+    ahead -= 1;
+    for (const [other, entry] of this.trying) if (other !== taskId && entry.poolId === poolId && counts(entry.priority)) ahead -= 1;
+    return ahead > 0;
+  }
+
+  private candidates(input: TaskWorkflowInput): ReplicaStatus[] {
+    const now = Date.now();
+    const usable = (replica: ReplicaStatus): boolean =>
+      replica.ready &&
+      typeof replica.fast_start_url === 'string' &&
+      replica.model_ref === input.request.model_ref &&
+      replica.slots_busy < replica.slots_total &&
+      (this.leftAloneUntil.get(replica.replica_id) ?? 0) <= now;
+    const replicas = this.options.replicas.replicas(input.poolId).filter(usable);
+    const planned = input.placement?.replicaId;
+    if (planned !== undefined) return replicas.filter((replica) => replica.replica_id === planned);
+    const load = (replica: ReplicaStatus): number => replica.slots_busy / Math.max(1, replica.slots_total);
+    return replicas.sort((left, right) => load(left) - load(right));
+  }
+
+  private async ask(replica: ReplicaStatus, input: TaskWorkflowInput): Promise<boolean> {
+    const url = replica.fast_start_url;
+    if (!url) return false;
+    try {
+      const response = await request(`${url}/internal/v1/fast-starts`, {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        headers: { 'content-type': 'application/json', ...internalAuthHeaders(this.options.internalToken) },
+        body: JSON.stringify(input),
+      });
+      await response.body.dump();
+      if (response.statusCode === 202) return true;
+      this.leftAloneUntil.set(replica.replica_id, Date.now() + REFUSED_BACKOFF_MS);
+      if (response.statusCode !== 409) this.options.logger.warn({ replica_id: replica.replica_id, status: response.statusCode }, 'fast start refused');
+      return false;
+    } catch (error) {
+      this.leftAloneUntil.set(replica.replica_id, Date.now() + UNREACHABLE_BACKOFF_MS);
+      this.options.logger.warn({ err: error, replica_id: replica.replica_id }, 'fast start: replica unreachable; the task takes the queue');
+      return false;
+    }
+  }
+}

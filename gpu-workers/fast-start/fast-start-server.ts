@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { PLACEMENT_REASONS, type TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { TaskRequestSchema } from '../../core/task-request';
+import { bearerMatches } from '../../platform/internal-token';
+
+/** A prompt is at most 256 KiB; JSON escaping can grow it several times. */
+const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+const TaskWorkflowInputSchema = z.object({
+  version: z.literal(1),
+  request: TaskRequestSchema,
+  poolId: z.string().min(1),
+  clientId: z.string().min(1),
+  admittedAtMs: z.number(),
+  timeouts: z.object({ wallMs: z.int().min(1), idleMs: z.int().min(1), heartbeatMs: z.int().min(1), maxAttempts: z.int().min(1) }),
+  streamSinkUrl: z.url().optional(),
+  placement: z.object({ replicaId: z.string().min(1), waitMs: z.int().min(0), reason: z.enum(PLACEMENT_REASONS) }),
+});
+
+/** What a replica answers a fast start: it took a slot and is decoding, or why not (the task then takes the queue). */
+export type FastStartVerdict = { readonly accepted: true } | { readonly accepted: false; readonly reason: string };
+
+export interface FastStartHandler {
+  start(input: TaskWorkflowInput): FastStartVerdict;
+  withdraw(taskId: string): boolean;
+}
+
+/**
+ * The pool worker's fast-start listener (ADR 2026-12-06): gateways POST a task's workflow input here
+ * just before they write the workflow, and the replica starts decoding if it has a free slot. Served for
+ * the life of the process; it only accepts while a Ready period has installed a handler. Authenticated
+ * with the internal channel's token.
+ */
+export class FastStartServer {
+  private handler: FastStartHandler | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async listen(host: string, internalToken: string, logger: Logger): Promise<FastStartServer> {
+    // The handler needs the instance, which needs the listening server's port.
+    const created: { instance?: FastStartServer } = {};
+    const server = createServer((request, response) => {
+      const { instance } = created;
+      if (!instance) return respond(response, 503, { reason: 'starting' });
+      instance.handle(request, response, internalToken).catch((error: unknown) => {
+        logger.error({ err: error }, 'fast-start request failed');
+        if (!response.headersSent) respond(response, 500, { reason: 'internal' });
+      });
+    });
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const instance = new FastStartServer(server, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+    created.instance = instance;
+    return instance;
+  }
+
+  /** Installs the Ready period's handler; undefined while not Ready (every fast start is refused). */
+  serve(handler: FastStartHandler | undefined): void {
+    this.handler = handler;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse, internalToken: string): Promise<void> {
+    if (!bearerMatches(request.headers.authorization, internalToken)) return respond(response, 401, { reason: 'bad or missing internal token' });
+    const path = request.url ?? '';
+    if (request.method === 'POST' && path === '/internal/v1/fast-starts') {
+      const parsed = TaskWorkflowInputSchema.safeParse(await readJson(request));
+      if (!parsed.success) return respond(response, 400, { reason: parsed.error.issues[0]?.message ?? 'invalid workflow input' });
+      const { request: task } = parsed.data;
+      if (task.seed === undefined || task.sampler_profile_version === undefined) return respond(response, 400, { reason: 'seed and sampler profile must be resolved' });
+      const input = parsed.data as TaskWorkflowInput;
+      const verdict = this.handler?.start(input) ?? { accepted: false, reason: 'not ready' };
+      return respond(response, verdict.accepted ? 202 : 409, verdict);
+    }
+    const withdraw = /^\/internal\/v1\/fast-starts\/([\w-]{1,128})$/.exec(path);
+    if (request.method === 'DELETE' && withdraw?.[1] !== undefined) {
+      return respond(response, this.handler?.withdraw(withdraw[1]) === true ? 204 : 404, undefined);
+    }
+    respond(response, 404, { reason: 'no such route' });
+  }
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function respond(response: ServerResponse, status: number, body: object | undefined): void {
+  if (body === undefined) {
+    response.writeHead(status).end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}
