@@ -16,7 +16,31 @@ export interface DevServerOptions {
   readonly namespace: string;
   /** false keeps the history in memory (tests). */
   readonly persist: boolean;
+  /** Replaces the latency tuning (bench/temporal-sweep.ts compares settings); absent: DEV_SERVER_TUNING. */
+  readonly tuning?: DevServerTuning | undefined;
 }
+
+/**
+ * The settings that cut the dev server's per-task latency (../shared/reference/temporal-latency.md §1),
+ * measured one by one by `npm run bench:temporal-sweep`.
+ */
+export interface DevServerTuning {
+  /**
+   * `history.transferProcessorMaxPollRPS`: the single shard loads new transfer tasks (activity and
+   * workflow-task dispatch) at most this often; the default 20/s makes every load past the 20th in a
+   * second wait up to 50 ms for a token.
+   */
+  readonly transferPollRps: number | undefined;
+  /** SQLite `synchronous` in WAL mode: FULL fsyncs every commit, NORMAL only at checkpoints, OFF never. */
+  readonly sqliteSynchronous: 'FULL' | 'NORMAL' | 'OFF';
+}
+
+/**
+ * NORMAL, not OFF: in WAL mode a crash of any process (the chaos tests kill the server) loses nothing
+ * committed; only a power loss can lose the last transactions, never corrupt the file. FULL costs an
+ * fsync per write on the one connection every service shares.
+ */
+export const DEV_SERVER_TUNING: DevServerTuning = { transferPollRps: 1_000, sqliteSynchronous: 'NORMAL' };
 
 export interface DevServer {
   readonly address: string;
@@ -47,11 +71,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--namespace', options.namespace,
     '--log-format', 'json',
     '--log-level', 'warn',
-    ...dynamicConfigArgs(),
+    ...dynamicConfigArgs(options.tuning ?? DEV_SERVER_TUNING),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
     ...(uiPort === undefined ? ['--headless'] : ['--ui-ip', '127.0.0.1', '--ui-port', String(uiPort), '--ui-disable-news-fetch']),
     ...(options.persist
-      ? ['--db-filename', join(options.dataDir, 'temporal.sqlite'), '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF']
+      ? ['--db-filename', join(options.dataDir, 'temporal.sqlite'), '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', `synchronous=${(options.tuning ?? DEV_SERVER_TUNING).sqliteSynchronous}`]
       : []),
   ];
   const logFile = join(options.dataDir, 'temporal-server.log');
@@ -78,8 +102,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 }
 
-export function dynamicConfigArgs(): string[] {
+export function dynamicConfigArgs(tuning: DevServerTuning): string[] {
   const values: Record<string, string> = {
+    ...(tuning.transferPollRps === undefined ? {} : { 'history.transferProcessorMaxPollRPS': String(tuning.transferPollRps) }),
     'frontend.enableServerVersionCheck': 'false',
     'matching.enableFairness': 'true',
     'matching.useNewMatcher': 'true',
