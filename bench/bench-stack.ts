@@ -7,19 +7,24 @@ import { stringify } from 'yaml';
 import { freePort } from '../cli/free-port';
 import { postJson, timeSseTokens, type StreamTiming } from './sse-timing';
 import { ensureTemporalBinary } from '../cli/temporal-binary';
-import { startDevServer, type DevServer } from '../cli/temporal-dev-server';
+import { startDevServer, type DevServer, type DevServerTuning } from '../cli/temporal-dev-server';
 
 /** TEMPORAL_ADDRESS when set, else a fresh dev server (file-backed as `npm start` runs it; BENCH_TEMPORAL_IN_MEMORY=1 for memory). */
-export async function benchTemporal(workDir: string): Promise<{ address: string; devServer: DevServer | undefined }> {
+export async function benchTemporal(
+  workDir: string,
+  /** A dev server with these settings, whatever TEMPORAL_ADDRESS says (bench/temporal-sweep.ts). */
+  variant?: { readonly tuning: DevServerTuning; readonly persist: boolean },
+): Promise<{ address: string; devServer: DevServer | undefined }> {
   const existing = process.env['TEMPORAL_ADDRESS'];
-  if (existing) return { address: existing, devServer: undefined };
+  if (existing && variant === undefined) return { address: existing, devServer: undefined };
   const devServer = await startDevServer({
+    tuning: variant?.tuning,
     binary: await ensureTemporalBinary(),
     dataDir: workDir,
     port: 0,
     uiPort: undefined,
     namespace: 'default',
-    persist: process.env['BENCH_TEMPORAL_IN_MEMORY'] !== '1',
+    persist: variant?.persist ?? process.env['BENCH_TEMPORAL_IN_MEMORY'] !== '1',
   });
   return { address: devServer.address, devServer };
 }
@@ -49,10 +54,16 @@ export interface BenchOrchestrator {
  * `npm start`'s process tree (gateway + workflow worker + one pool-worker child) for one pool, on the given
  * Temporal. API keys are off: the benchmarks measure the relay and the queue, not key checks.
  */
-export async function startBenchOrchestrator(workDir: string, temporalAddress: string, pool: Record<string, unknown>): Promise<BenchOrchestrator> {
+export async function startBenchOrchestrator(
+  workDir: string,
+  temporalAddress: string,
+  pool: Record<string, unknown>,
+  /** Other top-level config sections (e.g. `placement: { fast_start: false }`); each stack gets its own config file. */
+  extraConfig: Record<string, unknown> = {},
+): Promise<BenchOrchestrator> {
   const gatewayPort = await freePort();
-  const configPath = join(workDir, 'bench.yaml');
-  writeFileSync(configPath, stringify({ data_dir: workDir, auth: { mode: 'disabled' }, gateway: { host: '127.0.0.1', port: gatewayPort }, pools: [pool] }));
+  const configPath = join(workDir, `bench-${String(pool['id'])}.yaml`);
+  writeFileSync(configPath, stringify({ data_dir: workDir, auth: { mode: 'disabled' }, gateway: { host: '127.0.0.1', port: gatewayPort }, pools: [pool], ...extraConfig }));
   const child = spawn(process.execPath, [join(resolve(__dirname, '..'), 'cli/start.js'), '--config', configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'warn' },
