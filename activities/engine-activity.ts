@@ -27,10 +27,15 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const attempt = context.info.attempt + (attemptOffset ?? 0);
     const onLane = context.info.taskQueue === replicaLaneTaskQueue(replica.replicaId);
     const adopted = onLane ? dependencies.fastStarts?.adopt(workflow.request.task_id, attempt) : undefined;
-    // A lane may have reserved its poll before the engine filled up: a placed task must not queue inside
-    // the engine, so it goes straight back to the pool queue (the workflow falls back on this code).
-    if (!adopted && onLane && dependencies.slots.busySlots >= dependencies.slots.slotCount) {
-      throw ApplicationFailure.create({ type: ErrorCode.REPLICA_EXHAUSTED, message: `replica ${replica.replicaId} has no free slot for a placed task` });
+    // A poll reserved while a slot was free can bring a task after a fast start (or the lane) took that
+    // slot. The task must not wait inside a full engine, outside priority and fairness, while another
+    // replica may be free: a placed task falls back to the pool queue (the workflow does that on this code),
+    // a pool-queue task goes back to it through the activity's retry.
+    if (!adopted && dependencies.slots.busySlots >= dependencies.slots.slotCount) {
+      throw ApplicationFailure.create({
+        type: ErrorCode.REPLICA_EXHAUSTED,
+        message: onLane ? `replica ${replica.replicaId} has no free slot for a placed task` : `replica ${replica.replicaId} filled up before this task arrived; back to the pool queue`,
+      });
     }
     const generation = adopted ?? startGeneration(dependencies, workflow, { attempt, attemptOffset: attemptOffset ?? 0 });
     const onTemporalCancel = (): void => generation.abort('temporal-cancel');

@@ -35,6 +35,7 @@ const MAX_TRIES = 2;
 export class FastStarter {
   private readonly dispatcher = new Agent({ connections: 64, keepAliveTimeout: 30_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   private readonly leftAloneUntil = new Map<string, number>();
+  private rotation = 0;
   /** Tasks between admission and a replica's answer: they count as queued but are not waiting for the queue. */
   private readonly trying = new Map<string, { readonly poolId: string; readonly priority: Priority }>();
 
@@ -81,7 +82,9 @@ export class FastStarter {
     }
   }
 
+  /** Idempotent: a gateway may be closed twice (tests, shutdown after a failed start). */
   close(): Promise<void> {
+    if (this.dispatcher.closed || this.dispatcher.destroyed) return Promise.resolve();
     return this.dispatcher.close();
   }
 
@@ -108,7 +111,11 @@ export class FastStarter {
     const planned = input.placement?.replicaId;
     if (planned !== undefined) return replicas.filter((replica) => replica.replica_id === planned);
     const load = (replica: ReplicaStatus): number => replica.slots_busy / Math.max(1, replica.slots_total);
-    return replicas.sort((left, right) => load(left) - load(right));
+    // Ties (idle replicas, or a directory that has not seen the last starts yet) rotate, so equally loaded
+    // replicas share the work instead of the first in id order taking all of it.
+    const rotation = this.rotation++ % Math.max(1, replicas.length);
+    const rotated = [...replicas.slice(rotation), ...replicas.slice(0, rotation)];
+    return rotated.sort((left, right) => load(left) - load(right));
   }
 
   private async ask(replica: ReplicaStatus, input: TaskWorkflowInput): Promise<boolean> {

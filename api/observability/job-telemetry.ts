@@ -99,7 +99,21 @@ export class JobTelemetry {
       oomEvents: 0,
       driverResetEvents: 0,
     });
-    this.metrics.inc('tasksEnqueued', { engine: job.engine, engine_version: engineVersion, pool_id: job.pool.id, replica_id: UNASSIGNED, priority: job.priority });
+  }
+
+  /**
+   * The task's workflow exists: it counts as enqueued. Separate from `admitted`, which a fast start calls
+   * before the workflow is written so the replica's first frames find the job (ADR 2026-12-06).
+   */
+  enqueued(taskId: string): void {
+    const job = this.jobs.get(taskId);
+    if (!job) return;
+    this.metrics.inc('tasksEnqueued', { engine: job.engine, engine_version: this.engineVersions.get(job.pool.id) ?? UNKNOWN, pool_id: job.pool.id, replica_id: UNASSIGNED, priority: job.priority });
+  }
+
+  /** The workflow was never written (Temporal unreachable, or a duplicate): the job is forgotten uncounted. */
+  discard(taskId: string): void {
+    this.jobs.delete(taskId);
   }
 
   /** A refused submission (ORCH-2007 reasons) and, for a 429, the backpressure policy that answered. */

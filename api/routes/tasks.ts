@@ -68,6 +68,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   };
   // The stream exists before any replica may push to it (a fast start decodes from the next line on).
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
+  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: planned.request.sampler_profile_version, prompt: taskRequest.prompt, predictedStartMs: estimate.predictedStartMs });
   const fastStarted = await context.fastStarter.start(planned);
   if (fastStarted) context.ledger.dispatched(pool.id, taskRequest.task_id);
   const input = fastStarted ?? planned;
@@ -79,6 +80,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   } catch (error) {
     if (fastStarted) await context.fastStarter.withdraw(fastStarted);
     context.hub.discard(taskRequest.task_id);
+    context.telemetry.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
     request.log.error({ err: error, job_id: taskRequest.task_id }, 'could not start the task workflow');
     throw new OrchError(ErrorCode.POOL_UNAVAILABLE, 'the orchestrator cannot reach Temporal; retry later', {
@@ -91,13 +93,14 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
     if (fastStarted) await context.fastStarter.withdraw(fastStarted);
     context.hub.discard(taskRequest.task_id);
+    context.telemetry.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
     if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
     return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
   }
   context.sessions.recordTurn(clientId, taskRequest.session_id, taskRequest.task_id);
   if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
-  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: input.request.sampler_profile_version, prompt: taskRequest.prompt, predictedStartMs: estimate.predictedStartMs });
+  context.telemetry.enqueued(taskRequest.task_id);
   request.log.info(
     {
       job_id: taskRequest.task_id,

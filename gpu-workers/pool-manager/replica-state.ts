@@ -119,7 +119,8 @@ export class ReplicaStateMachine {
   /** The replica's fast-start listener is up (ADR 2026-12-06): gateways may ask it to start tasks. */
   setFastStartUrl(url: string): void {
     this.current = { ...this.current, fast_start_url: url, updated_at: new Date(this.now()).toISOString() };
-    for (const listener of this.listeners) listener(this.current);
+    // Not a state change: it goes out with the next load publication, not into the state history.
+    for (const listener of this.loadListeners) listener(this.current);
   }
 
   canTransition(to: ReplicaState): boolean {
