@@ -43,8 +43,13 @@ export function mintApiKey(): string {
  * compares it with every stored digest in constant time, without stopping at a match, so the time
  * taken says nothing about which key, or how much of one, matched.
  */
+/** Distinct valid keys remembered per store; past this the memory starts over (a bound, not an LRU). */
+const MAX_CACHED_KEYS = 4_096;
+
 export class ApiKeyStore {
   private readonly keys: readonly StoredKey[];
+  /** Valid keys seen lately → their principal; a config reload builds a new store, so a revoked key is gone with it. */
+  private readonly recent = new Map<string, Principal>();
 
   constructor(entries: readonly ApiKeyEntry[]) {
     this.keys = entries.map((entry) => ({ keyId: entry.id, tenant: entry.tenant, scopes: entry.scopes, digest: Buffer.from(entry.sha256, 'hex') }));
@@ -56,12 +61,21 @@ export class ApiKeyStore {
 
   lookup(presented: string): Principal | undefined {
     if (presented.length === 0 || presented.length > MAX_KEY_LENGTH) return undefined;
+    // A key that matched before is served from memory: a client sends the same key on every request, and
+    // hashing it and walking every stored digest each time is work a cached answer serves. Only exact,
+    // valid keys are cached, so a hit tells a caller nothing it did not already present.
+    const cached = this.recent.get(presented);
+    if (cached) return cached;
     const digest = createHash('sha256').update(presented, 'utf8').digest();
     let found: StoredKey | undefined;
     for (const key of this.keys) {
       if (timingSafeEqual(digest, key.digest) && found === undefined) found = key;
     }
-    return found ? { keyId: found.keyId, tenant: found.tenant, scopes: found.scopes } : undefined;
+    if (!found) return undefined;
+    const principal: Principal = { keyId: found.keyId, tenant: found.tenant, scopes: found.scopes };
+    if (this.recent.size >= MAX_CACHED_KEYS) this.recent.clear();
+    this.recent.set(presented, principal);
+    return principal;
   }
 }
 

@@ -33,13 +33,14 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   }
   const taskRequest = parsed.data;
   const clientId = context.auth.clientIdOf(request);
-  // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task.
-  const digest = requestDigest({ ...taskRequest, tenant: clientId });
+  // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task. Hashed
+  // only once the task gets past admission (or finds its stream), so a refusal costs no hash.
+  const digestOf = (): string => requestDigest({ ...taskRequest, tenant: clientId });
   const pool = selectPool(context.config, taskRequest, (candidate) => context.poolStates.modelOf(candidate));
 
   const existing = context.hub.get(taskRequest.task_id);
   if (existing) {
-    if (existing.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
+    if (existing.requestDigest !== digestOf()) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
     return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
   }
 
@@ -48,6 +49,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
+  const digest = digestOf();
   // Affinity is worth a bounded wait only where the KV can be reused: strict turns never reuse it (engines.md §1.6).
   const affinity = (taskRequest.determinism ?? 'strict') === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
   const placement = await context.placement.plan(pool, taskRequest, clientId, affinity);
