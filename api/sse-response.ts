@@ -36,6 +36,11 @@ export class SseResponse {
     this.writeRaw(encodeSseFrame(frame));
   }
 
+  /** Frames already encoded, whole (a stream relayed from the gateway that holds it). */
+  writeEncoded(frames: string): void {
+    this.writeRaw(frames);
+  }
+
   end(): void {
     if (this.closed) return;
     this.markClosed();

@@ -10,6 +10,8 @@ export interface AdmissionMemo {
   readonly requestDigest: string;
   readonly queuePosition: number;
   readonly predictedStartMs: number;
+  /** The internal URL of the gateway holding the live stream: other gateways relay from it (api/stream-relay.ts). */
+  readonly streamSinkUrl?: string | undefined;
 }
 
 export type StartOutcome = { readonly kind: 'started' } | { readonly kind: 'duplicate'; readonly memo: AdmissionMemo | undefined };

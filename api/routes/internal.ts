@@ -5,6 +5,7 @@ import { WorkerChunkSchema } from '../../core/stream-parts';
 import type { GatewayContext } from '../gateway-context';
 import { bearerMatches } from '../../platform/internal-token';
 import { observeSessionChunk } from '../sessions/session-chunk-observer';
+import { serveLiveStream } from '../stream-relay';
 
 const TerminalPartSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('end'), tokensOut: z.int().min(0), decodeMs: z.number().min(0) }),
@@ -41,6 +42,29 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       }
       if (stream.state !== 'live') context.ledger.finished(stream.poolId, id);
       return reply.code(200).send({ verdict });
+    });
+
+    // Another gateway relays this live stream to a client that reached it (api/stream-relay.ts).
+    internal.get('/internal/v1/tasks/:id/stream', async (request, reply) => {
+      const { id } = ParamsSchema.parse(request.params);
+      const live = context.hub.get(id);
+      if (!live) return reply.code(404).send({ verdict: 'unknown' });
+      const header = request.headers['last-event-id'];
+      const lastEventId = typeof header === 'string' && /^\d{1,9}$/.test(header) ? Number(header) : undefined;
+      serveLiveStream(live, lastEventId, reply, request.id, request.log);
+      return undefined;
+    });
+
+    // A client's cancel that reached another gateway: this one stops emitting at once (ORCH-3026).
+    internal.post('/internal/v1/tasks/:id/cancel', async (request, reply) => {
+      const { id } = ParamsSchema.parse(request.params);
+      const live = context.hub.get(id);
+      if (!live) return reply.code(404).send({ verdict: 'unknown' });
+      live.cancel();
+      context.ledger.withdrawn(live.poolId, id);
+      context.sessions.taskEnded(id, false);
+      context.telemetry.cancelled(id, 'client');
+      return reply.code(204).send();
     });
 
     internal.post('/internal/v1/tasks/:id/terminal', async (request, reply) => {

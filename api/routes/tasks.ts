@@ -12,6 +12,7 @@ import { assertPoolAdmits } from '../pool-admission-gate';
 import { selectPool } from '../pool-selection';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
+import { cancelAtHolder, relayStream, serveLiveStream, streamHolderOf } from '../stream-relay';
 import { toSseFrame } from '../sse-frames';
 import { requestDigest, startTaskWorkflow } from '../task-starter';
 
@@ -78,7 +79,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   let outcome;
   try {
     // Durable before the 202, fast start or not (ADR 2026-12-06).
-    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate }, context.eagerWorkflowStart);
+    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate, streamSinkUrl: context.internalUrl }, context.eagerWorkflowStart);
   } catch (error) {
     if (fastStarted) await context.fastStarter.withdraw(fastStarted);
     context.hub.discard(taskRequest.task_id);
@@ -128,15 +129,12 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
   const lastEventId = parseLastEventId(request.headers['last-event-id']);
   const live = context.hub.get(taskId);
   if (live) {
-    reply.hijack();
-    const sse = new SseResponse(reply.raw, request.id);
-    const subscription = live.subscribe(lastEventId, (frame) => sse.write(frame), () => sse.end());
-    if (!subscription.complete) {
-      request.log.warn({ job_id: taskId, last_event_id: lastEventId }, 'resume point no longer buffered; replaying what is kept');
-    }
-    sse.onClose(subscription.unsubscribe);
+    serveLiveStream(live, lastEventId, reply, request.id, request.log);
     return undefined;
   }
+  // Admitted by another gateway and still running: relay its live stream.
+  const holder = await streamHolderOf(context, taskId);
+  if (holder !== undefined && (await relayStream(context, holder, taskId, lastEventId, reply, request.id))) return undefined;
   const parts = await streamPartsFromWorkflow(context.client, taskId, context.config.pools[0]?.engine ?? 'llamacpp');
   if (!parts) throw unknownTask(taskId);
   reply.hijack();
@@ -152,8 +150,13 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
   const { id: taskId } = parseTaskIdParams(request.params);
   await assertOwnsTask(context, taskId, context.auth.clientIdOf(request));
   const live = context.hub.get(taskId);
-  // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026).
+  // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026); and a
+  // stream held by another gateway is cancelled there first, so nothing reaches its readers either.
   live?.cancel();
+  if (!live) {
+    const holder = await streamHolderOf(context, taskId);
+    if (holder !== undefined) await cancelAtHolder(context, holder, taskId, request.log);
+  }
   try {
     await context.client.workflow.getHandle(taskWorkflowId(taskId)).executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
   } catch (error) {
