@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -45,6 +46,11 @@ export interface GatewayOptions {
   readonly configPath?: string | undefined;
   /** Overrides config.gateway.host/port (tests listen on port 0). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
+  /**
+   * A listener of this process alone for the internal channel, when the public port is shared by several
+   * gateway processes (cli/gateway-process.ts): workers must reach this gateway, not any of them.
+   */
+  readonly internalListen?: { readonly host: string } | undefined;
 }
 
 export interface RunningGateway {
@@ -152,7 +158,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   await app.listen({ host: listen.host, port: listen.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
-  const url = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+  const url = httpUrl(listen.host, port);
+  const internalServer = options.internalListen && !internalUrl ? await listenPrivately(app, options.internalListen.host) : undefined;
+  if (internalServer) internalUrl = internalServer.url;
   if (!internalUrl) internalUrl = url;
   return {
     app,
@@ -167,9 +175,36 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       replicas.stop();
       poolStates.stop();
       observability.stop();
+      await internalServer?.close();
       await app.close();
       await fastStarter.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));
     },
+  };
+}
+
+function httpUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The same routes on a port of this process alone. `exclusive` keeps a cluster worker from sharing it
+ * through the primary, as the public port is.
+ */
+async function listenPrivately(app: FastifyInstance, host: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((request, response) => app.routing(request, response));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: httpUrl(host, port),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -1,14 +1,13 @@
 import { resolve } from 'node:path';
-import { startGateway } from '../api/gateway';
 import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { onShutdownSignal } from '../platform/shutdown';
-import { Client } from '@temporalio/client';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
-import { startWorkflowWorker } from '../workflows/workflow-worker';
 import { superviseChild, type SupervisedChild } from './child-supervisor';
+import { startGatewayCluster } from './gateway-cluster';
+import { startGatewayProcess } from './gateway-process';
 import { ensureDevApiKey, printDevApiKey } from './dev-api-key';
 import { provisionPools } from './provision-pools';
 import { registerSearchAttributes } from './search-attributes-registration';
@@ -44,24 +43,19 @@ async function main(): Promise<void> {
     });
     address = devServer.address;
   }
-  // One NativeConnection for the workflow worker and the gateway's client, so starts can be eager.
-  const connection = await connectWorker(address, logger);
-  if (!devServer) await registerSearchAttributes(connection, config.temporal.namespace);
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken, logger });
-  const gateway = await startGateway({ config, configPath, client, logger, internalToken, eagerWorkflowStart: true });
-  // ORCH-3031: SIGHUP re-reads the config file, as POST /v1/config/reload does; a refused change is logged.
-  process.on('SIGHUP', () => {
+  if (!devServer) {
+    const registration = await connectWorker(address, logger);
     try {
-      gateway.configReloader.reload();
-    } catch (error) {
-      logger.error({ err: error }, 'config reload on SIGHUP refused');
+      await registerSearchAttributes(registration, config.temporal.namespace);
+    } finally {
+      await registration.close();
     }
-  });
+  }
+  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
+  const gateways = await startGateways(config.gateway.processes, { config, configPath, address, internalToken, logger }, childEnv);
 
   // The llama-server build and the models, into the cache with progress, before any replica needs them.
   await provisionPools(config);
-  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
   const children: SupervisedChild[] = config.pools.flatMap((pool) =>
     Array.from({ length: pool.replicas }, (_unused, replicaIndex) =>
       superviseChild(
@@ -73,18 +67,37 @@ async function main(): Promise<void> {
     ),
   );
 
-  printBanner(gateway.url, devServer?.uiUrl, address, config.pools[0]);
-  if (devApiKey) printDevApiKey(devApiKey, gateway.url);
+  printBanner(gateways.url, devServer?.uiUrl, address, config.pools[0], config.gateway.processes);
+  if (devApiKey) printDevApiKey(devApiKey, gateways.url);
   onShutdownSignal(logger, async () => {
     await Promise.all(children.map((child) => child.stop()));
-    await gateway.close();
-    await workflowWorker.stop();
-    await connection.close();
+    await gateways.stop();
     await devServer?.stop();
   });
 }
 
-function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined): void {
+/**
+ * The gateway with its workflow worker in this process, or `gateway.processes` of them as cluster workers
+ * sharing the port (admission and refusals then use that many cores; streams relay between them).
+ */
+async function startGateways(
+  processes: number,
+  options: Omit<Parameters<typeof startGatewayProcess>[0], 'sharedPort'>,
+  childEnv: NodeJS.ProcessEnv,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  if (processes <= 1) {
+    const running = await startGatewayProcess({ ...options, sharedPort: false });
+    return { url: running.gateway.url, stop: () => running.stop() };
+  }
+  const gatewayCluster = startGatewayCluster(processes, ['--config', options.configPath], childEnv, options.logger);
+  // SIGHUP reloads the config in every gateway process (ORCH-3031).
+  process.on('SIGHUP', () => gatewayCluster.signal('SIGHUP'));
+  await gatewayCluster.ready;
+  const { host, port } = options.config.gateway;
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, stop: () => gatewayCluster.stop() };
+}
+
+function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined, gatewayProcesses: number): void {
   const example = pool
     ? [
         `  TASK=$(cat /proc/sys/kernel/random/uuid)`,
@@ -96,7 +109,7 @@ function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string
     [
       '',
       'llama-orch is running',
-      `  API          ${apiUrl}`,
+      `  API          ${apiUrl}${gatewayProcesses > 1 ? `  (${gatewayProcesses} gateway processes)` : ''}`,
       `  Temporal     ${temporal}`,
       `  Web UI       ${uiUrl ?? '(the cluster\'s own Web UI)'}  — find a job with: TaskId="<task_id>"`,
       '',

@@ -130,7 +130,12 @@ function buildConfigSchema(strict: boolean) {
       port: portSchema.default(8080),
       /** How pool workers reach this gateway's internal channel; defaults to http://host:port. */
       internal_url: z.url().nullish(),
-    }).default({ host: '127.0.0.1', port: 8080 }),
+      /**
+       * Gateway processes `npm start` runs on the port (node:cluster): admission and refusals then use as
+       * many cores. Each process has its own internal listener; streams are relayed between them.
+       */
+      processes: z.int().min(1).max(64).default(1),
+    }).default({ host: '127.0.0.1', port: 8080, processes: 1 }),
     streams: object({
       /** Frames kept per live stream for Last-Event-ID resume. */
       replay_buffer_frames: z.int().min(16).default(4096),
