@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { MOCK_BUILD_INFO, startMockEngine } from '../../gpu-workers/engines/mock-llamacpp/mock-engine';
 import type { MockEngine, MockEngineOptions } from '../../gpu-workers/engines/mock-llamacpp/mock-engine';
+import { applyMockChatTemplate } from '../../gpu-workers/engines/mock-llamacpp/mock-openai';
 import { createLlamaCppAdapter } from '../../gpu-workers/engines/llamacpp/llamacpp-adapter';
 
 interface Chunk {
@@ -96,6 +97,63 @@ async function completeJson(engine: MockEngine, body: Record<string, unknown>): 
 
 function streamedText(chunks: readonly Chunk[]): string {
   return chunks.map((chunk) => chunk.content).join('');
+}
+
+async function postTo(engine: MockEngine, path: string, body: unknown) {
+  return request(`${engine.url}${path}`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+interface OpenAiTimings {
+  prompt_n: number;
+  predicted_n: number;
+  predicted_ms: number;
+}
+
+interface OpenAiUsage {
+  completion_tokens: number;
+  prompt_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+interface TextCompletionChunk {
+  choices: { text: string; index: number; logprobs: null; finish_reason: string | null }[];
+  created: number;
+  model: string;
+  system_fingerprint: string;
+  object: string;
+  id: string;
+  usage?: OpenAiUsage;
+  timings?: OpenAiTimings;
+}
+
+interface ChatChunk {
+  choices: { finish_reason: string | null; index: number; delta: { role?: string; content?: string | null } }[];
+  created: number;
+  id: string;
+  model: string;
+  system_fingerprint: string;
+  object: string;
+  usage?: OpenAiUsage;
+  timings?: OpenAiTimings;
+}
+
+/** An OpenAI-style stream: `data: {json}` events, the last one `data: [DONE]`. */
+async function streamOpenAi<T>(engine: MockEngine, path: string, body: Record<string, unknown>): Promise<{ chunks: T[]; raw: string[] }> {
+  const response = await postTo(engine, path, { ...body, stream: true });
+  expect(response.statusCode).toBe(200);
+  expect(response.headers['content-type']).toContain('text/event-stream');
+  const text = await response.body.text();
+  expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  const raw = text.split('\n\n').filter((event) => event.length > 0);
+  raw.forEach((event) => expect(event.startsWith('data: ')).toBe(true));
+  const chunks = raw.slice(0, -1).map((event) => JSON.parse(event.slice('data: '.length)) as T);
+  return { chunks, raw };
 }
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -350,6 +408,153 @@ describe('mock llama-server', () => {
     } finally {
       await adapter.close();
     }
+  });
+
+  test("/v1/completions streams llama-server's text_completion chunks, then finish_reason, usage and timings, then [DONE]", async () => {
+    const engine = await start({ ttftMs: 0, interTokenMs: 1, modelPath: '/models/tiny-q4.gguf' });
+    const { chunks, raw } = await streamOpenAi<TextCompletionChunk>(engine, '/v1/completions', {
+      model: 'whatever-the-client-says',
+      prompt: 'Say hello',
+      max_tokens: 5,
+      seed: 42,
+      stop: null, // OpenAI clients send nulls; llama-server ignores them
+    });
+    expect(raw.at(-1)).toBe('data: [DONE]');
+    expect(chunks).toHaveLength(6);
+    const id = chunks[0]?.id;
+    expect(id).toMatch(/^chatcmpl-[0-9A-Za-z]{32}$/);
+    for (const chunk of chunks) {
+      // llama-server answers with its own model name (the file's, or --alias), whatever the request named.
+      expect(chunk).toMatchObject({ object: 'text_completion', id, model: 'tiny-q4.gguf', system_fingerprint: MOCK_BUILD_INFO });
+      expect(chunk.created).toBeGreaterThan(1_600_000_000);
+    }
+    chunks.slice(0, 5).forEach((chunk) => {
+      expect(Object.keys(chunk)).toEqual(['choices', 'created', 'model', 'system_fingerprint', 'object', 'id']);
+      expect(chunk.choices).toEqual([{ text: expect.any(String), index: 0, logprobs: null, finish_reason: null }]);
+    });
+    const final = chunks[5];
+    expect(Object.keys(final ?? {})).toEqual(['choices', 'created', 'model', 'system_fingerprint', 'object', 'usage', 'id', 'timings']);
+    expect(final?.choices).toEqual([{ text: '', index: 0, logprobs: null, finish_reason: 'length' }]);
+    expect(final?.usage).toEqual({ completion_tokens: 5, prompt_tokens: 3, total_tokens: 8, prompt_tokens_details: { cached_tokens: 0 } });
+    expect(final?.timings).toMatchObject({ prompt_n: 3, predicted_n: 5 });
+    expect(engine.stats().lastCompletionRequest).toMatchObject({ model: 'whatever-the-client-says', max_tokens: 5 });
+    // The same generation as the native route: same seed and prompt, same text.
+    const native = streamedText(await streamCompletion(engine, { prompt: 'Say hello', n_predict: 5, seed: 42 }));
+    expect(chunks.map((chunk) => chunk.choices[0]?.text ?? '').join('')).toBe(native);
+  });
+
+  test('/v1/completions without stream answers one text_completion; n_predict beats max_tokens; EOS finishes with "stop"', async () => {
+    const engine = await start({ ttftMs: 0, interTokenMs: 0, emitEos: true });
+    const response = await postTo(engine, '/v1/completions', { prompt: ['story'], max_tokens: 200, seed: 9 });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toContain('application/json');
+    const body = (await response.body.json()) as TextCompletionChunk;
+    const native = await completeJson(engine, { prompt: 'story', seed: 9, n_predict: 200 });
+    expect(native.stop_type).toBe('eos');
+    expect(body).toMatchObject({ object: 'text_completion', model: 'mock-llamacpp-tiny.gguf' });
+    expect(body.choices).toEqual([{ text: native.content, index: 0, logprobs: null, finish_reason: 'stop' }]);
+    expect(body.usage).toMatchObject({ completion_tokens: native.tokens_predicted, prompt_tokens: 2 });
+    const limited = (await (await postTo(engine, '/v1/completions', { prompt: 'story', max_tokens: 200, n_predict: 3, seed: 9 })).body.json()) as TextCompletionChunk;
+    expect(limited.choices[0]?.finish_reason).toBe('length');
+    expect(limited.usage?.completion_tokens).toBe(3);
+  });
+
+  test('/v1/chat/completions streams a role delta, content deltas, a finish chunk, the include_usage chunk, then [DONE]', async () => {
+    const engine = await start({ ttftMs: 0, interTokenMs: 1, modelAlias: 'mock-chat' });
+    const messages = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: [{ type: 'text', text: 'Say hello' }] },
+    ];
+    const { chunks } = await streamOpenAi<ChatChunk>(engine, '/v1/chat/completions', {
+      model: 'mock-chat',
+      messages,
+      max_completion_tokens: 4,
+      seed: 7,
+      stream_options: { include_usage: true },
+    });
+    // role, 4 content deltas, finish, usage
+    expect(chunks).toHaveLength(7);
+    const id = chunks[0]?.id;
+    expect(id).toMatch(/^chatcmpl-[0-9A-Za-z]{32}$/);
+    chunks.forEach((chunk) => expect(chunk).toMatchObject({ object: 'chat.completion.chunk', id, model: 'mock-chat', system_fingerprint: MOCK_BUILD_INFO }));
+    expect(Object.keys(chunks[0] ?? {})).toEqual(['choices', 'created', 'id', 'model', 'system_fingerprint', 'object']);
+    expect(chunks[0]?.choices).toEqual([{ finish_reason: null, index: 0, delta: { role: 'assistant', content: null } }]);
+    const deltas = chunks.slice(1, 5).map((chunk) => {
+      expect(chunk.choices[0]).toMatchObject({ finish_reason: null, index: 0 });
+      expect(Object.keys(chunk.choices[0]?.delta ?? {})).toEqual(['content']);
+      return chunk.choices[0]?.delta.content ?? '';
+    });
+    expect(chunks[5]?.choices).toEqual([{ finish_reason: 'length', index: 0, delta: {} }]);
+    expect(chunks[5]?.timings).toBeUndefined();
+    const usageChunk = chunks[6];
+    expect(usageChunk?.choices).toEqual([]);
+    expect(usageChunk?.usage).toMatchObject({ completion_tokens: 4, total_tokens: 4 + (usageChunk?.usage?.prompt_tokens ?? 0) });
+    expect(usageChunk?.timings).toMatchObject({ predicted_n: 4 });
+    // The chat prompt is the ChatML rendering of the messages; /completion gives the same tokens for it.
+    const prompt = applyMockChatTemplate([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Say hello' },
+    ]);
+    const native = await completeJson(engine, { prompt, n_predict: 4, seed: 7 });
+    expect(deltas.join('')).toBe(native.content);
+    expect(usageChunk?.usage?.prompt_tokens).toBe(native.tokens_evaluated);
+
+    // Without include_usage the finish chunk is the last one and carries the timings.
+    const plain = await streamOpenAi<ChatChunk>(engine, '/v1/chat/completions', { messages, max_tokens: 2, seed: 7 });
+    expect(plain.chunks).toHaveLength(4);
+    expect(plain.chunks.at(-1)?.choices).toEqual([{ finish_reason: 'length', index: 0, delta: {} }]);
+    expect(plain.chunks.at(-1)?.timings).toMatchObject({ predicted_n: 2 });
+    expect(plain.chunks.some((chunk) => chunk.usage !== undefined)).toBe(false);
+  });
+
+  test('/v1/chat/completions without stream answers one chat.completion with the assistant message', async () => {
+    const engine = await start({ ttftMs: 0, interTokenMs: 0 });
+    const messages = [{ role: 'user', content: 'Hi' }];
+    const response = await postTo(engine, '/v1/chat/completions', { messages, max_tokens: 6, seed: 3 });
+    expect(response.statusCode).toBe(200);
+    const body = (await response.body.json()) as {
+      choices: { finish_reason: string; index: number; message: { role: string; content: string } }[];
+      object: string;
+      usage: OpenAiUsage;
+      timings: OpenAiTimings;
+    };
+    expect(Object.keys(body)).toEqual(['choices', 'created', 'model', 'system_fingerprint', 'object', 'usage', 'id', 'timings']);
+    const native = await completeJson(engine, { prompt: applyMockChatTemplate(messages), n_predict: 6, seed: 3 });
+    expect(body.object).toBe('chat.completion');
+    expect(body.choices).toEqual([{ finish_reason: 'length', index: 0, message: { role: 'assistant', content: native.content } }]);
+    expect(body.usage).toEqual({ completion_tokens: 6, prompt_tokens: native.tokens_evaluated, total_tokens: 6 + native.tokens_evaluated, prompt_tokens_details: { cached_tokens: 0 } });
+    expect(body.timings).toMatchObject({ predicted_n: 6 });
+  });
+
+  test('/v1/models lists the one model (meta null while loading); the OpenAI routes 503 until loaded, then validate like /completion', async () => {
+    const engine = await start({ loadDelayMs: 1_500, contextSize: 8, modelAlias: 'tiny' });
+    const loading = await getJson<{ object: string; data: { id: string; meta: unknown }[] }>(engine, '/v1/models');
+    expect(loading.status).toBe(200);
+    expect(loading.body.data[0]).toMatchObject({ id: 'tiny', meta: null });
+    const early = await postTo(engine, '/v1/completions', { prompt: 'x' });
+    expect(early.statusCode).toBe(503);
+    expect(await early.body.json()).toEqual({ error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
+    await waitFor(async () => (await get(engine, '/health')).status === 200, 10_000);
+    const models = await getJson<{
+      object: string;
+      data: { id: string; aliases: string[]; object: string; owned_by: string; created: number; meta: { n_vocab: number; n_ctx_train: number } }[];
+      models: { name: string; model: string; details: { format: string } }[];
+    }>(engine, '/v1/models');
+    expect(models.body.object).toBe('list');
+    expect(models.body.data).toHaveLength(1);
+    expect(models.body.data[0]).toMatchObject({ id: 'tiny', aliases: ['tiny'], object: 'model', owned_by: 'llamacpp', meta: { n_ctx_train: 8 } });
+    expect(models.body.data[0]?.meta.n_vocab).toBeGreaterThan(100);
+    expect(models.body.models[0]).toMatchObject({ name: 'tiny', model: 'tiny', details: { format: 'gguf' } });
+    const tooLong = await postTo(engine, '/v1/completions', { prompt: 'one two three four five six seven eight', max_tokens: 1 });
+    expect(tooLong.statusCode).toBe(400);
+    expect(await tooLong.body.json()).toMatchObject({ error: { code: 400, type: 'exceed_context_size_error', n_ctx: 8 } });
+    const noMessages = await postTo(engine, '/v1/chat/completions', { model: 'tiny', max_tokens: 1 });
+    expect(noMessages.statusCode).toBe(400);
+    expect(await noMessages.body.json()).toMatchObject({ error: { code: 400, type: 'invalid_request_error' } });
+    const twoPrompts = await postTo(engine, '/v1/completions', { prompt: ['a', 'b'] });
+    expect(twoPrompts.statusCode).toBe(400);
+    await twoPrompts.body.dump();
+    expect(engine.stats().completionsAccepted).toBe(0);
   });
 
   test('CLI: prints one "listening" JSON line, warns on stderr that it is a mock, exits 0 on SIGTERM', async () => {

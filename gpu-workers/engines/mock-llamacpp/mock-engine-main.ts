@@ -9,7 +9,7 @@ import { MOCK_BUILD_INFO, startMockEngine } from './mock-engine';
  */
 const USAGE =
   'usage: mock-engine-main [--port N] [--slots N] [--ttft-ms N] [--inter-token-ms N] [--load-delay-ms N] ' +
-  '[--ctx-size N] [--default-n-predict N] [--emit-eos] [--model-path PATH]';
+  '[--ctx-size N] [--default-n-predict N] [--emit-eos] [--model-path PATH] [--alias NAME]';
 
 function nonNegativeInt(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
       'default-n-predict': { type: 'string' },
       'emit-eos': { type: 'boolean' },
       'model-path': { type: 'string' },
+      alias: { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
     defaultNPredict: nonNegativeInt('default-n-predict', values['default-n-predict']),
     emitEos: values['emit-eos'],
     modelPath: values['model-path'],
+    modelAlias: values.alias,
   });
   process.stderr.write(
     `*** MOCK llama.cpp engine (build_info "${MOCK_BUILD_INFO}") at ${engine.url}: synthetic word pieces, ` +

@@ -1,18 +1,22 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basename } from 'node:path';
 import { parseCompletionBody } from './mock-completion-request';
-import { MockGeneration } from './mock-generation';
-import type { MockCounters } from './mock-generation';
+import type { MockCompletionParams, MockEngineError } from './mock-completion-request';
+import { MockGeneration, nativeWire } from './mock-generation';
+import type { CompletionWire, MockCounters } from './mock-generation';
 import { renderMockMetrics } from './mock-metrics';
 import type { MockMetricsSnapshot } from './mock-metrics';
 import { LOADING_ERROR, NOT_FOUND_ERROR, readJsonBody, sendJson } from './mock-http';
 import { MockSlotPool } from './mock-slot-pool';
+import { modelsBody, openAiChatWire, openAiCompletionWire, parseOpenAiChatBody, parseOpenAiCompletionBody } from './mock-openai';
 
 /**
  * A test double that speaks llama-server's native HTTP API (engines.md §1.2–1.5): /health, /props,
- * /slots, /completion (SSE or JSON) and /metrics. Output is synthetic text, deterministic from
- * (seed, prompt); see mock-vocabulary.ts. Limits, documented here once:
+ * /slots, /completion (SSE or JSON) and /metrics; and its OpenAI-compatible routes (§1.4, see
+ * mock-openai.ts): /v1/completions, /v1/chat/completions and /v1/models. Output is synthetic text,
+ * deterministic from (seed, prompt) whatever the route; see mock-vocabulary.ts. Limits, documented here once:
  * - `n_predict` absent → `defaultNPredict`; -1 → until the context is full; stop_type "limit".
  * - EOS only with `emitEos`: then a completion stops (stop_type "eos") after a seed-derived 8–63
  *   tokens unless the request sets `ignore_eos`.
@@ -36,6 +40,8 @@ export interface MockEngineOptions {
   readonly defaultNPredict?: number | undefined;
   readonly emitEos?: boolean | undefined;
   readonly modelPath?: string | undefined;
+  /** llama-server `--alias`: the model name of the OpenAI-compatible routes. Default: the model file's name. */
+  readonly modelAlias?: string | undefined;
 }
 
 /** build_info the mock reports: clearly not a llama.cpp build ("b<number>-<commit>"). */
@@ -43,11 +49,11 @@ export const MOCK_BUILD_INFO = 'mock-0.1.0';
 
 export interface MockEngineStats extends MockMetricsSnapshot {
   readonly ready: boolean;
-  /** Completions that passed validation (streamed or not). */
+  /** Completions that passed validation (streamed or not, any route). */
   readonly completionsAccepted: number;
   /** Completions that had to wait for a slot, since start. */
   readonly deferredTotal: number;
-  /** The last /completion body as received, for asserting what a client sent. */
+  /** The last completion body as received (any route), for asserting what a client sent. */
   readonly lastCompletionRequest: unknown;
 }
 
@@ -62,6 +68,9 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
   const contextSize = options.contextSize ?? 4096;
   const defaultNPredict = options.defaultNPredict ?? 16;
   const modelPath = options.modelPath ?? '/models/mock-llamacpp-tiny.gguf';
+  // llama-server's model_name: the alias, else the file name; what the OpenAI-compatible routes report.
+  const modelName = options.modelAlias ?? basename(modelPath);
+  const openAiContext = { model: modelName, buildInfo: MOCK_BUILD_INFO };
   const timing = {
     ttftMs: options.ttftMs ?? 20,
     interTokenMs: options.interTokenMs ?? 5,
@@ -116,7 +125,23 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       },
     }));
 
-  async function handleCompletion(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  type CompletionRoute = (body: unknown) => { ok: true; params: MockCompletionParams; wire: CompletionWire } | { ok: false; error: MockEngineError };
+  const limits = { slotCount, contextSize, defaultNPredict };
+
+  const nativeRoute: CompletionRoute = (body) => {
+    const parsed = parseCompletionBody(body, limits);
+    return parsed.ok ? { ok: true, params: parsed.params, wire: nativeWire(parsed.params) } : parsed;
+  };
+  const openAiCompletionRoute: CompletionRoute = (body) => {
+    const parsed = parseOpenAiCompletionBody(body, limits);
+    return parsed.ok ? { ok: true, params: parsed.request.params, wire: openAiCompletionWire(openAiContext) } : parsed;
+  };
+  const openAiChatRoute: CompletionRoute = (body) => {
+    const parsed = parseOpenAiChatBody(body, limits);
+    return parsed.ok ? { ok: true, params: parsed.request.params, wire: openAiChatWire(openAiContext, parsed.request.includeUsage) } : parsed;
+  };
+
+  async function handleCompletion(req: IncomingMessage, res: ServerResponse, parse: CompletionRoute): Promise<void> {
     // Registered before the body is read, so a client that leaves early is never missed.
     let gone = false;
     let onGone = (): void => undefined;
@@ -129,7 +154,7 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
     if (gone) return;
     if (!body.ok) return sendJson(res, body.error.status, body.error.body);
     lastCompletionRequest = body.value;
-    const parsed = parseCompletionBody(body.value, { slotCount, contextSize, defaultNPredict });
+    const parsed = parse(body.value);
     if (!parsed.ok) return sendJson(res, parsed.error.status, parsed.error.body);
     completionsAccepted++;
     const params = parsed.params;
@@ -137,7 +162,7 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
       res.flushHeaders();
     }
-    const generation = new MockGeneration(params, res, counters, timing, (slot) => pool.release(slot));
+    const generation = new MockGeneration(params, res, counters, timing, (slot) => pool.release(slot), parsed.wire);
     const slotRequest = pool.acquire(params.slotId, generation.start);
     onGone = () => {
       slotRequest.withdraw();
@@ -152,7 +177,10 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       if (!ready) return sendJson(res, LOADING_ERROR.status, LOADING_ERROR.body);
       return sendJson(res, 200, { status: 'ok' });
     }
-    // Like llama-server, every other route answers 503 until the model has loaded.
+    // Like llama-server, the models list answers while loading (meta null); every other route 503s until loaded.
+    if (method === 'GET' && (path === '/v1/models' || path === '/models')) {
+      return sendJson(res, 200, modelsBody({ name: modelName, aliases: options.modelAlias === undefined ? [] : [options.modelAlias], contextSize }, ready));
+    }
     if (!ready) return sendJson(res, LOADING_ERROR.status, LOADING_ERROR.body);
     if (method === 'GET' && path === '/props') return sendJson(res, 200, props());
     if (method === 'GET' && path === '/slots') return sendJson(res, 200, slotsView());
@@ -173,8 +201,18 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       req.resume();
       return sendJson(res, 200, { id_slot: slot.id, n_erased: erased });
     }
-    if (method === 'POST' && (path === '/completion' || path === '/completions')) {
-      handleCompletion(req, res).catch((error: unknown) => {
+    const completionRoute =
+      method !== 'POST'
+        ? undefined
+        : path === '/completion' || path === '/completions'
+          ? nativeRoute
+          : path === '/v1/completions'
+            ? openAiCompletionRoute
+            : path === '/v1/chat/completions' || path === '/chat/completions'
+              ? openAiChatRoute
+              : undefined;
+    if (completionRoute !== undefined) {
+      handleCompletion(req, res, completionRoute).catch((error: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { error: { code: 500, message: String(error), type: 'server_error' } });
         else res.destroy();
       });

@@ -22,7 +22,67 @@ export interface GenerationTiming {
   readonly modelName: string;
 }
 
-type StopType = 'eos' | 'limit';
+export type StopType = 'eos' | 'limit';
+
+export interface MockTimings {
+  readonly cache_n: number;
+  readonly prompt_n: number;
+  readonly prompt_ms: number;
+  readonly prompt_per_token_ms: number;
+  readonly prompt_per_second: number;
+  readonly predicted_n: number;
+  readonly predicted_ms: number;
+  readonly predicted_per_token_ms: number;
+  readonly predicted_per_second: number;
+}
+
+/** A finished completion in llama-server's native shape (`to_json_non_oaicompat`); every wire format starts from it. */
+export interface NativeFinalResult {
+  readonly index: number;
+  /** '' when streamed: the text went out in the partial chunks. */
+  readonly content: string;
+  readonly tokens: readonly number[];
+  readonly id_slot: number;
+  readonly stop: true;
+  readonly model: string;
+  readonly tokens_predicted: number;
+  readonly tokens_evaluated: number;
+  readonly generation_settings: Readonly<Record<string, unknown>>;
+  readonly prompt: string;
+  readonly has_new_line: boolean;
+  readonly truncated: boolean;
+  readonly stop_type: StopType;
+  readonly stopping_word: string;
+  readonly tokens_cached: number;
+  readonly timings: MockTimings;
+}
+
+/**
+ * How one completion goes on the wire: llama-server's native /completion shape (below) or one of its
+ * OpenAI-compatible ones (mock-openai.ts). The generation (slot, pacing, tokens) is the same for all.
+ */
+export interface CompletionWire {
+  /** The SSE text for one streamed token; `generated` already counts it. Written with one res.write. */
+  token(tokenId: number, generated: number): string;
+  /** The SSE text that ends a stream. */
+  streamEnd(final: NativeFinalResult): string;
+  /** The JSON body of a completion that was not streamed. */
+  body(final: NativeFinalResult): unknown;
+}
+
+/** llama-server's native /completion wire: bare `data:` chunks, the final one carrying stop_type and timings, no [DONE]. */
+export function nativeWire(params: MockCompletionParams): CompletionWire {
+  const returnTokens = params.returnTokens;
+  const tail = `"stop":false,"id_slot":-1,"tokens_predicted":`;
+  const evaluated = `,"tokens_evaluated":${params.promptTokens}}\n\n`;
+  return {
+    // Like llama-server (b1-de3ff81): partial chunks say id_slot -1; only the final chunk names the slot.
+    token: (tokenId, generated) =>
+      `data: {"index":0,"content":${pieceJson(tokenId)},"tokens":[${returnTokens ? tokenId : ''}],${tail}${generated}${evaluated}`,
+    streamEnd: (final) => `data: ${JSON.stringify(final)}\n\n`,
+    body: (final) => final,
+  };
+}
 
 /**
  * One completion on one slot. Tokens are due at fixed offsets from the first one (ttft, then every
@@ -49,6 +109,7 @@ export class MockGeneration {
     private readonly counters: MockCounters,
     private readonly timing: GenerationTiming,
     private readonly onSlotFreed: (slot: MockSlot) => void,
+    private readonly wire: CompletionWire = nativeWire(params),
   ) {
     this.source = new SeededTokenSource(params.seed, params.prompt);
   }
@@ -99,12 +160,7 @@ export class MockGeneration {
     this.countToken(now);
     let writable = true;
     if (this.params.stream) {
-      writable = this.res.write(
-        `data: {"index":0,"content":${pieceJson(tokenId)},"tokens":[${this.params.returnTokens ? tokenId : ''}],` +
-          // Like llama-server (b1-de3ff81): partial chunks say id_slot -1; only the final chunk names the slot.
-          `"stop":false,"id_slot":-1,"tokens_predicted":${this.generated},` +
-          `"tokens_evaluated":${this.params.promptTokens}}\n\n`,
-      );
+      writable = this.res.write(this.wire.token(tokenId, this.generated));
     } else {
       this.tokenIds.push(tokenId);
     }
@@ -147,16 +203,16 @@ export class MockGeneration {
       this.slot.nCached = this.params.promptTokens + this.generated;
     }
     if (this.params.stream) {
-      this.res.end(`data: ${JSON.stringify(final)}\n\n`);
+      this.res.end(this.wire.streamEnd(final));
     } else {
-      const body = JSON.stringify(final);
+      const body = JSON.stringify(this.wire.body(final));
       this.res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
       this.res.end(body);
     }
     this.freeSlot();
   }
 
-  private finalResult(stopType: StopType, predictedMs: number): Record<string, unknown> {
+  private finalResult(stopType: StopType, predictedMs: number): NativeFinalResult {
     const promptMs = this.firstTokenAt - this.grantedAt;
     const predictedN = this.generated;
     return {

@@ -17,6 +17,8 @@ const PIECES: readonly string[] = [
 /** Ids below this are "special" tokens, as in real vocabularies; EOS is one of them. */
 const FIRST_PIECE_ID = 100;
 export const MOCK_EOS_TOKEN_ID = 2;
+/** Token ids run 0 … MOCK_VOCAB_SIZE - 1 (the special ids, then one per piece): /v1/models' `n_vocab`. */
+export const MOCK_VOCAB_SIZE = FIRST_PIECE_ID + PIECES.length;
 
 // Serialised once: the hot path splices these into SSE chunks without calling JSON.stringify.
 const PIECE_JSON: readonly string[] = PIECES.map((piece) => JSON.stringify(piece));
