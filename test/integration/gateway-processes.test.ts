@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Agent, request } from 'undici';
+import { stringify } from 'yaml';
+import { freePort } from '../../cli/free-port';
+import { waitFor } from '../support/sse-client';
+import { temporalAddressForTests } from '../support/stack';
+
+/**
+ * `gateway.processes: 2` (issue 10 item 4): `npm start` runs two gateway processes on one port. Each
+ * request may land on either; a stream read through the process that did not admit its task is relayed,
+ * and SIGTERM stops every process of the stack.
+ */
+const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
+let child: ChildProcess;
+let apiUrl: string;
+let poolId: string;
+const lines: Record<string, unknown>[] = [];
+
+beforeAll(async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'llama-orch-gateways-'));
+  const port = await freePort();
+  apiUrl = `http://127.0.0.1:${port}`;
+  const configPath = join(directory, 'config.yaml');
+  poolId = `gw-${randomUUID().slice(0, 8)}`;
+  writeFileSync(
+    configPath,
+    stringify({
+      data_dir: join(directory, 'data'),
+      auth: { mode: 'disabled' },
+      gateway: { host: '127.0.0.1', port, processes: 2 },
+      pools: [{ id: poolId, engine: 'llamacpp', model: 'mock:gateways', ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 4, ttft_ms: 5, inter_token_ms: 10 } }],
+    }),
+  );
+  child = spawn(process.execPath, [START, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TEMPORAL_ADDRESS: temporalAddressForTests(), LOG_LEVEL: 'info' } });
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    for (const line of parts) {
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  child.stderr?.resume();
+  await waitFor(
+    async () => {
+      try {
+        const response = await request(`${apiUrl}/v1/pools/${poolId}/health`, { reset: true });
+        const body = (await response.body.json()) as { ready?: boolean };
+        return response.statusCode === 200 && body.ready === true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    'the stack to serve',
+  );
+}, 90_000);
+
+afterAll(async () => {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+});
+
+test('issue 10: two gateway processes share the port — tasks admitted by either stream in full through either, and SIGTERM stops the whole stack', async () => {
+  const results = await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      // A fresh connection per request: the primary hands connections to the processes in turn.
+      const fresh = new Agent({ pipelining: 0 });
+      try {
+        const taskId = randomUUID();
+        const admitted = await request(`${apiUrl}/v1/tasks`, {
+          method: 'POST',
+          dispatcher: fresh,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ task_id: taskId, session_id: randomUUID(), workload: 'completion', model_ref: 'mock:gateways', engine: 'llamacpp', ctx: 1024, priority: 'interactive', prompt: 'p', max_tokens: 12, deadline_ms: 30_000 }),
+        });
+        expect(admitted.statusCode).toBe(202);
+        await admitted.body.dump();
+        const stream = await request(`${apiUrl}/v1/tasks/${taskId}/stream`, { dispatcher: new Agent(), reset: true });
+        const text = await stream.body.text();
+        return { taskId, tokens: (text.match(/^event: token$/gm) ?? []).length, ended: /^event: end$/m.test(text) };
+      } finally {
+        await fresh.close();
+      }
+    }),
+  );
+  expect(results.every((result) => result.tokens === 12 && result.ended)).toBe(true);
+  // Both processes admitted tasks (their log lines carry their pid).
+  const admittedBy = new Set(lines.filter((line) => line['msg'] === 'task admitted' && line['pool_id'] === poolId).map((line) => line['pid']));
+  expect(admittedBy.size).toBe(2);
+
+  const pids = [...new Set(lines.map((line) => Number(line['pid'])).filter((pid) => Number.isInteger(pid) && pid > 0))];
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  const alive = pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  expect(alive).toEqual([]);
+}, 90_000);
