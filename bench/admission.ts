@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
@@ -21,6 +21,8 @@ import { timeSseTokens } from './sse-timing';
 const SATURATION_SECONDS = Number(process.env['BENCH_SATURATION_SECONDS'] ?? 15);
 const SUBMITTERS = Number(process.env['BENCH_SUBMITTERS'] ?? 32);
 const QUEUED_TASKS = Number(process.env['BENCH_QUEUED_TASKS'] ?? 10_000);
+const CORES = availableParallelism();
+const GATEWAY_PROCESSES = Number(process.env['BENCH_GATEWAY_PROCESSES'] ?? 1);
 const dist = resolve(__dirname, '..');
 
 async function main(): Promise<void> {
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
     auth: { mode: 'disabled' },
     // One tenant submits everything here; its default quota (1024 jobs) would cap the queue under test.
     quotas: { default: { max_concurrent_jobs: null, max_memory_bytes: null } },
-    gateway: { host: '127.0.0.1', port: gatewayPort },
+    gateway: { host: '127.0.0.1', port: gatewayPort, processes: GATEWAY_PROCESSES },
     pools: [
       // Fast engine, many slots: admission and Temporal are what is measured.
       { id: 'served', engine: 'llamacpp', model: 'mock:served', ctx: 4096, devices: [0], queue: { capacity: 100_000 },
@@ -49,9 +51,13 @@ async function main(): Promise<void> {
     spawn(process.execPath, [...nodeFlags, join(dist, script), '--config', configPath, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env });
   // BENCH_GATEWAY_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, profiles the gateway alone.
   const extraGatewayFlags = (process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag.length > 0);
-  const gateway = launch('api/gateway-main.js', [], [...heapSnapshotFlags(workDir), ...extraGatewayFlags]);
-  const workflowWorker = launch('workflows/workflow-worker-main.js');
-  const poolWorker = launch('gpu-workers/pool-worker-main.js', ['--pool', 'served']);
+  // BENCH_GATEWAY_PROCESSES > 1: `npm start`'s cluster of gateway processes (each with its workflow worker)
+  // instead of one gateway-main; the memory phase, which reads one process, is skipped then.
+  const clustered = GATEWAY_PROCESSES > 1;
+  const gateway = clustered ? launch('cli/start.js') : launch('api/gateway-main.js', [], [...heapSnapshotFlags(workDir), ...extraGatewayFlags]);
+  const workflowWorker = clustered ? undefined : launch('workflows/workflow-worker-main.js');
+  const poolWorker = clustered ? undefined : launch('gpu-workers/pool-worker-main.js', ['--pool', 'served']);
+  const gatewayPids = (): number[] => (clustered ? childPids(gateway.pid ?? 0, 'gateway-worker-main') : [gateway.pid ?? 0]);
   const apiUrl = `http://127.0.0.1:${gatewayPort}`;
   const dispatcher = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
   const lines: string[] = [];
@@ -81,14 +87,14 @@ async function main(): Promise<void> {
     lines.push(
       `saturation (${SUBMITTERS} closed-loop submitters, ${SATURATION_SECONDS} s, 4-token tasks):`,
       `  admission 202 latency   p50 ${fmt(median(admitMs))} ms   p99 ${fmt(percentile(admitMs, 0.99))} ms`,
-      `  accepted durable tasks  ${(accepted / elapsedS).toFixed(1)} /s  (${(accepted / elapsedS / 2).toFixed(1)} per core on 2 cores; target ≥ 150 per core)`,
+      `  accepted durable tasks  ${(accepted / elapsedS).toFixed(1)} /s  (${(accepted / elapsedS / CORES).toFixed(1)} per core on ${CORES} cores; target ≥ 150 per core)`,
       `  admission → first token p50 ${fmt(median(firstTokenMs))} ms   p99 ${fmt(percentile(firstTokenMs, 0.99))} ms`,
     );
 
     // 2. Memory per queued task: fill the parked pool, reading the gateway process's RSS before and after.
     const gatewayPid = gateway.pid ?? 0;
-    const heapBefore = await liveHeapBytes(gateway, workDir);
-    const rssBefore = rssBytes(gatewayPid);
+    const heapBefore = clustered ? 0 : await liveHeapBytes(gateway, workDir);
+    const rssBefore = clustered ? 0 : rssBytes(gatewayPid);
     let queued = 0;
     let refusedWhileFilling = 0;
     const fillStarted = performance.now();
@@ -104,10 +110,10 @@ async function main(): Promise<void> {
     }));
     if (refusedWhileFilling > 0) process.stderr.write(`the parked queue refused a task after ${queued} were queued\n`);
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 2_000));
-    const rssAfter = rssBytes(gatewayPid);
+    const rssAfter = clustered ? 0 : rssBytes(gatewayPid);
     const fillSeconds = (performance.now() - fillStarted) / 1000;
-    const heapAfter = await liveHeapBytes(gateway, workDir);
-    lines.push(
+    const heapAfter = clustered ? 0 : await liveHeapBytes(gateway, workDir);
+    if (!clustered) lines.push(
       `memory (${queued} tasks queued in ${fillSeconds.toFixed(0)} s):`,
       `  gateway live heap ${(heapBefore / 2 ** 20).toFixed(1)} → ${(heapAfter / 2 ** 20).toFixed(1)} MiB: ${((heapAfter - heapBefore) / queued / 1024).toFixed(2)} KiB per queued task (target ≤ 4 KB; after a full GC, from heap snapshots)`,
       `  gateway RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB: ${((rssAfter - rssBefore) / queued / 1024).toFixed(2)} KiB per queued task (includes garbage not yet collected)`,
@@ -135,18 +141,19 @@ async function main(): Promise<void> {
       }));
       return { latencies, perSecond: latencies.length / ((performance.now() - started) / 1000) };
     };
-    const cpuBefore = cpuMs(gatewayPid);
+    const cpuBefore = gatewayPids().reduce((sum, pid) => sum + cpuMs(pid), 0);
     const crowded = await overload(32, 60);
     const alone = await overload(1, 500);
     // CPU time per refusal does not depend on how busy the machine is, unlike the latencies.
-    const cpuPerRefusalUs = ((cpuMs(gatewayPid) - cpuBefore) * 1000) / (crowded.latencies.length + alone.latencies.length);
+    const cpuPerRefusalUs = ((gatewayPids().reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore) * 1000) / (crowded.latencies.length + alone.latencies.length);
     lines.push(
       `overload (${crowded.latencies.length + alone.latencies.length} requests at a full queue):`,
       `  32 concurrent: 429 latency p50 ${fmt(median(crowded.latencies))} ms   p99 ${fmt(percentile(crowded.latencies, 0.99))} ms   (${crowded.perSecond.toFixed(0)} refusals/s)`,
       `  1 client:      429 latency p50 ${fmt(median(alone.latencies))} ms   p99 ${fmt(percentile(alone.latencies, 0.99))} ms   (${alone.perSecond.toFixed(0)} refusals/s) (target p99 ≤ 2 ms)`,
       `  gateway CPU per 429 ${cpuPerRefusalUs.toFixed(0)} µs; not 429: ${notRefused}; 429 without headers: ${withoutHeaders}`,
     );
-    process.stdout.write(['', 'llama-orch admission benchmark (mock engine, Temporal dev server, file-backed)', ...lines, ''].join('\n'));
+    const temporal = process.env['TEMPORAL_ADDRESS'] ? `Temporal at ${temporalAddress}` : 'Temporal dev server, file-backed';
+    process.stdout.write(['', `llama-orch admission benchmark (mock engine, ${temporal}, ${GATEWAY_PROCESSES} gateway process${GATEWAY_PROCESSES > 1 ? 'es' : ''})`, ...lines, ''].join('\n'));
   } finally {
     await dispatcher.close();
     await Promise.all([gateway, workflowWorker, poolWorker].map((child) => stopProcess(child)));
@@ -172,6 +179,21 @@ function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   // After the command name: state is field 3, utime 14 and stime 15 (1-based), so indexes 11 and 12 here.
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10;
+}
+
+/** Pids of the processes under `parent` whose command line names `script` (the cluster's gateway processes). */
+function childPids(parent: number, script: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.split(') ')[1]?.split(' ')[1]) === parent && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(script);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 function rssBytes(pid: number): number {

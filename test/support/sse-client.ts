@@ -36,8 +36,9 @@ export function readStream(url: string, options: { lastEventId?: string; headers
         },
       }),
   });
+  let timeout: NodeJS.Timeout | undefined;
   const finished = new Promise<ReceivedEvent[]>((resolve, reject) => {
-    const timeout = setTimeout(() => {
+    timeout = setTimeout(() => {
       source.close();
       reject(new Error(`stream did not finish; got ${events.map((event) => event.event).join(',')}`));
     }, 45_000);
@@ -52,7 +53,15 @@ export function readStream(url: string, options: { lastEventId?: string; headers
       });
     }
   });
-  return { events, finished, close: () => source.close() };
+  return {
+    events,
+    finished,
+    // A reader closed on purpose (a client that goes away) never finishes: no timeout fires for it later.
+    close: () => {
+      clearTimeout(timeout);
+      source.close();
+    },
+  };
 }
 
 export function tokensOf(events: readonly ReceivedEvent[]): { text: string; indices: number[] } {
