@@ -64,7 +64,9 @@ export async function startBenchOrchestrator(
   const gatewayPort = await freePort();
   const configPath = join(workDir, `bench-${String(pool['id'])}.yaml`);
   writeFileSync(configPath, stringify({ data_dir: workDir, auth: { mode: 'disabled' }, gateway: { host: '127.0.0.1', port: gatewayPort }, pools: [pool], ...extraConfig }));
-  const child = spawn(process.execPath, [join(resolve(__dirname, '..'), 'cli/start.js'), '--config', configPath], {
+  // BENCH_STACK_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, profiles the gateway process.
+  const nodeFlags = (process.env['BENCH_STACK_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag.length > 0);
+  const child = spawn(process.execPath, [...nodeFlags, join(resolve(__dirname, '..'), 'cli/start.js'), '--config', configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress, LOG_LEVEL: 'warn' },
   });

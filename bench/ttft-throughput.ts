@@ -10,6 +10,7 @@ import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHeal
 import { benchTemporal, runOrchestratedTask, startBenchOrchestrator, waitForPool, type BenchOrchestrator } from './bench-stack';
 import { startListeningProcess, stopProcess } from './bench-processes';
 import { ensureLiteLlm, LITELLM_VERSION, runViaLiteLlm, startLiteLlmProxy, type LiteLlmProxy } from './peers/litellm-proxy';
+import { addCpu, cpuBetween, cpuSnapshot, formatCpuPerTask } from './cpu-accounting';
 import { median, percentile } from './stats';
 import { timeSseTokens, type StreamTiming } from './sse-timing';
 
@@ -79,20 +80,26 @@ async function main(): Promise<void> {
       { name: 'orch', run: (seed) => runOrchestrated(dispatcher, fast.apiUrl, engine.model, seed) },
       ...(queued ? [{ name: 'orch-queued' as const, run: (seed: number) => runOrchestrated(dispatcher, queued.apiUrl, engine.model, seed) }] : []),
     ];
+    const apiUrls = new Map<PathName, string>([['orch', fast.apiUrl], ...(queued ? [['orch-queued', queued.apiUrl] as [PathName, string]] : [])]);
     for (const path of paths) await runConcurrently(path, 4, 8, 0); // warm every path
+    admissionMsByApi.clear();
     const rows: string[] = [];
     for (const concurrency of CONCURRENCY_LEVELS) {
       const perClient = Math.max(1, Math.ceil(REQUESTS / concurrency));
       const slices = perClient >= 4 ? 4 : 1;
       const results = new Map<PathName, StreamTiming[]>(paths.map((path) => [path.name, []]));
+      const cpu = new Map<PathName, Map<string, number>>(paths.map((path) => [path.name, new Map<string, number>()]));
       // Slices alternate the paths so drift in machine load hits all alike; every path runs the same seeds.
       for (let slice = 0; slice < slices; slice += 1) {
         for (const path of paths) {
+          const before = cpuSnapshot();
           const timings = await runConcurrently(path, concurrency, Math.ceil(perClient / slices), slice * 100_000);
+          addCpu(cpu.get(path.name) ?? new Map<string, number>(), cpuBetween(before, cpuSnapshot()));
           results.get(path.name)?.push(...timings);
         }
       }
-      rows.push(...report(concurrency, results));
+      rows.push(...report(concurrency, results, apiUrls));
+      for (const path of paths) rows.push(`        CPU ms per task, ${path.name}: ${formatCpuPerTask(cpu.get(path.name) ?? new Map<string, number>(), results.get(path.name)?.length ?? 0)}`);
     }
     process.stdout.write(
       [
@@ -167,17 +174,30 @@ async function runDirect(dispatcher: Agent, engineUrl: string, seed: number): Pr
   return timeSseTokens(response.body, startedAt, (_event, data) => data.includes('"stop":false'));
 }
 
+/** Where an orchestrated task's TTFT goes: the 202 (admission + the durable workflow start) and what follows. */
+const admissionMsByApi = new Map<string, number[]>();
+
 async function runOrchestrated(dispatcher: Agent, apiUrl: string, model: string, seed: number): Promise<StreamTiming> {
   const run = await runOrchestratedTask(dispatcher, apiUrl, { model, ctx: 2048, seed, prompt: 'Benchmark prompt', maxTokens: TOKENS_PER_REQUEST });
+  const samples = admissionMsByApi.get(apiUrl) ?? [];
+  samples.push(run.admissionMs);
+  admissionMsByApi.set(apiUrl, samples);
   return run.timing;
 }
 
 const ttft = (timings: readonly StreamTiming[]): number[] => timings.map((timing) => timing.ttftMs);
 const rate = (timings: readonly StreamTiming[]): number[] => timings.map((timing) => timing.tokensPerSecond).filter((value) => Number.isFinite(value));
 
-function report(concurrency: number, results: ReadonlyMap<PathName, StreamTiming[]>): string[] {
+function report(concurrency: number, results: ReadonlyMap<PathName, StreamTiming[]>, apiUrls: ReadonlyMap<PathName, string>): string[] {
   const direct = results.get('direct') ?? [];
-  return [...results].map(([name, timings]) => {
+  const breakdown = [...apiUrls].map(([name, apiUrl]) => {
+    const admission = admissionMsByApi.get(apiUrl) ?? [];
+    admissionMsByApi.set(apiUrl, []);
+    const timings = results.get(name) ?? [];
+    const dispatched = timings.flatMap((timing) => (timing.dispatchedMs === undefined ? [] : [timing.dispatchedMs]));
+    return `        ${name}: 202 (admission + durable start) p50 ${fmt(median(admission))} / p99 ${fmt(percentile(admission, 0.99))} ms; dispatched frame at p50 ${fmt(median(dispatched))} ms`;
+  });
+  const rows = [...results].map(([name, timings]) => {
     const head = `${String(concurrency).padStart(4)}  ${name.padEnd(12)} ${String(timings.length).padStart(4)}  ${fmt(median(ttft(timings)))} ms ${fmt(percentile(ttft(timings), 0.99))} ms  ${fmt(median(rate(timings)), 9)}`;
     if (name === 'direct') return head;
     const addedP50 = median(ttft(timings)) - median(ttft(direct));
@@ -185,6 +205,7 @@ function report(concurrency: number, results: ReadonlyMap<PathName, StreamTiming
     const ratio = median(rate(timings)) / median(rate(direct));
     return `${head}   ${fmt(addedP50)} / ${fmt(addedP99)} ms                ${ratio.toFixed(3)}`;
   });
+  return [...rows, ...breakdown];
 }
 
 function fmt(value: number, width = 7): string {
