@@ -4,20 +4,16 @@ import { ErrorCode } from '../core/errors';
 import { replicaLaneTaskQueue } from '../core/task-queues';
 import type { EngineRunInput, EngineRunOutcome } from '../core/task-workflow-contract';
 import { kvSessionKey } from '../gpu-workers/kv-residency';
-import type { FastStartRuns } from '../gpu-workers/fast-start/fast-start-runs';
 import { startGeneration, type GenerationDependencies } from './engine-generation';
 
 export type { ReplicaDescription } from './engine-generation';
 
-export interface EngineActivityDependencies extends GenerationDependencies {
-  /** Runs this replica fast-started before their workflows were scheduled; the lane's activity adopts them (ADR 2026-12-06). */
-  readonly fastStarts?: FastStartRuns | undefined;
-}
+export type EngineActivityDependencies = GenerationDependencies;
 
 /**
- * The engine activity owns the engine call (style rule 5): it runs one attempt (activities/engine-generation.ts),
- * or adopts the one a fast start already began for this task on this replica, and adds what only an
- * activity has: heartbeats and Temporal's cancellation.
+ * The engine activity owns the engine call (style rule 5): it runs one attempt (activities/engine-generation.ts)
+ * and adds what only an activity has: heartbeats and Temporal's cancellation. (A fast-started attempt is
+ * collected by the workflow's local activity instead: activities/fast-start-outcome.ts.)
  */
 export function createEngineActivities(dependencies: EngineActivityDependencies) {
   const { adapter, replica } = dependencies;
@@ -26,18 +22,17 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
     const context = Context.current();
     const attempt = context.info.attempt + (attemptOffset ?? 0);
     const onLane = context.info.taskQueue === replicaLaneTaskQueue(replica.replicaId);
-    const adopted = onLane ? dependencies.fastStarts?.adopt(workflow.request.task_id, attempt) : undefined;
     // A poll reserved while a slot was free can bring a task after a fast start (or the lane) took that
     // slot. The task must not wait inside a full engine, outside priority and fairness, while another
     // replica may be free: a placed task falls back to the pool queue (the workflow does that on this code),
     // a pool-queue task goes back to it through the activity's retry.
-    if (!adopted && dependencies.slots.busySlots >= dependencies.slots.slotCount) {
+    if (dependencies.slots.busySlots >= dependencies.slots.slotCount) {
       throw ApplicationFailure.create({
         type: ErrorCode.REPLICA_EXHAUSTED,
         message: onLane ? `replica ${replica.replicaId} has no free slot for a placed task` : `replica ${replica.replicaId} filled up before this task arrived; back to the pool queue`,
       });
     }
-    const generation = adopted ?? startGeneration(dependencies, workflow, { attempt, attemptOffset: attemptOffset ?? 0 });
+    const generation = startGeneration(dependencies, workflow, { attempt, attemptOffset: attemptOffset ?? 0 });
     const onTemporalCancel = (): void => generation.abort('temporal-cancel');
     context.cancellationSignal.addEventListener('abort', onTemporalCancel);
     if (context.cancellationSignal.aborted) onTemporalCancel();

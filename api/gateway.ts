@@ -126,6 +126,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     depth: (poolId) => admission.depth(poolId),
     logger: options.logger,
   });
+  ledger.onForget((taskId) => fastStarter.forget(taskId));
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({

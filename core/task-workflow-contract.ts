@@ -48,6 +48,11 @@ export interface TaskPlacement {
   readonly replicaId: string;
   readonly waitMs: number;
   readonly reason: PlacementReason;
+  /**
+   * Added 2026-12-06, fast starts only: the replica's fast-start listener, where the workflow's local
+   * activity collects the outcome of the run it began (.specs/decisions/2026-12-06-fast-start.md).
+   */
+  readonly fastStartUrl?: string | undefined;
 }
 
 export interface TaskResult {

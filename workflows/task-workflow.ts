@@ -18,6 +18,7 @@ import { SearchAttr, type TaskState } from '../core/search-attributes';
 import { poolTaskQueue, replicaLaneTaskQueue } from '../core/task-queues';
 import { EVICTION_REASON, type EngineRunOutcome, type TaskResult, type TaskStatus, type TaskWorkflowInput, type TerminalReport } from '../core/task-workflow-contract';
 import type { EngineActivities } from '../activities/engine-activity';
+import type { FastStartOutcomeActivities } from '../activities/fast-start-outcome';
 import type { GatewayNotifyActivities } from '../activities/gateway-notify';
 import { cancelTaskUpdate, taskStatusQuery } from './definitions';
 
@@ -74,7 +75,11 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
   let failure: { code: ErrorCode; message: string } | undefined;
   // Placed tasks try their replica's lane first (ORCH-3009); without placement the commands are
   // exactly those of earlier versions, so recorded histories replay unchanged.
-  const placed = input.placement ? await runOnLane(input, engineScope, () => cancelReason !== undefined) : undefined;
+  // A fast-started task (ADR 2026-12-06) collects the run its replica began instead of dispatching attempt 1.
+  const isCancelled = (): boolean => cancelReason !== undefined;
+  let placed: LaneRun | undefined;
+  if (input.placement?.fastStartUrl !== undefined) placed = await collectFastStart(input, engineScope, isCancelled);
+  else if (input.placement) placed = await runOnLane(input, engineScope, isCancelled);
   if (placed?.kind === 'done') outcome = placed.outcome;
   else if (placed?.kind === 'failed') failure = placed.failure;
   else if (cancelReason === undefined) {
@@ -154,6 +159,26 @@ async function runOnLane(input: TaskWorkflowInput, scope: CancellationScope, can
   });
   try {
     return { kind: 'done', outcome: await scope.run(() => lane.runEngineTask({ workflow: input })) };
+  } catch (error) {
+    if (cancelled() && isCancellation(error)) return { kind: 'fallback' };
+    if (laneMayFallBack(error)) return { kind: 'fallback' };
+    return { kind: 'failed', failure: classifyFailure(error) };
+  }
+}
+
+/**
+ * The outcome of the run a replica fast-started before this workflow existed, collected by a local
+ * activity (no activity task on any queue). A replica that died, or that no longer holds the run, falls
+ * back to the pool queue; the new attempt is checked against the streamed prefix (design §6).
+ */
+async function collectFastStart(input: TaskWorkflowInput, scope: CancellationScope, cancelled: () => boolean): Promise<LaneRun> {
+  const collect = proxyLocalActivities<FastStartOutcomeActivities>({
+    startToCloseTimeout: input.timeouts.wallMs + WALL_BACKSTOP_GRACE_MS,
+    retry: { maximumAttempts: 1 },
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+  try {
+    return { kind: 'done', outcome: await scope.run(() => collect.collectFastStartOutcome({ workflow: input })) };
   } catch (error) {
     if (cancelled() && isCancellation(error)) return { kind: 'fallback' };
     if (laneMayFallBack(error)) return { kind: 'fallback' };

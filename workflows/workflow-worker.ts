@@ -1,6 +1,7 @@
 import { Worker, bundleWorkflowCode, type NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
+import { createFastStartOutcomeActivities } from '../activities/fast-start-outcome';
 import { createGatewayNotifyActivities } from '../activities/gateway-notify';
 import { WORKFLOW_TASK_QUEUE } from '../core/task-queues';
 
@@ -33,7 +34,11 @@ export async function startWorkflowWorker(options: WorkflowWorkerOptions): Promi
     namespace: options.namespace,
     taskQueue: WORKFLOW_TASK_QUEUE,
     workflowBundle: { code },
-    activities: createGatewayNotifyActivities({ internalToken: options.internalToken, dispatcher }),
+    // Local activities of the task workflow: the terminal report to the gateway, and a fast start's outcome.
+    activities: {
+      ...createGatewayNotifyActivities({ internalToken: options.internalToken, dispatcher }),
+      ...createFastStartOutcomeActivities({ internalToken: options.internalToken, dispatcher }),
+    },
     maxConcurrentWorkflowTaskExecutions: 64,
     shutdownGraceTime: '5s',
   });

@@ -7,7 +7,7 @@ import { internalAuthHeaders } from '../../activities/internal-auth';
 import type { ReplicaDirectory } from '../replica-directory';
 
 export interface FastStarterOptions {
-  readonly replicas: Pick<ReplicaDirectory, 'replicas' | 'replica'>;
+  readonly replicas: Pick<ReplicaDirectory, 'replicas'>;
   readonly internalToken: string;
   /** config.placement.fast_start. */
   readonly enabled: boolean;
@@ -36,6 +36,8 @@ export class FastStarter {
   private readonly dispatcher = new Agent({ connections: 64, keepAliveTimeout: 30_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   private readonly leftAloneUntil = new Map<string, number>();
   private rotation = 0;
+  /** Tasks this gateway fast-started and still holds → their replica's listener. */
+  private readonly started = new Map<string, string>();
   /** Tasks between admission and a replica's answer: they count as queued but are not waiting for the queue. */
   private readonly trying = new Map<string, { readonly poolId: string; readonly priority: Priority }>();
 
@@ -53,11 +55,16 @@ export class FastStarter {
     this.trying.set(task.task_id, { poolId, priority: task.priority });
     try {
       for (const replica of candidates.slice(0, MAX_TRIES)) {
+        const url = replica.fast_start_url;
+        if (typeof url !== 'string') continue;
         const placed: TaskWorkflowInput = {
           ...input,
-          placement: { replicaId: replica.replica_id, waitMs: this.options.waitMs, reason: input.placement?.reason ?? 'fast-start' },
+          placement: { replicaId: replica.replica_id, waitMs: this.options.waitMs, reason: input.placement?.reason ?? 'fast-start', fastStartUrl: url },
         };
-        if (await this.ask(replica, placed)) return placed;
+        if (await this.ask(replica, placed)) {
+          this.started.set(task.task_id, url);
+          return placed;
+        }
       }
       return undefined;
     } finally {
@@ -65,21 +72,29 @@ export class FastStarter {
     }
   }
 
-  /** Gives up a started run whose workflow could not be written (or already existed). Best effort. */
-  async withdraw(input: TaskWorkflowInput): Promise<void> {
-    const placement = input.placement;
-    const url = placement ? this.options.replicas.replica(input.poolId, placement.replicaId)?.fast_start_url : undefined;
-    if (!url) return;
+  /**
+   * Stops a run this gateway started: its workflow could not be written (or already existed), or the
+   * client cancelled — the replica aborts the engine request now, not at the run's next token. Best effort.
+   */
+  async withdraw(taskId: string): Promise<void> {
+    const url = this.started.get(taskId);
+    if (url === undefined) return;
+    this.started.delete(taskId);
     try {
-      const response = await request(`${url}/internal/v1/fast-starts/${encodeURIComponent(input.request.task_id)}`, {
+      const response = await request(`${url}/internal/v1/fast-starts/${encodeURIComponent(taskId)}`, {
         method: 'DELETE',
         dispatcher: this.dispatcher,
         headers: internalAuthHeaders(this.options.internalToken),
       });
       await response.body.dump();
     } catch (error) {
-      this.options.logger.warn({ err: error, job_id: input.request.task_id }, 'fast-started run not withdrawn; the replica gives it up unadopted');
+      this.options.logger.warn({ err: error, job_id: taskId }, 'fast-started run not withdrawn; the replica gives it up uncollected');
     }
+  }
+
+  /** The task left this gateway's books (ended, cancelled): its run is no longer this gateway's to withdraw. */
+  forget(taskId: string): void {
+    this.started.delete(taskId);
   }
 
   /** Idempotent: a gateway may be closed twice (tests, shutdown after a failed start). */

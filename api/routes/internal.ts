@@ -61,6 +61,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       const live = context.hub.get(id);
       if (!live) return reply.code(404).send({ verdict: 'unknown' });
       live.cancel();
+      await context.fastStarter.withdraw(id);
       context.ledger.withdrawn(live.poolId, id);
       context.sessions.taskEnded(id, false);
       context.telemetry.cancelled(id, 'client');

@@ -81,7 +81,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     // Durable before the 202, fast start or not (ADR 2026-12-06).
     outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate, streamSinkUrl: context.internalUrl }, context.eagerWorkflowStart);
   } catch (error) {
-    if (fastStarted) await context.fastStarter.withdraw(fastStarted);
+    if (fastStarted) await context.fastStarter.withdraw(taskRequest.task_id);
     context.hub.discard(taskRequest.task_id);
     context.telemetry.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
@@ -94,7 +94,7 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
   }
   if (outcome.kind === 'duplicate') {
     // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
-    if (fastStarted) await context.fastStarter.withdraw(fastStarted);
+    if (fastStarted) await context.fastStarter.withdraw(taskRequest.task_id);
     context.hub.discard(taskRequest.task_id);
     context.telemetry.discard(taskRequest.task_id);
     context.ledger.finished(pool.id, taskRequest.task_id);
@@ -153,6 +153,8 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
   // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026); and a
   // stream held by another gateway is cancelled there first, so nothing reaches its readers either.
   live?.cancel();
+  // A run this gateway fast-started stops at once, even between tokens (a long prompt being processed).
+  await context.fastStarter.withdraw(taskId);
   if (!live) {
     const holder = await streamHolderOf(context, taskId);
     if (holder !== undefined) await cancelAtHolder(context, holder, taskId, request.log);
@@ -161,9 +163,13 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
     await context.client.workflow.getHandle(taskWorkflowId(taskId)).executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
   } catch (error) {
     const name = (error as { name?: unknown }).name;
-    if (name === 'WorkflowNotFoundError') {
-      if (!live) throw unknownTask(taskId);
-    } else if (!isAlreadyClosed(error)) {
+    // A task that just ended (a cancel that stopped its run lets it finish within milliseconds) is cancelled enough.
+    if (isAlreadyClosed(error)) {
+      // nothing more to record
+    } else if (name === 'WorkflowNotFoundError') {
+      // Temporal answers an update to a workflow that closed meanwhile as "not found": tell the two apart.
+      if (!live && !(await workflowExists(context, taskId))) throw unknownTask(taskId);
+    } else {
       request.log.error({ err: error, job_id: taskId }, 'cancel not recorded by the workflow');
       throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
     }
@@ -204,6 +210,15 @@ function assertSessionMayTakeTurn(context: GatewayContext, tenant: string, sessi
       ? `session ${sessionId} has had its ${refusal.maxTurns} turns`
       : `session ${sessionId} expired (sessions live ${refusal.ttlMs} ms from their first turn)`;
   throw new OrchError(ErrorCode.INVALID_PARAMS, `${why}; start a new session with a new session_id`, { engine });
+}
+
+async function workflowExists(context: GatewayContext, taskId: string): Promise<boolean> {
+  try {
+    await context.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isAlreadyClosed(error: unknown): boolean {

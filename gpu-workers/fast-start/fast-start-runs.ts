@@ -1,35 +1,33 @@
 import type { Logger } from 'pino';
 import type { EngineGeneration } from '../../activities/engine-generation';
 
-/** A fast-started run nobody adopted in this long is given up (its gateway died before writing the workflow). */
-export const DEFAULT_ADOPT_TIMEOUT_MS = 30_000;
+/**
+ * How long a run is kept once started: long enough for its workflow to be written and for the workflow
+ * worker (or one that took over from it) to collect the outcome; a run nobody collects is given up
+ * (its gateway died before writing the workflow) and its slot freed.
+ */
+export const DEFAULT_RETENTION_MS = 30_000;
 
 interface RegisteredRun {
   readonly generation: EngineGeneration;
-  readonly timer: NodeJS.Timeout;
-  finished: boolean;
+  timer: NodeJS.Timeout;
+  collected: boolean;
+  ended: boolean;
 }
 
 /**
- * The runs this replica started before their workflows were scheduled (ADR 2026-12-06 fast start), by
- * task id, until the engine activity adopts them. `active` counts runs registered and not yet finished,
- * adopted or not: the lane grants one poll permit per active run, so a replica whose slots are all taken
- * by fast starts still polls for their adoptions.
+ * The runs this replica started before their workflows existed (ADR 2026-12-06 fast start), by task id.
+ * The workflow collects each run's outcome through the fast-start listener (a local activity waiting on
+ * it); a run is kept until its outcome was collected and a retention period passed, so a workflow worker
+ * that took over a task after another died can collect it again.
  */
 export class FastStartRuns {
   private readonly runs = new Map<string, RegisteredRun>();
-  private activeRuns = 0;
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly logger: Logger,
-    private readonly adoptTimeoutMs = DEFAULT_ADOPT_TIMEOUT_MS,
+    private readonly retentionMs = DEFAULT_RETENTION_MS,
   ) {}
-
-  /** Runs still decoding (adopted or waiting for their activity). */
-  get active(): number {
-    return this.activeRuns;
-  }
 
   has(taskId: string): boolean {
     return this.runs.has(taskId);
@@ -37,56 +35,54 @@ export class FastStartRuns {
 
   register(generation: EngineGeneration): void {
     const { taskId } = generation;
-    const timer = setTimeout(() => {
-      if (this.runs.get(taskId)?.generation !== generation) return;
-      this.runs.delete(taskId);
-      generation.abort('withdrawn');
-      this.logger.warn({ job_id: taskId, adopt_timeout_ms: this.adoptTimeoutMs }, 'fast-started run never adopted by its workflow; given up');
-    }, this.adoptTimeoutMs);
-    timer.unref();
-    const entry: RegisteredRun = { generation, timer, finished: false };
+    const entry: RegisteredRun = { generation, timer: setTimeout(() => this.expire(taskId, generation), this.retentionMs), collected: false, ended: false };
+    entry.timer.unref();
     this.runs.set(taskId, entry);
-    this.activeRuns += 1;
-    this.changed();
-    // The activity that adopts the run sees its failure; until then nobody awaits it.
+    // The workflow sees a failure when it collects the outcome; until then nobody awaits it. Once the run
+    // ended it is kept for the retention period from then, so a taken-over workflow can still collect it.
     generation.done
       .catch(() => undefined)
       .finally(() => {
-        entry.finished = true;
-        this.activeRuns -= 1;
-        this.changed();
+        entry.ended = true;
+        if (this.runs.get(taskId)?.generation !== generation) return;
+        clearTimeout(entry.timer);
+        entry.timer = setTimeout(() => this.expire(taskId, generation), this.retentionMs);
+        entry.timer.unref();
       });
   }
 
-  /** Hands the run to the engine activity, once; an attempt that is not the fast start's own is refused and the run given up. */
-  adopt(taskId: string, attempt: number): EngineGeneration | undefined {
+  /** The run's outcome (the generation's promise), for the workflow's local activity; undefined if unknown here. */
+  outcome(taskId: string): EngineGeneration | undefined {
     const entry = this.runs.get(taskId);
     if (!entry) return undefined;
-    this.runs.delete(taskId);
-    clearTimeout(entry.timer);
-    if (entry.generation.attempt !== attempt) {
-      entry.generation.abort('withdrawn');
-      return undefined;
-    }
+    entry.collected = true;
     return entry.generation;
   }
 
-  /** The gateway gave the run up (its workflow could not be written, or it was a duplicate). */
+  /** Gives the run up (the gateway could not write its workflow, the task was cancelled): the engine request is aborted. */
   withdraw(taskId: string): boolean {
     const entry = this.runs.get(taskId);
     if (!entry) return false;
-    this.runs.delete(taskId);
-    clearTimeout(entry.timer);
     entry.generation.abort('withdrawn');
     return true;
   }
 
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private changed(): void {
-    for (const listener of [...this.listeners]) listener();
+  /**
+   * A run nobody collected within the retention period was orphaned by its gateway: abort it. A collected
+   * run is kept while it decodes (its workflow may be taken over and collect it again), then for the
+   * retention period.
+   */
+  private expire(taskId: string, generation: EngineGeneration): void {
+    const entry = this.runs.get(taskId);
+    if (entry?.generation !== generation) return;
+    if (entry.collected && !entry.ended) {
+      entry.timer = setTimeout(() => this.expire(taskId, generation), this.retentionMs);
+      entry.timer.unref();
+      return;
+    }
+    this.runs.delete(taskId);
+    if (entry.collected) return;
+    generation.abort('withdrawn');
+    this.logger.warn({ job_id: taskId, retention_ms: this.retentionMs }, 'fast-started run never collected by its workflow; given up');
   }
 }

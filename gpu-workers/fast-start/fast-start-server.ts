@@ -2,6 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { ApplicationFailure } from '@temporalio/common';
+import type { EngineGeneration } from '../../activities/engine-generation';
+import { OUTCOME_KEEPALIVE_MS, type FastStartOutcomeLine } from '../../core/fast-start-wire';
 import { PLACEMENT_REASONS, type TaskWorkflowInput } from '../../core/task-workflow-contract';
 import { TaskRequestSchema } from '../../core/task-request';
 import { bearerMatches } from '../../platform/internal-token';
@@ -17,7 +20,7 @@ const TaskWorkflowInputSchema = z.object({
   admittedAtMs: z.number(),
   timeouts: z.object({ wallMs: z.int().min(1), idleMs: z.int().min(1), heartbeatMs: z.int().min(1), maxAttempts: z.int().min(1) }),
   streamSinkUrl: z.url().optional(),
-  placement: z.object({ replicaId: z.string().min(1), waitMs: z.int().min(0), reason: z.enum(PLACEMENT_REASONS) }),
+  placement: z.object({ replicaId: z.string().min(1), waitMs: z.int().min(0), reason: z.enum(PLACEMENT_REASONS), fastStartUrl: z.url().optional() }),
 });
 
 /** What a replica answers a fast start: it took a slot and is decoding, or why not (the task then takes the queue). */
@@ -26,7 +29,11 @@ export type FastStartVerdict = { readonly accepted: true } | { readonly accepted
 export interface FastStartHandler {
   start(input: TaskWorkflowInput): FastStartVerdict;
   withdraw(taskId: string): boolean;
+  /** The run's generation while this replica keeps it; its `done` settles with the outcome. */
+  outcome(taskId: string): EngineGeneration | undefined;
 }
+
+
 
 /**
  * The pool worker's fast-start listener (ADR 2026-12-06): gateways POST a task's workflow input here
@@ -88,12 +95,44 @@ export class FastStartServer {
       const verdict = this.handler?.start(input) ?? { accepted: false, reason: 'not ready' };
       return respond(response, verdict.accepted ? 202 : 409, verdict);
     }
+    const outcome = /^\/internal\/v1\/fast-starts\/([\w-]{1,128})\/outcome$/.exec(path);
+    if (request.method === 'GET' && outcome?.[1] !== undefined) {
+      const generation = this.handler?.outcome(outcome[1]);
+      if (!generation) return respond(response, 404, { reason: 'no such run on this replica' });
+      return streamOutcome(generation, response);
+    }
     const withdraw = /^\/internal\/v1\/fast-starts\/([\w-]{1,128})$/.exec(path);
     if (request.method === 'DELETE' && withdraw?.[1] !== undefined) {
       return respond(response, this.handler?.withdraw(withdraw[1]) === true ? 204 : 404, undefined);
     }
     respond(response, 404, { reason: 'no such route' });
   }
+}
+
+/**
+ * Answers at once, keeps the connection visibly alive while the run decodes, and ends with the outcome
+ * line. A client that goes away changes nothing: the run goes on, and a workflow worker that took the
+ * task over collects it again.
+ */
+async function streamOutcome(generation: EngineGeneration, response: ServerResponse): Promise<void> {
+  response.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+  const keepalive = setInterval(() => response.write('\n'), OUTCOME_KEEPALIVE_MS);
+  let line: FastStartOutcomeLine;
+  try {
+    line = { outcome: await generation.done };
+  } catch (error) {
+    const failure = error instanceof ApplicationFailure ? error : undefined;
+    line = {
+      failure: {
+        type: failure?.type ?? 'WORKER_RESET',
+        message: error instanceof Error ? error.message : String(error),
+        nonRetryable: failure?.nonRetryable ?? false,
+      },
+    };
+  } finally {
+    clearInterval(keepalive);
+  }
+  response.end(`${JSON.stringify(line)}\n`);
 }
 
 async function readJson(request: IncomingMessage): Promise<unknown> {

@@ -1,5 +1,4 @@
 import type { ActivitySlotInfo, CustomSlotSupplier, SlotMarkUsedContext, SlotPermit, SlotReleaseContext } from '@temporalio/worker';
-import type { FastStartRuns } from '../fast-start/fast-start-runs';
 import type { SlotAllocator } from '../slot-allocator';
 
 type EngineSlots = Pick<SlotAllocator, 'busySlots' | 'slotCount' | 'onFreed'>;
@@ -7,8 +6,8 @@ type EngineSlots = Pick<SlotAllocator, 'busySlots' | 'slotCount' | 'onFreed'>;
 /**
  * A Temporal activity slot supplier that grants poll permits from the engine's real slot state: a
  * Temporal worker reserves a permit before it polls, so a permit granted is a task that may arrive.
- * Subclasses say how many permits the engine can take now; every release (a permit, an engine slot, a
- * fast-started run) wakes the reservations waiting and they check again.
+ * Subclasses say how many permits the engine can take now; every release (a permit, an engine slot)
+ * wakes the reservations waiting and they check again.
  */
 abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
   readonly type = 'custom' as const;
@@ -18,10 +17,7 @@ abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
   protected used = 0;
   private readonly waiting = new Set<() => void>();
 
-  constructor(
-    protected readonly slots: EngineSlots,
-    private readonly fastStarts?: Pick<FastStartRuns, 'onChange'>,
-  ) {}
+  constructor(protected readonly slots: EngineSlots) {}
 
   protected abstract permits(): number;
 
@@ -51,7 +47,6 @@ abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
     return new Promise<void>((resolve, reject) => {
       const cleanup = (): void => {
         unsubscribeSlots();
-        unsubscribeRuns();
         abortSignal.removeEventListener('abort', onAbort);
         this.waiting.delete(done);
       };
@@ -66,7 +61,6 @@ abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
         reject(error);
       };
       const unsubscribeSlots = this.slots.onFreed(done);
-      const unsubscribeRuns = this.fastStarts?.onChange(done) ?? ((): boolean => true);
       this.waiting.add(done);
       if (abortSignal.aborted) onAbort();
       else abortSignal.addEventListener('abort', onAbort, { once: true });
@@ -82,10 +76,6 @@ abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
  * taken can bring a task beyond the engine's slots.
  */
 export class PoolSlotGate extends EngineSlotGate {
-  constructor(slots: EngineSlots, fastStarts?: Pick<FastStartRuns, 'onChange'>) {
-    super(slots, fastStarts);
-  }
-
   protected permits(): number {
     const takenByOthers = Math.max(0, this.slots.busySlots - this.used);
     return this.slots.slotCount - takenByOthers;
@@ -93,20 +83,12 @@ export class PoolSlotGate extends EngineSlotGate {
 }
 
 /**
- * The lane's permits (placement ADR): one, granted only while the engine has a free slot, so a busy
+ * The lane's one permit (placement ADR), granted only while the engine has a free slot, so a busy
  * replica does not poll its lane and a placed task falls back to the pool queue after its bounded wait
- * instead of queueing inside the engine; plus one per fast-started run still decoding (ADR 2026-12-06),
- * whose slot is already taken and whose activity must still reach this replica to adopt it.
+ * instead of queueing inside the engine.
  */
 export class LaneSlotGate extends EngineSlotGate {
-  constructor(
-    slots: EngineSlots,
-    private readonly runs?: Pick<FastStartRuns, 'active' | 'onChange'>,
-  ) {
-    super(slots, runs);
-  }
-
   protected permits(): number {
-    return (this.runs?.active ?? 0) + (this.slots.busySlots < this.slots.slotCount ? 1 : 0);
+    return this.slots.busySlots < this.slots.slotCount ? 1 : 0;
   }
 }

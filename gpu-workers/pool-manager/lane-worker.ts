@@ -2,7 +2,6 @@ import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import type { EngineActivities } from '../../activities/engine-activity';
 import { replicaLaneTaskQueue } from '../../core/task-queues';
-import type { FastStartRuns } from '../fast-start/fast-start-runs';
 import type { SlotAllocator } from '../slot-allocator';
 import { LaneSlotGate } from './engine-slot-gate';
 
@@ -15,8 +14,6 @@ export interface LaneWorkerOptions {
   readonly activities: EngineActivities;
   /** The engine's slots, shared with the pool-queue worker: the lane polls only while one is free. */
   readonly slots: SlotAllocator;
-  /** Fast-started runs waiting for (or running under) their adopting activity: each gets a lane permit. */
-  readonly fastStarts?: FastStartRuns | undefined;
   readonly shutdownGraceTime: string;
 }
 
@@ -34,7 +31,7 @@ export function createLaneWorker(options: LaneWorkerOptions): Promise<Worker> {
     identity: `${options.identity}/lane`,
     activities: options.activities,
     tuner: {
-      activityTaskSlotSupplier: new LaneSlotGate(options.slots, options.fastStarts),
+      activityTaskSlotSupplier: new LaneSlotGate(options.slots),
       // The lane runs no workflows, local activities or Nexus tasks; the SDK still wants a supplier for each.
       workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
       localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },

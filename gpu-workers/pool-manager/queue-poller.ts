@@ -105,7 +105,7 @@ export class QueuePoller {
       replicaAbort: abort.signal,
     };
     const fastStarts = new FastStartRuns(this.options.logger);
-    const activities = createEngineActivities({ ...generation, fastStarts });
+    const activities = createEngineActivities(generation);
     const worker = await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
@@ -114,7 +114,7 @@ export class QueuePoller {
       activities,
       // As many permits as the engine has free slots, less what fast starts and the lane took (engine-slot-gate.ts).
       tuner: {
-        activityTaskSlotSupplier: new PoolSlotGate(slotAllocator, fastStarts),
+        activityTaskSlotSupplier: new PoolSlotGate(slotAllocator),
         // The pool-queue worker runs no workflows, local activities or Nexus tasks; the SDK still wants a supplier for each.
         workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
         localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
@@ -129,7 +129,7 @@ export class QueuePoller {
     // Placed tasks (session affinity, policy pins) wait on this replica's own lane, polled only while Ready.
     let lane: Worker;
     try {
-      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, fastStarts, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
+      lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
     } catch (error) {
       // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
       await worker.runUntil(Promise.resolve()).catch(() => undefined);
@@ -212,10 +212,11 @@ function fastStartHandler(dependencies: GenerationDependencies, runs: FastStartR
       if (modelRef !== undefined && input.request.model_ref !== modelRef) return refuse(`this replica serves ${modelRef}`);
       if (slots.busySlots >= slots.slotCount) return refuse('no free slot');
       if (runs.has(input.request.task_id)) return refuse('already running');
-      // Attempt 1, as the lane activity that adopts it will be.
+      // Attempt 1: the workflow collects this run's outcome instead of dispatching a first attempt.
       runs.register(startGeneration(dependencies, input, { attempt: 1, attemptOffset: 0 }));
       return { accepted: true };
     },
     withdraw: (taskId) => runs.withdraw(taskId),
+    outcome: (taskId) => runs.outcome(taskId),
   };
 }

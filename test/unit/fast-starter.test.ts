@@ -52,7 +52,7 @@ function replica(replicaId: string, overrides: Partial<ReplicaStatus> = {}): Rep
 
 function starter(replicas: ReplicaStatus[], depth: Record<Priority, number>, enabled = true): FastStarter {
   const fast = new FastStarter({
-    replicas: { replicas: () => replicas, replica: (_pool, id) => replicas.find((status) => status.replica_id === id) },
+    replicas: { replicas: () => replicas },
     internalToken: TOKEN,
     enabled,
     waitMs: 3_000,
@@ -92,7 +92,7 @@ describe('fast start, the gateway side (ADR 2026-12-06)', () => {
   it('an idle pool: the least-loaded Ready replica with a free slot starts the task, asked with the internal token', async () => {
     const fast = starter([replica('p-r0', { slots_busy: 1 }), replica('p-r1', { slots_busy: 0 })], { interactive: 1, batch: 0 });
     const placed = await fast.start(input('interactive'));
-    expect(placed?.placement).toEqual({ replicaId: 'p-r1', waitMs: 3_000, reason: 'fast-start' });
+    expect(placed?.placement).toEqual({ replicaId: 'p-r1', waitMs: 3_000, reason: 'fast-start', fastStartUrl: `${url}/p-r1` });
     expect(received.map((entry) => [entry.replicaId, entry.authorization])).toEqual([['p-r1', `Bearer ${TOKEN}`]]);
     expect(received[0]?.body.placement?.replicaId).toBe('p-r1');
   });
@@ -127,7 +127,7 @@ describe('fast start, the gateway side (ADR 2026-12-06)', () => {
   it('a planned placement (session affinity) asks only that replica and keeps its reason', async () => {
     const fast = starter([replica('p-r0'), replica('p-r1')], { interactive: 1, batch: 0 });
     const placed = await fast.start(input('interactive', { replicaId: 'p-r1', waitMs: 250, reason: 'session-affinity' }));
-    expect(placed?.placement).toEqual({ replicaId: 'p-r1', waitMs: 3_000, reason: 'session-affinity' });
+    expect(placed?.placement).toEqual({ replicaId: 'p-r1', waitMs: 3_000, reason: 'session-affinity', fastStartUrl: `${url}/p-r1` });
     expect(received.map((entry) => entry.replicaId)).toEqual(['p-r1']);
   });
 

@@ -126,23 +126,6 @@ describe('ORCH-3019: the lane polls only while the engine has a free slot', () =
   });
 });
 
-/** A stand-in for FastStartRuns' counter: the gates read `active` and wake on `onChange`. */
-function fastStartCounter(): { active: number; onChange(listener: () => void): () => boolean; set(active: number): void } {
-  const listeners = new Set<() => void>();
-  const counter = {
-    active: 0,
-    onChange(listener: () => void) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    set(active: number) {
-      counter.active = active;
-      for (const listener of [...listeners]) listener();
-    },
-  };
-  return counter;
-}
-
 async function granted(reservation: Promise<unknown>): Promise<boolean> {
   let done = false;
   void reservation.then(
@@ -155,24 +138,7 @@ async function granted(reservation: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
-describe('fast start (ADR 2026-12-06): poll permits follow the engine slots that fast starts take', () => {
-  it('the lane grants one permit per fast-started run awaiting adoption, even when the engine is full', async () => {
-    const slots = new SlotAllocator(1);
-    const runs = fastStartCounter();
-    const gate = new LaneSlotGate(slots, runs);
-    slots.acquire();
-    const adoption = gate.reserveSlot(undefined, new AbortController().signal);
-    expect(await granted(adoption)).toBe(false);
-    runs.set(1);
-    expect(await granted(adoption)).toBe(true);
-    // One run, one permit: a second reservation waits.
-    const abort = new AbortController();
-    const second = gate.reserveSlot(undefined, abort.signal);
-    expect(await granted(second)).toBe(false);
-    abort.abort();
-    await expect(second).rejects.toMatchObject({ name: 'AbortError' });
-  });
-
+describe('fast start (ADR 2026-12-06): the pool queue\'s poll permits follow the engine slots that fast starts take', () => {
   it('the pool queue polls only for engine slots nobody else took: a fast start takes one, its poll waits', async () => {
     const slots = new SlotAllocator(2);
     const gate = new PoolSlotGate(slots);
