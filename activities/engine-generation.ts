@@ -39,7 +39,7 @@ export interface GenerationDependencies {
 }
 
 /**
- * Why a generation stopped early. `withdrawn`: a fast-started run nobody adopted (its gateway gave it up or
+ * Why a generation stopped early. `withdrawn`: a fast-started run given up (its gateway cancelled it or
  * never wrote the workflow); it ends quietly, like a client cancel.
  */
 export type AbortCause = 'client-cancel' | 'temporal-cancel' | 'idle' | 'wall' | 'replica' | 'withdrawn';
@@ -69,7 +69,7 @@ export interface GenerationOptions {
  * Starts one attempt on the engine and returns at once: it takes a slot, streams tokens to the gateway,
  * enforces the idle and wall watchdogs, and aborts the engine request the moment the gateway says the
  * task was cancelled — not on the next heartbeat. The caller (the engine activity, or a fast start
- * until an activity adopts it) owns heartbeats and Temporal cancellation.
+ * and the local activity that collects it) owns heartbeats and Temporal cancellation.
  */
 export function startGeneration(dependencies: GenerationDependencies, workflow: TaskWorkflowInput, options: GenerationOptions): EngineGeneration {
   const { adapter, replica } = dependencies;

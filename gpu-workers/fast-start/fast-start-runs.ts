@@ -23,6 +23,8 @@ interface RegisteredRun {
  */
 export class FastStartRuns {
   private readonly runs = new Map<string, RegisteredRun>();
+  private decoding = 0;
+  private readonly idleWaiters = new Set<() => void>();
 
   constructor(
     private readonly logger: Logger,
@@ -38,17 +40,32 @@ export class FastStartRuns {
     const entry: RegisteredRun = { generation, timer: setTimeout(() => this.expire(taskId, generation), this.retentionMs), collected: false, ended: false };
     entry.timer.unref();
     this.runs.set(taskId, entry);
+    this.decoding += 1;
     // The workflow sees a failure when it collects the outcome; until then nobody awaits it. Once the run
     // ended it is kept for the retention period from then, so a taken-over workflow can still collect it.
     generation.done
       .catch(() => undefined)
       .finally(() => {
         entry.ended = true;
+        this.decoding -= 1;
+        if (this.decoding === 0) for (const wake of [...this.idleWaiters]) wake();
         if (this.runs.get(taskId)?.generation !== generation) return;
         clearTimeout(entry.timer);
         entry.timer = setTimeout(() => this.expire(taskId, generation), this.retentionMs);
         entry.timer.unref();
       });
+  }
+
+  /** Resolves once no run decodes: a drain or a stop waits for fast-started runs as for its activities. */
+  whenIdle(): Promise<void> {
+    if (this.decoding === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.idleWaiters.delete(wake);
+        resolve();
+      };
+      this.idleWaiters.add(wake);
+    });
   }
 
   /** The run's outcome (the generation's promise), for the workflow's local activity; undefined if unknown here. */

@@ -84,7 +84,7 @@ export class QueuePoller {
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
     };
     const abort = new AbortController();
-    // Every running task listens on it: one per slot, plus the lane's and one per fast start awaiting adoption.
+    // Every running task listens on it: one per slot, plus the lane's and one per fast-started run.
     setMaxListeners(2 * slots + 2, abort.signal);
     this.abort = abort;
     const onSlotLoad = (busySlots: number): void => {
@@ -145,8 +145,10 @@ export class QueuePoller {
     const onFailure = (error: unknown): void => failedWith(error instanceof Error ? error : new Error(String(error)));
     this.fastStartHandler = fastStartHandler(generation, fastStarts, replicaId, slotAllocator);
     this.fastStart?.serve(this.fastStartHandler);
+    // Fast-started runs are in flight like the workers' activities: a drain or a stop waits for them too
+    // (and aborts them at its deadline through the replica abort), and the relay stays open until they end.
     this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
-      .then(() => undefined)
+      .then(() => fastStarts.whenIdle())
       .finally(() => dispatcher.close());
     return { failed };
   }

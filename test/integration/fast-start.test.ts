@@ -11,8 +11,8 @@ import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
 /**
  * Fast start (.specs/decisions/2026-12-06-fast-start.md, issue 10 item 3): a replica with a free slot
- * starts decoding while the workflow is written, and the engine activity adopts that run instead of
- * starting a second one.
+ * starts decoding while the workflow is written, and the workflow collects that run (a local activity)
+ * instead of starting a second one.
  */
 const POOL_WORKER_MAIN = resolve(__dirname, '..', '..', 'dist', 'gpu-workers', 'pool-worker-main.js');
 
@@ -65,7 +65,7 @@ function startReplicaProcess(replicaIndex: number): ChildProcess {
   });
 }
 
-test('fast start: an idle replica decodes before the workflow is scheduled, and the engine activity adopts that run — one dispatch, one engine call', async () => {
+test('fast start: an idle replica decodes before the workflow is scheduled, and the workflow collects that run — one dispatch, one engine call', async () => {
   await stack.addPoolReplica(0);
   await waitFor(async () => (await fastStartReplicas()).length === 1, 15_000, 'the gateway to see the replica take fast starts');
 
@@ -79,7 +79,7 @@ test('fast start: an idle replica decodes before the workflow is scheduled, and 
   const result = (await stack.client.workflow.getHandle(taskWorkflowId(taskId)).result()) as TaskResult;
   expect(result).toEqual(expect.objectContaining({ state: 'completed', attempt: 1, placement: { replicaId: `${stack.poolId}-r0`, reason: 'fast-start', laneHit: true } }));
   expect(result.text).toBe(tokensOf(events).text);
-  // One engine call: the adopting activity did not start a second generation (the replica logs one line per decode).
+  // One engine call: collecting the run started no second generation (the replica logs one line per decode).
   const engineCalls = stack.logs.lines().filter((line) => line['msg'] === 'task decoded' && line['job_id'] === taskId);
   expect(engineCalls).toHaveLength(1);
 });
