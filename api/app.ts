@@ -36,6 +36,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header(CORRELATION_HEADER, request.id);
   });
+  acceptEmptyJsonBodies(app);
 
   context.auth.register(app);
 
@@ -91,4 +92,25 @@ function engineOf(body: unknown): string | undefined {
 function isClientError(error: FastifyError | OrchError): boolean {
   const status = (error as FastifyError).statusCode;
   return (typeof status === 'number' && status >= 400 && status < 500) || (error as { name?: string }).name === 'ZodError';
+}
+
+/**
+ * Many HTTP clients send `content-type: application/json` with no body on a POST that takes none (a
+ * cancel, a resume). Fastify refuses that with 400 before the route runs; here an empty body is simply
+ * absent, and each route's own schema says whether it needed one (issue 13: a cancel from any client).
+ */
+function acceptEmptyJsonBodies(app: FastifyInstance): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim().length === 0) {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch (error) {
+      done(new OrchError(ErrorCode.INVALID_PARAMS, `the body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
+  });
 }

@@ -9,10 +9,17 @@ export function internalTokenFromEnv(options: { mintIfMissing: boolean }): strin
   return randomBytes(24).toString('base64url');
 }
 
-/** Compares a presented bearer token with the expected one in constant time. */
+/** The expected token's digest, computed once per token: every internal request (each token chunk) checks it. */
+const expectedDigests = new Map<string, Buffer>();
+
+/** Compares a presented bearer token with the expected one in constant time (digests, so lengths never leak). */
 export function bearerMatches(header: string | undefined, expectedToken: string): boolean {
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
   const presented = createHash('sha256').update(header.slice('Bearer '.length)).digest();
-  const expected = createHash('sha256').update(expectedToken).digest();
+  let expected = expectedDigests.get(expectedToken);
+  if (!expected) {
+    expected = createHash('sha256').update(expectedToken).digest();
+    expectedDigests.set(expectedToken, expected);
+  }
   return timingSafeEqual(presented, expected);
 }

@@ -17,6 +17,8 @@ import { toSseFrame } from '../sse-frames';
 import { requestDigest, startTaskWorkflow } from '../task-starter';
 
 const TaskIdParamsSchema = z.object({ id: z.uuid() });
+/** The cancel body is optional (spec §2.2): none, `{}`, or a reason for the logs. */
+const CancelRequestSchema = z.object({ reason: z.string().min(1).max(200).optional() }).optional();
 
 /** The data plane (spec §2.2): submit, stream, cancel. */
 export function registerTaskRoutes(app: FastifyInstance, context: GatewayContext): void {
@@ -148,6 +150,8 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
 
 async function cancelTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const { id: taskId } = parseTaskIdParams(request.params);
+  const cancelRequest = CancelRequestSchema.safeParse(request.body);
+  if (!cancelRequest.success) throw new OrchError(ErrorCode.INVALID_PARAMS, `reason: ${cancelRequest.error.issues[0]?.message ?? 'invalid'}`);
   await assertOwnsTask(context, taskId, context.auth.clientIdOf(request));
   const live = context.hub.get(taskId);
   // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026); and a
@@ -177,7 +181,7 @@ async function cancelTask(context: GatewayContext, request: FastifyRequest, repl
   if (live) context.ledger.withdrawn(live.poolId, taskId);
   context.sessions.taskEnded(taskId, false);
   context.telemetry.cancelled(taskId, 'client');
-  request.log.info({ job_id: taskId }, 'task cancelled');
+  request.log.info({ job_id: taskId, ...(cancelRequest.data?.reason ? { reason: cancelRequest.data.reason } : {}) }, 'task cancelled');
   return reply.code(204).send();
 }
 
@@ -229,7 +233,8 @@ function isAlreadyClosed(error: unknown): boolean {
 
 function parseTaskIdParams(params: unknown): { id: string } {
   const parsed = TaskIdParamsSchema.safeParse(params);
-  if (!parsed.success) throw new OrchError(ErrorCode.INVALID_PARAMS, 'task id must be a UUID');
+  // Task ids are UUIDs: anything else names no task.
+  if (!parsed.success) throw new OrchError(ErrorCode.INVALID_PARAMS, 'no such task: task ids are UUIDs', { notFound: true });
   return parsed.data;
 }
 

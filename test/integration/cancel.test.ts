@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { taskWorkflowId } from '../../core/ids';
 import type { TaskResult } from '../../core/task-workflow-contract';
@@ -94,3 +96,49 @@ test('cancelling a finished task is a no-op 204', async () => {
   const result = (await stack.client.workflow.getHandle(taskWorkflowId(String(body['task_id']))).result()) as TaskResult;
   expect(result.state).toBe('completed');
 });
+
+/** Runs a command line (curl, Python's http.client) as a user's client would, and returns its stdout. */
+function run(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolveRun, reject) => {
+    execFile(command, args, { timeout: 20_000 }, (error, stdout) => (error ? reject(new Error(error.message)) : resolveRun(stdout)));
+  });
+}
+
+test('ORCH-3026 (issue 13): a cancel from any client — JSON content type with no body (curl, Python), no content type, {} or a reason — answers 204 and stops the stream; unknown ids 404; a second cancel 204', async () => {
+  const authorization = stack.authHeaders['authorization'] ?? '';
+  const clients: ((taskId: string) => Promise<number>)[] = [
+    // curl's defaults with a JSON header and nothing to send: the request that used to get 400.
+    async (taskId) => Number(await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'content-type: application/json', '-H', `authorization: ${authorization}`, `${stack.url}/v1/tasks/${taskId}/cancel`])),
+    // Python's standard library client, the same way.
+    async (taskId) =>
+      Number(
+        await run('python3', [
+          '-c',
+          'import sys, urllib.request as u; r = u.Request(sys.argv[1], method="POST", headers={"Content-Type": "application/json", "Authorization": sys.argv[2]}); print(u.urlopen(r).status)',
+          `${stack.url}/v1/tasks/${taskId}/cancel`,
+          authorization,
+        ]),
+      ),
+    async (taskId) => (await request(`${stack.url}/v1/tasks/${taskId}/cancel`, { method: 'POST', headers: { ...stack.authHeaders, 'content-type': 'application/json' }, body: '{}' })).statusCode,
+    async (taskId) => (await request(`${stack.url}/v1/tasks/${taskId}/cancel`, { method: 'POST', headers: { ...stack.authHeaders, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'user pressed stop' }) })).statusCode,
+  ];
+  for (const cancelWith of clients) {
+    const body = taskRequest(stack, { max_tokens: 300 });
+    const taskId = String(body['task_id']);
+    await submit(body);
+    const reading = readStream(`${stack.url}/v1/tasks/${taskId}/stream`);
+    await waitFor(() => tokensOf(reading.events).indices.length >= 2, 10_000, 'two tokens');
+    expect(await cancelWith(taskId)).toBe(204);
+    const events = await reading.finished;
+    expect(events.at(-1)).toEqual(expect.objectContaining({ event: 'end', data: expect.objectContaining({ canceled: true }) }));
+    expect(tokensOf(events).indices.length).toBeLessThan(300);
+    expect(await cancel(taskId)).toBe(204);
+    const result = (await stack.client.workflow.getHandle(taskWorkflowId(taskId)).result()) as TaskResult;
+    expect(result.state).toBe('cancelled');
+  }
+  expect(await cancel(randomUUID())).toBe(404);
+  expect(await cancel('not-a-task-id')).toBe(404);
+  const badReason = await request(`${stack.url}/v1/tasks/${randomUUID()}/cancel`, { method: 'POST', headers: { ...stack.authHeaders, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 42 }) });
+  expect(badReason.statusCode).toBe(400);
+  await badReason.body.dump();
+}, 120_000);
