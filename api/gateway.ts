@@ -101,7 +101,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     backlog,
     limiter: new RateLimiter(),
     policies,
-    slotsByPool: new Map(config.pools.map((pool) => [pool.id, configuredSlots(pool)])),
+    // What the replicas publish beats the config: an `external` engine's slots are known only from it.
+    slotsOf: (poolId) => {
+      const published = replicas.replicas(poolId).reduce((sum, replica) => sum + (replica.ready ? replica.slots_total : 0), 0);
+      const pool = config.pools.find((candidate) => candidate.id === poolId);
+      return published > 0 ? published : pool ? configuredSlots(pool) : 1;
+    },
     logger: options.logger,
     guards: new AdmissionGuards(observability.breaker, quotas),
   });

@@ -19,7 +19,8 @@ export interface AdmissionDependencies {
   readonly backlog: TemporalBacklog;
   readonly limiter: RateLimiter;
   readonly policies: ReadonlyMap<string, PolicyHost>;
-  readonly slotsByPool: ReadonlyMap<string, number>;
+  /** Engine slots serving each pool now (its Ready replicas' published slots, else the configured count). */
+  readonly slotsOf: (poolId: string) => number;
   readonly logger: Logger;
   /** SLO breaker and tenant quotas (issue 5), checked just before the task enters the ledger. */
   readonly guards?: Pick<AdmissionGuards, 'beforeAdmit'> | undefined;
@@ -46,7 +47,7 @@ export class AdmissionController {
     this.checkRateLimit(pool, request.priority, clientId, details);
 
     const depth = this.depth(pool.id);
-    const estimate = ledger.estimate(pool.id, request.priority, depth, this.dependencies.slotsByPool.get(pool.id) ?? 1);
+    const estimate = ledger.estimate(pool.id, request.priority, depth, this.dependencies.slotsOf(pool.id));
     if (estimate.predictedStartMs > request.deadline_ms) {
       throw new OrchError(
         ErrorCode.DEADLINE_UNMET,

@@ -27,7 +27,7 @@ async function fullController(fullPolicy: 'reject' | 'drop-lru' | 'shed-low-prio
   const seen: AdmitSnapshot[] = [];
   const policy: PolicyHost = { ...builtin, active: builtin.active, admit: (snapshot) => (seen.push(snapshot), builtin.admit(snapshot)) };
   const backlog = { view: () => undefined } as unknown as TemporalBacklog;
-  const controller = new AdmissionController({ ledger, backlog, limiter: new RateLimiter(), policies: new Map([['p', policy]]), slotsByPool: new Map([['p', 1]]), logger });
+  const controller = new AdmissionController({ ledger, backlog, limiter: new RateLimiter(), policies: new Map([['p', policy]]), slotsOf: () => 1, logger });
   return { controller, seen };
 }
 
