@@ -74,7 +74,8 @@ test('ORCH-3044 ORCH-2006: every status the routes answer is declared for the ro
   expect((await expectConforming('POST', '/v1/tasks', { body: taskRequest(stack), headers: {} })).status).toBe(401);
   expect((await expectConforming('POST', '/v1/tasks', { body: taskRequest(stack, { priority: 'batch' }) })).status).toBe(429);
   expect((await expectConforming('GET', `/v1/tasks/${taskId}/stream`)).status).toBe(200);
-  expect((await expectConforming('GET', '/v1/tasks/not-a-uuid/stream')).status).toBe(400);
+  // Task ids are UUIDs: a malformed one names no task (issue 13: unknown ids are 404).
+  expect((await expectConforming('GET', '/v1/tasks/not-a-uuid/stream')).status).toBe(404);
   expect((await expectConforming('GET', `/v1/tasks/${randomUUID()}/stream`)).status).toBe(404);
   expect((await expectConforming('POST', `/v1/tasks/${taskId}/cancel`)).status).toBe(204);
   expect((await expectConforming('POST', `/v1/tasks/${randomUUID()}/cancel`)).status).toBe(404);
