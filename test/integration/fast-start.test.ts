@@ -1,12 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { taskWorkflowId } from '../../core/ids';
 import type { TaskResult } from '../../core/task-workflow-contract';
 import { readStream, tokensOf, waitFor, type ReceivedEvent } from '../support/sse-client';
+import { startReplicaProcess } from '../support/replica-process';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
 /**
@@ -14,7 +11,6 @@ import { startTestStack, taskRequest, type TestStack } from '../support/stack';
  * starts decoding while the workflow is written, and the workflow collects that run (a local activity)
  * instead of starting a second one.
  */
-const POOL_WORKER_MAIN = resolve(__dirname, '..', '..', 'dist', 'gpu-workers', 'pool-worker-main.js');
 
 let stack: TestStack;
 let child: ChildProcess | undefined;
@@ -55,15 +51,6 @@ function dispatches(events: readonly ReceivedEvent[]): ReceivedEvent[] {
   return events.filter((event) => event.event === 'metrics' && event.data['phase'] === 'dispatched');
 }
 
-function startReplicaProcess(replicaIndex: number): ChildProcess {
-  const directory = mkdtempSync(join(tmpdir(), 'llama-orch-fast-start-'));
-  const configPath = join(directory, 'config.yaml');
-  writeFileSync(configPath, stringify(JSON.parse(JSON.stringify(stack.config))));
-  return spawn(process.execPath, [POOL_WORKER_MAIN, '--config', configPath, '--pool', stack.poolId, '--replica', String(replicaIndex)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, ORCH_INTERNAL_TOKEN: stack.internalToken, LOG_LEVEL: 'warn' },
-  });
-}
 
 test('fast start: an idle replica decodes before the workflow is scheduled, and the workflow collects that run — one dispatch, one engine call', async () => {
   await stack.addPoolReplica(0);
@@ -120,7 +107,7 @@ test('fast start: a cancel while the fast-started run decodes ends it cancelled 
 
 test('chaos: the replica decoding a fast-started task is SIGKILLed — the task resumes on another replica, each token once, in order', async () => {
   await Promise.all(stack.poolWorkers.splice(0).map((replica) => replica.stop()));
-  child = startReplicaProcess(1);
+  child = startReplicaProcess(stack, 1);
   await waitFor(async () => (await fastStartReplicas()).includes(`${stack.poolId}-r1`), 30_000, 'the child replica to take fast starts');
 
   const taskId = await submit({ max_tokens: 60, seed: 4321 });

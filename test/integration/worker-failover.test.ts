@@ -1,15 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { taskWorkflowId } from '../../core/ids';
 import type { TaskResult } from '../../core/task-workflow-contract';
 import { readStream, tokensOf, waitFor } from '../support/sse-client';
+import { startReplicaProcess } from '../support/replica-process';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
-const POOL_WORKER_MAIN = resolve(__dirname, '..', '..', 'dist', 'gpu-workers', 'pool-worker-main.js');
 
 let stack: TestStack;
 let child: ChildProcess | undefined;
@@ -22,15 +18,6 @@ afterAll(async () => {
   await stack.stop();
 });
 
-function startReplicaProcess(replicaIndex: number): ChildProcess {
-  const directory = mkdtempSync(join(tmpdir(), 'llama-orch-failover-'));
-  const configPath = join(directory, 'config.yaml');
-  writeFileSync(configPath, stringify(JSON.parse(JSON.stringify(stack.config))));
-  return spawn(process.execPath, [POOL_WORKER_MAIN, '--config', configPath, '--pool', stack.poolId, '--replica', String(replicaIndex)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, ORCH_INTERNAL_TOKEN: stack.internalToken, LOG_LEVEL: 'warn' },
-  });
-}
 
 async function poolReady(): Promise<boolean> {
   const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`, { headers: stack.authHeaders });
@@ -39,7 +26,7 @@ async function poolReady(): Promise<boolean> {
 }
 
 test('chaos: a pool worker killed mid-stream loses nothing — the task resumes on another replica, each token once, in order', async () => {
-  child = startReplicaProcess(0);
+  child = startReplicaProcess(stack, 0);
   await waitFor(poolReady, 30_000, 'the child replica to poll');
 
   const body = taskRequest(stack, { max_tokens: 60, seed: 1234 });
