@@ -127,7 +127,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     replicas,
     internalToken: options.internalToken,
     enabled: config.placement.fast_start,
-    waitMs: config.placement.fast_start_wait_ms,
+    waitMs: config.placement.affinity_wait_ms,
     depth: (poolId) => admission.depth(poolId),
     logger: options.logger,
   });

@@ -151,11 +151,9 @@ function buildConfigSchema(strict: boolean) {
        * waits and a Ready replica has a free slot, it starts decoding while the workflow is written.
        */
       fast_start: z.boolean().default(true),
-      /** How long the workflow waits for the fast-started replica's lane to adopt the run before it falls back to the pool queue. */
-      fast_start_wait_ms: z.int().min(100).max(60_000).default(3_000),
       /** The address each pool worker's fast-start listener binds to; on several hosts, one the gateways reach. */
       fast_start_host: z.string().min(1).default('127.0.0.1'),
-    }).default({ affinity_wait_ms: 250, fast_start: true, fast_start_wait_ms: 3_000, fast_start_host: '127.0.0.1' }),
+    }).default({ affinity_wait_ms: 250, fast_start: true, fast_start_host: '127.0.0.1' }),
     /** Short-lived sessions (ORCH-3021): per-gateway bounds and affinity (api/sessions/). */
     sessions: object({
       /** A session's lifetime from its first turn; defaults to the spec's 10 minutes. */

@@ -11,7 +11,7 @@ export interface FastStarterOptions {
   readonly internalToken: string;
   /** config.placement.fast_start. */
   readonly enabled: boolean;
-  /** config.placement.fast_start_wait_ms, recorded in the placement. */
+  /** The placement's lane wait (config.placement.affinity_wait_ms): unused by a fast start, kept for the shape of placements. */
   readonly waitMs: number;
   /** Tasks of each class queued for the pool right now (this gateway's ledger and Temporal's backlog). */
   readonly depth: (poolId: string) => Readonly<Record<Priority, number>>;
