@@ -56,7 +56,11 @@ interface Engine {
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'llama-orch-bench-'));
   const engine = ENGINE === 'llama' ? await startLlamaServer() : await startMockEngine();
-  const { address: temporalAddress, devServer } = await benchTemporal(workDir);
+  // A Temporal that does not start must not leave the engine running.
+  const { address: temporalAddress, devServer } = await benchTemporal(workDir).catch(async (error: unknown) => {
+    await engine.stop();
+    throw error;
+  });
   const temporal = process.env['TEMPORAL_ADDRESS'] ? `Temporal at ${temporalAddress}` : 'Temporal dev server (tuned)';
   const stacks: BenchOrchestrator[] = [];
   let peer: LiteLlmProxy | undefined;
