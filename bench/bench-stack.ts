@@ -63,7 +63,8 @@ export async function startBenchOrchestrator(
 ): Promise<BenchOrchestrator> {
   const gatewayPort = await freePort();
   const configPath = join(workDir, `bench-${String(pool['id'])}.yaml`);
-  writeFileSync(configPath, stringify({ data_dir: workDir, auth: { mode: 'disabled' }, gateway: { host: '127.0.0.1', port: gatewayPort }, pools: [pool], ...extraConfig }));
+  // A data dir per stack: one `npm start` per data dir (cli/stack-lock.ts), and benchmarks run two side by side.
+  writeFileSync(configPath, stringify({ data_dir: join(workDir, String(pool['id'])), auth: { mode: 'disabled' }, gateway: { host: '127.0.0.1', port: gatewayPort }, pools: [pool], ...extraConfig }));
   // BENCH_STACK_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, profiles the gateway process.
   const nodeFlags = (process.env['BENCH_STACK_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag.length > 0);
   const child = spawn(process.execPath, [...nodeFlags, join(resolve(__dirname, '..'), 'cli/start.js'), '--config', configPath], {

@@ -7,6 +7,7 @@ import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
 import { superviseChild, type SupervisedChild } from './child-supervisor';
 import { startGatewayCluster } from './gateway-cluster';
+import { takeStackLock } from './stack-lock';
 import { startGatewayProcess } from './gateway-process';
 import { ensureDevApiKey, printDevApiKey } from './dev-api-key';
 import { provisionPools } from './provision-pools';
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
   const { config, ignoredFields } = loadConfigFile(configPath);
   if (ignoredFields.length > 0) logger.warn({ ignored_fields: ignoredFields }, 'compat mode: unknown config fields ignored');
   const dataDir = resolve(config.data_dir);
+  // Before anything starts: a second stack on this data dir would share its Temporal files and replicas.
+  const lock = takeStackLock(dataDir, `http://${config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host}:${config.gateway.port}`);
+  process.once('exit', () => lock.release());
   const internalToken = internalTokenFromEnv({ mintIfMissing: true });
   const devApiKey = config.auth.mode === 'enabled' && config.auth.dev_key ? ensureDevApiKey(config) : undefined;
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -18,18 +18,20 @@ const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
 let child: ChildProcess;
 let apiUrl: string;
 let poolId: string;
+let configPath: string;
+let dataDir: string;
 const lines: Record<string, unknown>[] = [];
 
 beforeAll(async () => {
   const directory = mkdtempSync(join(tmpdir(), 'llama-orch-gateways-'));
   const port = await freePort();
   apiUrl = `http://127.0.0.1:${port}`;
-  const configPath = join(directory, 'config.yaml');
+  configPath = join(directory, 'config.yaml');
   poolId = `gw-${randomUUID().slice(0, 8)}`;
   writeFileSync(
     configPath,
     stringify({
-      data_dir: join(directory, 'data'),
+      data_dir: (dataDir = join(directory, 'data')),
       auth: { mode: 'disabled' },
       gateway: { host: '127.0.0.1', port, processes: 2 },
       pools: [{ id: poolId, engine: 'llamacpp', model: 'mock:gateways', ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 4, ttft_ms: 5, inter_token_ms: 10 } }],
@@ -75,6 +77,22 @@ afterAll(async () => {
   child.stderr?.destroy();
 });
 
+test('issue 15: a second npm start on the same data dir says where the running stack is and exits non-zero, starting nothing', async () => {
+  const second = spawn(process.execPath, [START, '--config', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TEMPORAL_ADDRESS: temporalAddressForTests() } });
+  let stderr = '';
+  second.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const code = await new Promise<number | null>((resolveExit) => second.once('exit', (exitCode) => resolveExit(exitCode)));
+  expect(code).not.toBe(0);
+  expect(stderr).toContain('already running');
+  expect(stderr).toContain(apiUrl);
+  expect(stderr).toContain(`pid ${String(child.pid)}`);
+  // The running stack is untouched.
+  const health = await request(`${apiUrl}/v1/pools/${poolId}/health`, { reset: true });
+  expect(((await health.body.json()) as { ready?: boolean }).ready).toBe(true);
+}, 30_000);
+
 test('issue 10: two gateway processes share the port — tasks admitted by either stream in full through either, and SIGTERM stops the whole stack', async () => {
   const results = await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -107,6 +125,8 @@ test('issue 10: two gateway processes share the port — tasks admitted by eithe
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
   child.kill('SIGTERM');
   expect(await exited).toBe(0);
+  // Stopped cleanly: the data dir's lock is released for the next start.
+  expect(existsSync(join(dataDir, 'run', 'stack.lock'))).toBe(false);
   const alive = pids.filter((pid) => {
     try {
       process.kill(pid, 0);
