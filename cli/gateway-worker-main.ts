@@ -2,6 +2,7 @@ import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
+import { exitWithParent } from '../platform/parent-watch';
 import { onShutdownSignal } from '../platform/shutdown';
 import { requireTemporalAddress } from '../platform/temporal-connections';
 import { startGatewayProcess } from './gateway-process';
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
   });
   process.send?.({ event: 'gateway-listening', url: running.gateway.url });
   onShutdownSignal(logger, () => running.stop());
+  // A cluster worker of `npm start`: it ends with its primary, however that died.
+  exitWithParent(logger, () => running.stop());
 }
 
 main().catch((error: unknown) => {

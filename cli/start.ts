@@ -55,7 +55,8 @@ async function main(): Promise<void> {
       await registration.close();
     }
   }
-  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken };
+  // ORCH_EXIT_WITH_PARENT: pool workers end with this process, however it dies (platform/parent-watch.ts).
+  const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken, ORCH_EXIT_WITH_PARENT: '1' };
   const gateways = await startGateways(config.gateway.processes, { config, configPath, address, internalToken, logger }, childEnv);
 
   // The llama-server build and the models, into the cache with progress, before any replica needs them.

@@ -3,6 +3,7 @@ import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
+import { exitWithParent } from '../platform/parent-watch';
 import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
 import { cachedPoolArtifacts } from '../cli/provision-pools';
@@ -33,10 +34,13 @@ async function main(): Promise<void> {
     artifacts: cachedPoolArtifacts(),
     fastStartHost: fastStartHostOf(config),
   });
-  onShutdownSignal(logger, async () => {
+  const stop = async (): Promise<void> => {
     await running.stop();
     await connection.close();
-  });
+  };
+  onShutdownSignal(logger, stop);
+  // Under `npm start`, a parent that died (even by SIGKILL) takes this replica and its engine with it.
+  if (process.env['ORCH_EXIT_WITH_PARENT'] === '1') exitWithParent(logger, stop);
   await running.done;
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -136,4 +136,72 @@ test('issue 10: two gateway processes share the port — tasks admitted by eithe
     }
   });
   expect(alive).toEqual([]);
+}, 90_000);
+
+/** Every process under `root`, from /proc (children, their children, …). */
+function descendantsOf(root: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parentOf.set(Number(entry), Number(stat.split(') ')[1]?.split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (pid: number): void => {
+    for (const [child, parent] of parentOf) {
+      if (parent === pid) {
+        found.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('issue 15: npm start SIGKILLed — its gateway processes and its pool worker (with its engine) end within seconds', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'llama-orch-orphans-'));
+  const port = await freePort();
+  const killedPool = `gk-${randomUUID().slice(0, 8)}`;
+  const path = join(directory, 'config.yaml');
+  writeFileSync(
+    path,
+    stringify({
+      data_dir: join(directory, 'data'),
+      auth: { mode: 'disabled' },
+      gateway: { host: '127.0.0.1', port, processes: 2 },
+      pools: [{ id: killedPool, engine: 'llamacpp', model: 'mock:orphans', ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2 } }],
+    }),
+  );
+  const stack = spawn(process.execPath, [START, '--config', path], { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, TEMPORAL_ADDRESS: temporalAddressForTests(), LOG_LEVEL: 'warn' } });
+  await waitFor(
+    async () => {
+      try {
+        const response = await request(`http://127.0.0.1:${port}/v1/pools/${killedPool}/health`, { reset: true });
+        return response.statusCode === 200 && ((await response.body.json()) as { ready?: boolean }).ready === true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    'the second stack to serve',
+  );
+  const children = descendantsOf(stack.pid ?? 0);
+  // Two gateway processes and a pool worker at least (the mock engine runs inside the pool worker).
+  expect(children.length).toBeGreaterThanOrEqual(3);
+  stack.kill('SIGKILL');
+  await waitFor(() => children.every((pid) => !alive(pid)), 15_000, 'every child of the killed stack to end');
 }, 90_000);
