@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { httpUrl } from '../platform/http-url';
 import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -187,10 +188,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       await Promise.all([...policies.values()].map((policy) => policy.close()));
     },
   };
-}
-
-function httpUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**

@@ -3,6 +3,7 @@ import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
+import { httpUrl } from '../platform/http-url';
 import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
 import { superviseChild, type SupervisedChild } from './child-supervisor';
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   if (ignoredFields.length > 0) logger.warn({ ignored_fields: ignoredFields }, 'compat mode: unknown config fields ignored');
   const dataDir = resolve(config.data_dir);
   // Before anything starts: a second stack on this data dir would share its Temporal files and replicas.
-  const lock = takeStackLock(dataDir, `http://${config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host}:${config.gateway.port}`);
+  const lock = takeStackLock(dataDir, httpUrl(config.gateway.host, config.gateway.port));
   process.once('exit', () => lock.release());
   const internalToken = internalTokenFromEnv({ mintIfMissing: true });
   const devApiKey = config.auth.mode === 'enabled' && config.auth.dev_key ? ensureDevApiKey(config) : undefined;
@@ -98,8 +99,7 @@ async function startGateways(
   // SIGHUP reloads the config in every gateway process (ORCH-3031).
   process.on('SIGHUP', () => gatewayCluster.signal('SIGHUP'));
   await gatewayCluster.ready;
-  const { host, port } = options.config.gateway;
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, stop: () => gatewayCluster.stop() };
+  return { url: httpUrl(options.config.gateway.host, options.config.gateway.port), stop: () => gatewayCluster.stop() };
 }
 
 function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined, gatewayProcesses: number): void {

@@ -7,6 +7,7 @@ import type { EngineGeneration } from '../../activities/engine-generation';
 import { OUTCOME_KEEPALIVE_MS, type FastStartOutcomeLine } from '../../core/fast-start-wire';
 import { PLACEMENT_REASONS, type TaskWorkflowInput } from '../../core/task-workflow-contract';
 import { TaskRequestSchema } from '../../core/task-request';
+import { httpUrl } from '../../platform/http-url';
 import { bearerMatches } from '../../platform/internal-token';
 
 /** A prompt is at most 256 KiB; JSON escaping can grow it several times. */
@@ -66,7 +67,7 @@ export class FastStartServer {
       server.listen(0, host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
-    const instance = new FastStartServer(server, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+    const instance = new FastStartServer(server, httpUrl(host, port));
     created.instance = instance;
     return instance;
   }

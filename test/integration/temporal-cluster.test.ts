@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { request } from 'undici';
-import { stringify } from 'yaml';
-import { freePort } from '../../cli/free-port';
+import { startNpmStack, stopProcess, type NpmStartStack } from '../support/npm-start';
 import { waitFor } from '../support/sse-client';
 
 /**
@@ -16,21 +15,11 @@ import { waitFor } from '../support/sse-client';
  * answering. The first run builds the server (minutes; CI builds it before `npm test`, .ci/run).
  */
 const CLUSTER = resolve(__dirname, '..', '..', 'dist', 'cli', 'temporal-cluster.js');
-const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
 // The cluster derives its other ports from this one (-300 … +8199); away from the usual 7233 family.
 const PORT = 21_000 + Math.floor(Math.random() * 4_000);
 let cluster: ChildProcess;
-let stack: ChildProcess | undefined;
+let stack: NpmStartStack | undefined;
 let address: string;
-let apiUrl: string;
-const poolId = `cl-${randomUUID().slice(0, 8)}`;
-
-function stopChild(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
-  child.kill('SIGTERM');
-  return exited;
-}
 
 beforeAll(async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'llama-orch-cluster-'));
@@ -44,39 +33,16 @@ beforeAll(async () => {
     });
     cluster.once('exit', (code) => reject(new Error(`temporal:cluster exited with ${code}`)));
   });
-  const port = await freePort();
-  apiUrl = `http://127.0.0.1:${port}`;
-  const configPath = join(dataDir, 'config.yaml');
-  writeFileSync(
-    configPath,
-    stringify({
-      data_dir: join(dataDir, 'data'),
-      auth: { mode: 'disabled' },
-      gateway: { host: '127.0.0.1', port },
-      pools: [{ id: poolId, engine: 'llamacpp', model: 'mock:cluster', ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2 } }],
-    }),
-  );
-  stack = spawn(process.execPath, [START, '--config', configPath], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, TEMPORAL_ADDRESS: address, LOG_LEVEL: 'warn' } });
-  await waitFor(
-    async () => {
-      try {
-        const response = await request(`${apiUrl}/v1/pools/${poolId}/health`, { reset: true });
-        return response.statusCode === 200 && ((await response.body.json()) as { ready?: boolean }).ready === true;
-      } catch {
-        return false;
-      }
-    },
-    90_000,
-    'the stack on the cluster to serve',
-  );
+  stack = await startNpmStack({ temporalAddress: address, model: 'mock:cluster', readyTimeoutMs: 90_000 });
 }, 20 * 60_000);
 
 afterAll(async () => {
-  await stopChild(stack);
-  await stopChild(cluster);
+  await stopProcess(stack?.child);
+  await stopProcess(cluster);
 });
 
 test('issue 10: the stack runs on a real Temporal cluster (PostgreSQL, 8 shards) — a task streams, its workflow is found by TaskId, the Web UI answers', async () => {
+  const apiUrl = stack?.apiUrl ?? '';
   const taskId = randomUUID();
   const admitted = await request(`${apiUrl}/v1/tasks`, {
     method: 'POST',

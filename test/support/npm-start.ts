@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { freePort } from '../../cli/free-port';
+import { waitFor } from './sse-client';
+
+const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
+
+export interface NpmStartOptions {
+  /** Temporal for the stack (the run's dev server, or a cluster). */
+  readonly temporalAddress: string;
+  /** The mock pool's model ref and engine settings. */
+  readonly model: string;
+  readonly engineRuntime?: Record<string, unknown>;
+  readonly gatewayProcesses?: number;
+  /** Each JSON log line the stack prints (LOG_LEVEL info); without it stdout is ignored. */
+  readonly onLogLine?: (line: Record<string, unknown>) => void;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface NpmStartStack {
+  readonly child: ChildProcess;
+  readonly apiUrl: string;
+  readonly poolId: string;
+  readonly configPath: string;
+  readonly dataDir: string;
+}
+
+/**
+ * `npm start` as a user runs it (the built `dist/cli/start.js`, its own process tree), on a fresh data dir
+ * with one mock pool and auth off; resolves once the pool reports Ready through the API.
+ */
+export async function startNpmStack(options: NpmStartOptions): Promise<NpmStartStack> {
+  const directory = mkdtempSync(join(tmpdir(), 'llama-orch-npm-start-'));
+  const port = await freePort();
+  const apiUrl = `http://127.0.0.1:${port}`;
+  const poolId = `ns-${randomUUID().slice(0, 8)}`;
+  const dataDir = join(directory, 'data');
+  const configPath = join(directory, 'config.yaml');
+  writeFileSync(
+    configPath,
+    stringify({
+      data_dir: dataDir,
+      auth: { mode: 'disabled' },
+      gateway: { host: '127.0.0.1', port, processes: options.gatewayProcesses ?? 1 },
+      pools: [{ id: poolId, engine: 'llamacpp', model: options.model, ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2, ...options.engineRuntime } }],
+    }),
+  );
+  const child = spawn(process.execPath, [START, '--config', configPath], {
+    stdio: ['ignore', options.onLogLine ? 'pipe' : 'ignore', 'inherit'],
+    env: { ...process.env, TEMPORAL_ADDRESS: options.temporalAddress, LOG_LEVEL: options.onLogLine ? 'info' : 'warn' },
+  });
+  const onLogLine = options.onLogLine;
+  if (onLogLine) {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const line of parts) {
+        try {
+          onLogLine(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+  }
+  await waitFor(() => poolReady(apiUrl, poolId), options.readyTimeoutMs ?? 60_000, `npm start (pool ${poolId}) to serve`);
+  return { child, apiUrl, poolId, configPath, dataDir };
+}
+
+export async function poolReady(apiUrl: string, poolId: string): Promise<boolean> {
+  try {
+    const response = await request(`${apiUrl}/v1/pools/${poolId}/health`, { reset: true });
+    return response.statusCode === 200 && ((await response.body.json()) as { ready?: boolean }).ready === true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then resolves once the process exited (at once if it already had); its exit code, or null. */
+export function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child?.exitCode ?? null);
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
