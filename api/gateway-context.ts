@@ -15,6 +15,7 @@ import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
 import type { SessionRegistry } from './sessions/session-registry';
 import type { StreamHub } from './stream-hub';
+import type { SupervisedProcessStatus } from '../core/supervised-process';
 
 /** What the gateway's routes share. */
 export interface GatewayContext {
@@ -54,4 +55,6 @@ export interface GatewayContext {
    * a matching round trip. Only valid when the client shares that worker's NativeConnection.
    */
   readonly eagerWorkflowStart: boolean;
+  /** The processes `npm start` supervises, for GET /health and the metrics; empty when nothing supervises this gateway. */
+  readonly supervision: () => readonly SupervisedProcessStatus[];
 }

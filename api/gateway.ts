@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { OrchConfig } from '../core/config';
+import type { SupervisedProcessStatus } from '../core/supervised-process';
 import { parseReplicaIdentity } from '../core/ids';
 import { buildApp } from './app';
 import { createPolicyHost, type PolicyHost } from '../policy';
@@ -52,6 +53,8 @@ export interface GatewayOptions {
    * gateway processes (cli/gateway-process.ts): workers must reach this gateway, not any of them.
    */
   readonly internalListen?: { readonly host: string } | undefined;
+  /** The processes `npm start` supervises (cli/supervision/); GET /health and the metrics show them. */
+  readonly supervision?: (() => readonly SupervisedProcessStatus[]) | undefined;
 }
 
 export interface RunningGateway {
@@ -116,6 +119,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     depth: (poolId) => admission.depth(poolId),
     readyReplicas: (poolId) => backlog.view(poolId)?.readyReplicas.length ?? 0,
     quotas,
+    supervision: options.supervision ?? (() => []),
   });
   const sessions = new SessionRegistry({ ttlMs: config.sessions.ttl_ms, maxTurns: config.sessions.max_turns, maxEntries: config.sessions.max_entries });
   observability.metrics.addCollector(() => observability.metrics.set('sessionsActive', {}, sessions.size));
@@ -158,6 +162,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     slo: observability.slo,
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
+    supervision: options.supervision ?? (() => []),
     get internalUrl() {
       return internalUrl;
     },

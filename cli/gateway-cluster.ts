@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { SupervisedProcessStatus } from '../core/supervised-process';
+import type { SupervisionBoard } from './supervision/supervision-board';
 
 export interface GatewayCluster {
   /** Resolves once every gateway process listens. */
@@ -13,12 +15,19 @@ export interface GatewayCluster {
 const MAX_BACKOFF_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
+/** The message that hands a gateway process the board, for its GET /health and metrics (cli/gateway-worker-main.ts). */
+export interface SupervisionMessage {
+  readonly event: 'supervision';
+  readonly processes: readonly SupervisedProcessStatus[];
+}
+
 /**
  * `gateway.processes` > 1: that many gateway processes (cli/gateway-worker-main.ts) as cluster workers,
  * so they share the public port and the primary hands connections round-robin. A worker that dies is
- * forked again with backoff. The primary (npm start) serves no HTTP itself.
+ * forked again with backoff and shows on the board; every process gets the board as it changes. The
+ * primary (npm start) serves no HTTP itself.
  */
-export function startGatewayCluster(count: number, args: readonly string[], env: NodeJS.ProcessEnv, logger: Logger): GatewayCluster {
+export function startGatewayCluster(count: number, args: readonly string[], env: NodeJS.ProcessEnv, logger: Logger, board: SupervisionBoard): GatewayCluster {
   cluster.setupPrimary({ exec: resolve(__dirname, 'gateway-worker-main.js'), args: [...args], silent: false });
   cluster.schedulingPolicy = cluster.SCHED_RR;
   let stopping = false;
@@ -32,13 +41,23 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
     onFailed = reject;
   });
   let everyoneUp = false;
+  const tell = (worker: Worker, processes: readonly SupervisedProcessStatus[]): void => {
+    if (worker.isConnected()) worker.send({ event: 'supervision', processes } satisfies SupervisionMessage);
+  };
+  board.onChange((processes) => {
+    for (const worker of workers) tell(worker, processes);
+  });
+  for (let slot = 0; slot < count; slot += 1) board.register(`gateway-${slot}`, 'gateway');
 
-  const fork = (slot: number): void => {
+  const fork = (slot: number, restarted: boolean): void => {
     const startedAt = Date.now();
     const worker = cluster.fork({ ...env, ORCH_GATEWAY_PROCESS: String(slot) });
     workers.add(worker);
+    board.transition(`gateway-${slot}`, 'starting', { pid: worker.process.pid ?? null, restarted });
     worker.once('message', (message: unknown) => {
       if ((message as { event?: unknown }).event !== 'gateway-listening') return;
+      board.transition(`gateway-${slot}`, 'running');
+      tell(worker, board.snapshot());
       listening += 1;
       if (listening >= count && !everyoneUp) {
         everyoneUp = true;
@@ -47,6 +66,8 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
     });
     worker.once('exit', (code, signal) => {
       workers.delete(worker);
+      const exit = signal ? `signal ${signal}` : `code ${String(code)}`;
+      board.transition(`gateway-${slot}`, stopping ? 'stopped' : 'restarting', { pid: null, exit });
       if (stopping) return;
       if (!everyoneUp) {
         onFailed(new Error(`gateway process ${slot} exited with ${code ?? signal} before it listened`));
@@ -55,12 +76,12 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
       if (Date.now() - startedAt > 60_000) backoffMs = 1_000;
       logger.error({ child: `gateway-${slot}`, code, signal, restart_in_ms: backoffMs }, 'gateway process exited; restarting');
       setTimeout(() => {
-        if (!stopping) fork(slot);
+        if (!stopping) fork(slot, true);
       }, backoffMs).unref();
       backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
     });
   };
-  for (let slot = 0; slot < count; slot += 1) fork(slot);
+  for (let slot = 0; slot < count; slot += 1) fork(slot, false);
 
   return {
     ready,

@@ -3,11 +3,14 @@ import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { startGateway, type RunningGateway } from '../api/gateway';
 import type { OrchConfig } from '../core/config';
+import type { SupervisedProcessStatus } from '../core/supervised-process';
 import { connectWorker } from '../platform/temporal-connections';
 import { startWorkflowWorker, type RunningWorkflowWorker } from '../workflows/workflow-worker';
 
 export interface GatewayProcess {
   readonly gateway: RunningGateway;
+  /** Settles when the workflow worker stops; before `stop` that means this process can no longer run tasks. */
+  readonly workflowWorkerDone: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -24,6 +27,7 @@ export async function startGatewayProcess(options: {
   readonly internalToken: string;
   readonly logger: Logger;
   readonly sharedPort: boolean;
+  readonly supervision?: () => readonly SupervisedProcessStatus[];
 }): Promise<GatewayProcess> {
   const { config, logger } = options;
   const connection: NativeConnection = await connectWorker(options.address, logger);
@@ -38,6 +42,7 @@ export async function startGatewayProcess(options: {
       logger,
       internalToken: options.internalToken,
       eagerWorkflowStart: true,
+      supervision: options.supervision,
       ...(options.sharedPort ? { internalListen: { host: config.gateway.host } } : {}),
     });
     // ORCH-3031: SIGHUP re-reads the config file, as POST /v1/config/reload does; a refused change is logged.
@@ -51,6 +56,7 @@ export async function startGatewayProcess(options: {
     const running = workflowWorker;
     return {
       gateway,
+      workflowWorkerDone: running.done,
       stop: async () => {
         await gateway.close();
         await running.stop();

@@ -6,12 +6,18 @@ import { exitWithParent } from '../platform/parent-watch';
 import { onShutdownSignal } from '../platform/shutdown';
 import { requireTemporalAddress } from '../platform/temporal-connections';
 import { startGatewayProcess } from './gateway-process';
+import type { SupervisionMessage } from './gateway-cluster';
 
 /** One of `npm start`'s gateway processes in cluster mode (cli/gateway-cluster.ts); tells the primary once it listens. */
 async function main(): Promise<void> {
   const logger = createLogger(`gateway-${process.env['ORCH_GATEWAY_PROCESS'] ?? '0'}`);
   const configPath = configPathFromArgs(process.argv.slice(2));
   const { config } = loadConfigFile(configPath);
+  // The primary supervises; it sends the board whenever it changes (cli/gateway-cluster.ts).
+  let supervised: SupervisionMessage['processes'] = [];
+  process.on('message', (message: unknown) => {
+    if ((message as Partial<SupervisionMessage>).event === 'supervision') supervised = (message as SupervisionMessage).processes;
+  });
   const running = await startGatewayProcess({
     config,
     configPath,
@@ -19,11 +25,25 @@ async function main(): Promise<void> {
     internalToken: internalTokenFromEnv({ mintIfMissing: false }),
     logger,
     sharedPort: true,
+    supervision: () => supervised,
   });
   process.send?.({ event: 'gateway-listening', url: running.gateway.url });
-  onShutdownSignal(logger, () => running.stop());
+  let stopping = false;
+  // Without its workflow worker this process admits tasks nothing runs: exit, and the primary forks a fresh one.
+  void running.workflowWorkerDone.finally(() => {
+    if (stopping) return;
+    logger.error('the workflow worker stopped; exiting so this gateway process is started afresh');
+    process.exit(1);
+  });
+  onShutdownSignal(logger, () => {
+    stopping = true;
+    return running.stop();
+  });
   // A cluster worker of `npm start`: it ends with its primary, however that died.
-  exitWithParent(logger, () => running.stop());
+  exitWithParent(logger, () => {
+    stopping = true;
+    return running.stop();
+  });
 }
 
 main().catch((error: unknown) => {

@@ -1,12 +1,13 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { httpUrl } from '../platform/http-url';
-import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
-import { superviseChild, type SupervisedChild } from './child-supervisor';
+import { reapLeftoverChildren, superviseChild, type SupervisedChild, type SupervisionContext } from './supervision/child-supervisor';
+import { handleStackShutdown, type StackShutdown } from './supervision/stack-shutdown';
+import { SupervisionBoard } from './supervision/supervision-board';
 import { startGatewayCluster } from './gateway-cluster';
 import { takeStackLock } from './stack-lock';
 import { startGatewayProcess } from './gateway-process';
@@ -14,12 +15,18 @@ import { ensureDevApiKey, printDevApiKey } from './dev-api-key';
 import { provisionPools } from './provision-pools';
 import { registerSearchAttributes } from './search-attributes-registration';
 import { ensureTemporalBinary } from './temporal-binary';
-import { startDevServer, type DevServer } from './temporal-dev-server';
+import { devServerCommand, waitUntilServing } from './temporal-dev-server';
+
+/** A stop that runs longer than this kills what is left (pool workers have 15 s to finish, Temporal 5 s). */
+const STOP_BOUND_MS = 30_000;
+/** Starts in a row of the embedded Temporal server that never serve, after which the stack exits non-zero. */
+const TEMPORAL_MAX_FAILED_STARTS = 5;
 
 /**
  * `npm start`: the whole stack on one machine — the Temporal dev server (unless TEMPORAL_ADDRESS or
  * temporal.address names a cluster), the gateway and workflow worker in this process, and one child
- * process per pool replica.
+ * process per pool replica. Every child is supervised (restarted with backoff, shown by GET /health) and
+ * ends with this process however it dies (ADR 2026-12-06-no-orphans).
  */
 async function main(): Promise<void> {
   const logger = createLogger('llama-orch');
@@ -30,25 +37,66 @@ async function main(): Promise<void> {
   // Before anything starts: a second stack on this data dir would share its Temporal files and replicas.
   const lock = takeStackLock(dataDir, httpUrl(config.gateway.host, config.gateway.port));
   process.once('exit', () => lock.release());
+  const runDir = join(dataDir, 'run');
+  const leftovers = await reapLeftoverChildren(runDir, logger);
+  if (leftovers.length > 0) process.stderr.write(`[llama-orch] stopped ${leftovers.length} process(es) a previous stack on this data dir left running (pids ${leftovers.join(', ')})\n`);
   const internalToken = internalTokenFromEnv({ mintIfMissing: true });
   const devApiKey = config.auth.mode === 'enabled' && config.auth.dev_key ? ensureDevApiKey(config) : undefined;
 
-  let devServer: DevServer | undefined;
+  const board = new SupervisionBoard();
+  let temporal: SupervisedChild | undefined;
+  // Filled as the parts start: a stop during start-up stops what is already there.
+  const started: { gateways?: { url: string; stop(): Promise<void> } } = {};
+  const poolWorkers: SupervisedChild[] = [];
+  const shutdown = handleStackShutdown(logger, {
+    boundMs: STOP_BOUND_MS,
+    stop: async () => {
+      await Promise.all(poolWorkers.map((child) => child.stop()));
+      await started.gateways?.stop();
+      await temporal?.stop();
+    },
+    forceKill: () => {
+      for (const child of [...poolWorkers, ...(temporal ? [temporal] : [])]) child.kill();
+    },
+  });
+  const supervision: SupervisionContext = { board, logger, runDir, onGiveUp: (name, reason) => shutdown.fail(`${name} cannot be restarted: ${reason}`) };
+
+  let uiUrl: string | undefined;
   let address = temporalAddress(config);
   if (!address) {
-    const binary = await ensureTemporalBinary();
-    process.stderr.write(`[llama-orch] starting the Temporal dev server (${binary})\n`);
-    devServer = await startDevServer({
-      binary,
+    const server = await devServerCommand({
+      binary: await ensureTemporalBinary(),
       dataDir,
       port: config.temporal.embedded.port,
       uiPort: config.temporal.embedded.ui_port,
       namespace: config.temporal.namespace,
       persist: true,
     });
-    address = devServer.address;
-  }
-  if (!devServer) {
+    process.stderr.write(`[llama-orch] starting the Temporal dev server (${server.binary})\n`);
+    temporal = superviseChild(
+      {
+        name: 'temporal',
+        role: 'temporal',
+        command: server.binary,
+        args: server.args,
+        env: server.env,
+        output: { logFile: server.logFile },
+        ready: (child) => waitUntilServing(server, child),
+        stopGraceMs: 5_000,
+        // Every task waits on it: come back as soon as the port is free, on the same files and ports.
+        firstBackoffMs: 250,
+        maxFailedStarts: TEMPORAL_MAX_FAILED_STARTS,
+      },
+      supervision,
+    );
+    try {
+      await temporal.firstStart;
+    } catch (error) {
+      throw new Error(`the Temporal dev server did not start (${(error as Error).message}); see ${server.logFile}`);
+    }
+    address = server.address;
+    uiUrl = server.uiUrl;
+  } else {
     const registration = await connectWorker(address, logger);
     try {
       await registerSearchAttributes(registration, config.temporal.namespace);
@@ -56,30 +104,36 @@ async function main(): Promise<void> {
       await registration.close();
     }
   }
-  // ORCH_EXIT_WITH_PARENT: pool workers end with this process, however it dies (platform/parent-watch.ts).
+  // ORCH_EXIT_WITH_PARENT: pool workers also watch for this process's end where setpriv is missing (platform/parent-watch.ts).
   const childEnv = { ...process.env, TEMPORAL_ADDRESS: address, ORCH_INTERNAL_TOKEN: internalToken, ORCH_EXIT_WITH_PARENT: '1' };
-  const gateways = await startGateways(config.gateway.processes, { config, configPath, address, internalToken, logger }, childEnv);
+  const gateways = await startGateways(config.gateway.processes, { config, configPath, address, internalToken, logger }, childEnv, board, shutdown);
+
+  started.gateways = gateways;
 
   // The llama-server build and the models, into the cache with progress, before any replica needs them.
   await provisionPools(config);
-  const children: SupervisedChild[] = config.pools.flatMap((pool) =>
-    Array.from({ length: pool.replicas }, (_unused, replicaIndex) =>
-      superviseChild(
-        `${pool.id}-r${replicaIndex}`,
-        [resolve(__dirname, '../gpu-workers/pool-worker-main.js'), '--config', configPath, '--pool', pool.id, '--replica', String(replicaIndex)],
-        childEnv,
-        logger,
-      ),
-    ),
-  );
+  for (const pool of config.pools) {
+    for (let replicaIndex = 0; replicaIndex < pool.replicas; replicaIndex += 1) {
+      poolWorkers.push(
+        superviseChild(
+          {
+            name: `pool-worker-${pool.id}-r${replicaIndex}`,
+            role: 'pool-worker',
+            command: process.execPath,
+            args: [resolve(__dirname, '../gpu-workers/pool-worker-main.js'), '--config', configPath, '--pool', pool.id, '--replica', String(replicaIndex)],
+            env: childEnv,
+            output: 'inherit',
+            stopGraceMs: 15_000,
+            firstBackoffMs: 1_000,
+          },
+          supervision,
+        ),
+      );
+    }
+  }
 
-  printBanner(gateways.url, devServer?.uiUrl, address, config.pools[0], config.gateway.processes);
+  printBanner(gateways.url, uiUrl, address, config.pools[0], config.gateway.processes, board);
   if (devApiKey) printDevApiKey(devApiKey, gateways.url);
-  onShutdownSignal(logger, async () => {
-    await Promise.all(children.map((child) => child.stop()));
-    await gateways.stop();
-    await devServer?.stop();
-  });
 }
 
 /**
@@ -88,21 +142,28 @@ async function main(): Promise<void> {
  */
 async function startGateways(
   processes: number,
-  options: Omit<Parameters<typeof startGatewayProcess>[0], 'sharedPort'>,
+  options: Omit<Parameters<typeof startGatewayProcess>[0], 'sharedPort' | 'supervision'>,
   childEnv: NodeJS.ProcessEnv,
+  board: SupervisionBoard,
+  shutdown: StackShutdown,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (processes <= 1) {
-    const running = await startGatewayProcess({ ...options, sharedPort: false });
+    const running = await startGatewayProcess({ ...options, sharedPort: false, supervision: () => board.snapshot() });
+    // Without its workflow worker this process admits tasks nothing runs: end, and let the outer supervisor restart.
+    void running.workflowWorkerDone.then(
+      () => shutdown.fail('the workflow worker stopped'),
+      (error: unknown) => shutdown.fail(`the workflow worker failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
     return { url: running.gateway.url, stop: () => running.stop() };
   }
-  const gatewayCluster = startGatewayCluster(processes, ['--config', options.configPath], childEnv, options.logger);
+  const gatewayCluster = startGatewayCluster(processes, ['--config', options.configPath], childEnv, options.logger, board);
   // SIGHUP reloads the config in every gateway process (ORCH-3031).
   process.on('SIGHUP', () => gatewayCluster.signal('SIGHUP'));
   await gatewayCluster.ready;
   return { url: httpUrl(options.config.gateway.host, options.config.gateway.port), stop: () => gatewayCluster.stop() };
 }
 
-function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined, gatewayProcesses: number): void {
+function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string, pool: { engine: string; model: string } | undefined, gatewayProcesses: number, board: SupervisionBoard): void {
   const example = pool
     ? [
         `  TASK=$(cat /proc/sys/kernel/random/uuid)`,
@@ -117,6 +178,10 @@ function printBanner(apiUrl: string, uiUrl: string | undefined, temporal: string
       `  API          ${apiUrl}${gatewayProcesses > 1 ? `  (${gatewayProcesses} gateway processes)` : ''}`,
       `  Temporal     ${temporal}`,
       `  Web UI       ${uiUrl ?? '(the cluster\'s own Web UI)'}  — find a job with: TaskId="<task_id>"`,
+      `  Health       ${apiUrl}/health`,
+      '',
+      'Supervised (restarted if they die; all end when this process ends):',
+      ...board.snapshot().map((entry) => `  ${entry.name.padEnd(36)} ${entry.role.padEnd(12)} pid ${String(entry.pid ?? '-').padEnd(8)} ${entry.state}`),
       '',
       'Try it:',
       example,

@@ -5,6 +5,7 @@ import { Connection } from '@temporalio/client';
 import { ALL_SEARCH_ATTRIBUTES } from '../core/search-attributes';
 import { freePort } from './free-port';
 import { terminateChild } from '../platform/child-process';
+import { boundToParent } from '../platform/parent-death';
 
 export interface DevServerOptions {
   readonly binary: string;
@@ -51,12 +52,22 @@ export interface DevServer {
 
 const READY_TIMEOUT_MS = 60_000;
 
+/** One dev server's command line, its ports resolved once so that every restart serves the same addresses. */
+export interface DevServerCommand {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly address: string;
+  readonly namespace: string;
+  readonly uiUrl: string | undefined;
+  readonly logFile: string;
+}
+
 /**
- * Starts `temporal server start-dev` on loopback with what the orchestrator needs: version check off,
- * priority and fairness on a single task-queue partition (so priority order is exact), and our search
- * attributes registered.
+ * `temporal server start-dev` on loopback with what the orchestrator needs: version check off, priority
+ * and fairness on a single task-queue partition (so priority order is exact), and our search attributes.
  */
-export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+export async function devServerCommand(options: DevServerOptions): Promise<DevServerCommand> {
   mkdirSync(options.dataDir, { recursive: true });
   const port = options.port === 0 ? await freePort() : options.port;
   const uiPort = options.uiPort === undefined ? undefined : options.uiPort === 0 ? await freePort() : options.uiPort;
@@ -78,28 +89,33 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       ? ['--db-filename', join(options.dataDir, 'temporal.sqlite'), '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', `synchronous=${(options.tuning ?? DEV_SERVER_TUNING).sqliteSynchronous}`]
       : []),
   ];
-  const logFile = join(options.dataDir, 'temporal-server.log');
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(options.binary, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return {
+    binary: options.binary,
+    args,
     env: { ...process.env, TEMPORAL_VERSION_CHECK_DISABLED: '1' },
-  });
+    address: `127.0.0.1:${port}`,
+    namespace: options.namespace,
+    uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
+    logFile: join(options.dataDir, 'temporal-server.log'),
+  };
+}
+
+/** Starts one dev server (tests, benchmarks); `npm start` supervises its own (cli/supervision/temporal-supervisor.ts). */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const server = await devServerCommand(options);
+  const log = createWriteStream(server.logFile, { flags: 'a' });
+  // Bound to this process: a test run or benchmark that is killed leaves no server behind.
+  const command = boundToParent(server.binary, server.args);
+  const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'], env: server.env });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-
-  const address = `127.0.0.1:${port}`;
   try {
-    await waitUntilServing(address, options.namespace, child);
+    await waitUntilServing(server, child);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`Temporal dev server did not start (${(error as Error).message}); see ${logFile}`);
+    throw new Error(`Temporal dev server did not start (${(error as Error).message}); see ${server.logFile}`);
   }
-  return {
-    address,
-    uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
-    logFile,
-    stop: () => terminateChild(child, 5_000),
-  };
+  return { address: server.address, uiUrl: server.uiUrl, logFile: server.logFile, stop: () => terminateChild(child, 5_000) };
 }
 
 export function dynamicConfigArgs(tuning: DevServerTuning): string[] {
@@ -115,7 +131,9 @@ export function dynamicConfigArgs(tuning: DevServerTuning): string[] {
   return Object.entries(values).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
 }
 
-async function waitUntilServing(address: string, namespace: string, child: ChildProcess): Promise<void> {
+/** Resolves once the server answers for its namespace; rejects when `child` exits first or after READY_TIMEOUT_MS. */
+export async function waitUntilServing(server: Pick<DevServerCommand, 'address' | 'namespace'>, child: ChildProcess): Promise<void> {
+  const { address, namespace } = server;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let exited: string | undefined;
   child.once('exit', (code, signal) => {
@@ -134,7 +152,7 @@ async function waitUntilServing(address: string, namespace: string, child: Child
       }
     } catch (error) {
       lastError = (error as Error).message;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
   throw new Error(`not ready after ${READY_TIMEOUT_MS} ms: ${lastError}`);

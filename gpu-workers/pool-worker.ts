@@ -14,7 +14,7 @@ import { probeNvidiaGpus } from './pool-manager/gpu-probe';
 import type { GpuProbeResult } from './pool-manager/gpu-probe';
 import { systemMemoryProbe } from './pool-manager/headroom';
 import type { MemoryProbe } from './pool-manager/headroom';
-import { EnginePidFile } from './pool-manager/engine-pid-file';
+import { PidFile } from '../platform/pid-file';
 import { createLlamaServerLauncher } from './pool-manager/llama-server-launcher';
 import { readPoolState } from './pool-manager/pool-state-reader';
 import { startReplicaControl } from './pool-manager/replica-control';
@@ -86,7 +86,7 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
     ...('data_dir' in config && typeof config.data_dir === 'string'
       ? {
           slotSavePath: join(config.data_dir, 'slots', formatReplicaId(pool.id, options.replicaIndex)),
-          pidFile: new EnginePidFile(join(config.data_dir, 'run', `${formatReplicaId(pool.id, options.replicaIndex)}.llama-server.json`), logger),
+          pidFile: new PidFile(join(config.data_dir, 'run', `${formatReplicaId(pool.id, options.replicaIndex)}.llama-server.json`), logger),
         }
       : {}),
   });

@@ -9,6 +9,7 @@ import { HostResources } from './host-resources';
 import { JobTelemetry } from './job-telemetry';
 import { OrchMetrics } from './metrics';
 import { SloTracker } from './slo-tracker';
+import type { SupervisedProcessStatus } from '../../core/supervised-process';
 
 export interface GatewayObservability {
   readonly metrics: OrchMetrics;
@@ -37,6 +38,7 @@ export interface CollectorSources {
   readonly depth: (poolId: string) => { interactive: number; batch: number };
   readonly readyReplicas: (poolId: string) => number;
   readonly quotas: TenantQuotas;
+  readonly supervision: () => readonly SupervisedProcessStatus[];
 }
 
 /** Gauges read at scrape time from their sources: queue depth, KV pressure, readiness, breakers, tenants. */
@@ -55,6 +57,10 @@ export function registerGatewayCollectors(config: OrchConfig, observability: Gat
       metrics.set('kvCacheUsage', { engine: pool.engine, engine_version: engineVersion, pool_id: pool.id, replica_id: 'pool' }, Math.min(1, reservedCtx / Math.max(1, capacityCtx)));
       metrics.set('poolReplicasReady', { pool_id: pool.id }, sources.readyReplicas(pool.id));
       metrics.set('breakerOpen', { pool_id: pool.id }, breaker.isOpen(pool.id) ? 1 : 0);
+    }
+    for (const supervised of sources.supervision()) {
+      metrics.set('supervisedProcessUp', { process: supervised.name }, supervised.state === 'running' ? 1 : 0);
+      metrics.set('supervisedProcessRestarts', { process: supervised.name }, supervised.restarts);
     }
     for (const [tenant, usage] of sources.quotas.usage()) {
       metrics.set('tenantActiveJobs', { tenant }, usage.jobs);

@@ -23,6 +23,7 @@ export const LABEL_BUDGETS = {
   metric: 64,
   label: 16,
   outcome: 16,
+  process: 64,
 } as const;
 export type LabelName = keyof typeof LABEL_BUDGETS;
 
@@ -79,6 +80,21 @@ export const METRICS = {
   kvEvictions: { name: 'kv_evictions_total', type: 'counter', help: 'Session KV evicted from a replica\'s slot to run another session (LRU, ORCH-3022).', labels: TASK_LABELS },
   placementDecisions: { name: 'placement_decisions_total', type: 'counter', help: 'Placed dispatches (session affinity, policy pin) by whether the placed replica\'s lane ran them ("lane") or the pool queue did after the wait ("fallback").', labels: ['pool_id', 'reason', 'outcome'] },
   sessionsActive: { name: 'sessions_active', type: 'gauge', help: 'Sessions this gateway remembers (ORCH-3021; bounded by sessions.max_entries).', labels: [] },
+  supervisedProcessUp: {
+    name: 'supervised_process_up',
+    type: 'gauge',
+    help: '1 while a process npm start supervises is running and serving, else 0 (issue 15).',
+    labels: ['process'],
+    // Only where npm start supervises this gateway.
+    optional: true,
+  },
+  supervisedProcessRestarts: {
+    name: 'supervised_process_restarts',
+    type: 'gauge',
+    help: 'Times npm start restarted the process since the stack started (a gauge: the supervisor counts, this gateway reports).',
+    labels: ['process'],
+    optional: true,
+  },
   labelOverflow: { name: 'metric_label_overflow_total', type: 'counter', help: 'Label values folded into "other" past their cardinality budget (OC-METRICS-7102).', labels: ['metric', 'label'] },
 } as const satisfies Record<string, MetricDefinition>;
 

@@ -10,7 +10,7 @@ import { checkHeadroom, defaultHeadroom } from './headroom';
 import type { MemoryProbe } from './headroom';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from './llama-server-process';
 import { verifyModel } from './model-verification';
-import type { EnginePidFile } from './engine-pid-file';
+import type { PidFile } from '../../platform/pid-file';
 import type { PoolArtifacts } from './pool-artifacts';
 import { ReplicaFailure } from './replica-failure';
 import { runSelfTest } from './self-test';
@@ -31,7 +31,7 @@ export interface LlamaServerLauncherOptions {
   /** Where llama-server may save slots; its slot erase action (DELETE /v1/sessions/:id) needs one. */
   readonly slotSavePath?: string | undefined;
   /** Where the replica records its engine's pid, so an engine a SIGKILLed pool worker left is stopped. */
-  readonly pidFile?: EnginePidFile | undefined;
+  readonly pidFile?: PidFile | undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { EngineAdapterV1 } from '../engines/engine-adapter';
 import { classifyEngineExit } from './crash-classification';
 import type { EngineExit } from './crash-classification';
 import { ReplicaFailure } from './replica-failure';
+import { boundToParent } from '../../platform/parent-death';
 
 /** How much engine output is kept for crash classification and failure messages. */
 const OUTPUT_RING_CHARS = 32 * 1024;
@@ -105,7 +106,9 @@ function processEnded(child: ChildProcess): boolean {
 export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promise<LlamaServerProcess> {
   const port = await freeLoopbackPort();
   const args = [...options.args, '--host', '127.0.0.1', '--port', String(port)];
-  const child = spawn(options.binary, args, {
+  // Ends with this pool worker however it dies, so a SIGKILLed worker leaves no engine holding the GPU.
+  const command = boundToParent(options.binary, args);
+  const child = spawn(command.command, command.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CUDA_VISIBLE_DEVICES: options.devices.join(',') },
   });

@@ -12,18 +12,18 @@ interface PidRecord {
 }
 
 /**
- * Where a replica records its engine's process id. A pool worker killed with SIGKILL cannot stop its
- * llama-server, which then keeps the port, the RAM and the VRAM the next start needs; the next pool
- * worker of the same replica finds the record and kills that orphan first. A pid is only killed while
- * it still runs the recorded binary (/proc/<pid>/cmdline), so a reused pid is never hit.
+ * Where a process records the id of a child it started, so that whoever starts next finds what a killed
+ * predecessor left: a replica's llama-server (it keeps the port, the RAM and the VRAM the next start
+ * needs), or a child of `npm start` (cli/supervision/). A pid is only killed while it still runs the
+ * recorded binary (/proc/<pid>/cmdline), so a reused pid is never hit.
  */
-export class EnginePidFile {
+export class PidFile {
   constructor(
     private readonly path: string,
     private readonly logger: Logger,
   ) {}
 
-  /** Kills the engine a previous pool worker of this replica left running; resolves with its pid, if any. */
+  /** Kills the process a predecessor left running; resolves with its pid, if any. */
   async reapOrphan(): Promise<number | undefined> {
     const record = this.read();
     if (record === undefined) return undefined;
@@ -31,7 +31,7 @@ export class EnginePidFile {
       rmSync(this.path, { force: true });
       return undefined;
     }
-    this.logger.warn({ pid: record.pid, binary: record.binary }, 'stopping an orphaned llama-server left by a previous pool worker of this replica');
+    this.logger.warn({ pid: record.pid, binary: record.binary, pid_file: this.path }, 'stopping a process a previous run left behind');
     try {
       process.kill(record.pid, 'SIGKILL');
     } catch {
@@ -48,7 +48,7 @@ export class EnginePidFile {
     writeFileSync(this.path, JSON.stringify({ pid, binary } satisfies PidRecord));
   }
 
-  /** Forgets `pid` once its engine has exited (a newer record is left alone). */
+  /** Forgets `pid` once it has exited (a newer record is left alone). */
   clear(pid: number): void {
     if (this.read()?.pid === pid) rmSync(this.path, { force: true });
   }

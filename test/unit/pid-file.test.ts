@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EnginePidFile } from '../../gpu-workers/pool-manager/engine-pid-file';
+import { PidFile } from '../../platform/pid-file';
 
 /** Stands in for llama-server: a long-lived process whose argv[0] is known. */
 const SLEEP = process.execPath;
@@ -30,9 +30,9 @@ const pidPath = (): string => join(mkdtempSync(join(tmpdir(), 'llama-orch-pid-')
 test('a SIGKILLed pool worker\'s engine is stopped by the next pool worker of the replica before it starts its own', async () => {
   const path = pidPath();
   const orphan = startEngineStandIn();
-  new EnginePidFile(path, logger).record(orphan.pid, SLEEP);
-  // The next pool worker process: a fresh EnginePidFile on the same path.
-  await expect(new EnginePidFile(path, logger).reapOrphan()).resolves.toBe(orphan.pid);
+  new PidFile(path, logger).record(orphan.pid, SLEEP);
+  // The next pool worker process: a fresh PidFile on the same path.
+  await expect(new PidFile(path, logger).reapOrphan()).resolves.toBe(orphan.pid);
   await expect(exited(orphan)).resolves.toBe('SIGKILL');
   expect(existsSync(path)).toBe(false);
 });
@@ -40,8 +40,8 @@ test('a SIGKILLed pool worker\'s engine is stopped by the next pool worker of th
 test('a recorded pid that now runs another program is never killed, and the stale record is dropped', async () => {
   const path = pidPath();
   const other = startEngineStandIn();
-  new EnginePidFile(path, logger).record(other.pid, '/opt/llama-server/bin/llama-server');
-  await expect(new EnginePidFile(path, logger).reapOrphan()).resolves.toBeUndefined();
+  new PidFile(path, logger).record(other.pid, '/opt/llama-server/bin/llama-server');
+  await expect(new PidFile(path, logger).reapOrphan()).resolves.toBeUndefined();
   expect(other.exitCode).toBeNull();
   expect(other.signalCode).toBeNull();
   expect(existsSync(path)).toBe(false);
@@ -49,7 +49,7 @@ test('a recorded pid that now runs another program is never killed, and the stal
 
 test('an engine that exited clears its own record; a newer record is left alone', () => {
   const path = pidPath();
-  const file = new EnginePidFile(path, logger);
+  const file = new PidFile(path, logger);
   file.record(1234, SLEEP);
   file.record(5678, SLEEP);
   file.clear(1234);
