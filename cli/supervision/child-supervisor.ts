@@ -83,22 +83,22 @@ export function superviseChild(spec: ChildSpec, context: SupervisionContext): Su
     board.transition(spec.name, 'starting', { pid: instance.pid ?? null, restarted });
     let served = false;
     let notServing: string | undefined;
-    (spec.ready ? spec.ready(instance) : Promise.resolve()).then(
-      () => {
-        if (child !== instance || stopping) return;
-        served = true;
-        failedStarts = 0;
-        board.transition(spec.name, 'running');
-        if (restarted) logger.warn({ child: spec.name, pid: instance.pid }, 'restarted and serving again');
-        settleFirst?.resolve();
-        settleFirst = undefined;
-      },
-      (error: unknown) => {
-        notServing = error instanceof Error ? error.message : String(error);
-        logger.error({ child: spec.name, err: error }, 'did not start serving; stopping this instance');
-        instance.kill('SIGKILL');
-      },
-    );
+    const onServing = (): void => {
+      if (child !== instance || stopping) return;
+      served = true;
+      failedStarts = 0;
+      board.transition(spec.name, 'running');
+      if (restarted) logger.warn({ child: spec.name, pid: instance.pid }, 'restarted and serving again');
+      settleFirst?.resolve();
+      settleFirst = undefined;
+    };
+    const onNotServing = (error: unknown): void => {
+      notServing = error instanceof Error ? error.message : String(error);
+      logger.error({ child: spec.name, err: error }, 'did not start serving; stopping this instance');
+      instance.kill('SIGKILL');
+    };
+    if (spec.ready) spec.ready(instance).then(onServing, onNotServing);
+    else onServing();
     instance.once('exit', (code, signal) => {
       if (instance.pid !== undefined) pidFile.clear(instance.pid);
       const exit = notServing ?? (signal ? `signal ${signal}` : `code ${String(code)}`);

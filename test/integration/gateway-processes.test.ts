@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { poolReady, startNpmStack, stopProcess, type NpmStartStack } from '../support/npm-start';
 import { waitFor } from '../support/sse-client';
 import { temporalAddressForTests } from '../support/stack';
+import { alive, descendantsOf, processesMentioning } from '../support/process-tree';
 
 /**
  * `gateway.processes: 2` (issue 10 item 4): `npm start` runs two gateway processes on one port. Each
@@ -32,6 +33,7 @@ afterAll(async () => {
 });
 
 test('issue 15: a second npm start on the same data dir says where the running stack is and exits non-zero, starting nothing', async () => {
+  const before = processesMentioning(stack.configPath).sort();
   const second = spawn(process.execPath, [START, '--config', stack.configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TEMPORAL_ADDRESS: temporalAddressForTests() } });
   let stderr = '';
   second.stderr?.on('data', (chunk: Buffer) => {
@@ -42,8 +44,9 @@ test('issue 15: a second npm start on the same data dir says where the running s
   expect(stderr).toContain('already running');
   expect(stderr).toContain(stack.apiUrl);
   expect(stderr).toContain(`pid ${String(stack.child.pid)}`);
-  // The running stack is untouched.
+  // The running stack is untouched, and the refused start left nothing of its own running.
   expect(await poolReady(stack.apiUrl, stack.poolId)).toBe(true);
+  expect(processesMentioning(stack.configPath).sort()).toEqual(before);
 }, 30_000);
 
 test('issue 10: two gateway processes share the port — tasks admitted by either stream in full through either, and SIGTERM stops the whole stack', async () => {
@@ -81,40 +84,6 @@ test('issue 10: two gateway processes share the port — tasks admitted by eithe
   expect(existsSync(join(stack.dataDir, 'run', 'stack.lock'))).toBe(false);
   expect(pids.filter(alive)).toEqual([]);
 }, 90_000);
-
-/** Every process under `root`, from /proc (children, their children, …). */
-function descendantsOf(root: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parentOf.set(Number(entry), Number(stat.split(') ')[1]?.split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  const walk = (pid: number): void => {
-    for (const [child, parent] of parentOf) {
-      if (parent === pid) {
-        found.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(root);
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('issue 15: npm start SIGKILLed — its gateway processes and its pool worker (with its engine) end within seconds', async () => {
   const killed = await startNpmStack({ temporalAddress: temporalAddressForTests(), model: 'mock:orphans', gatewayProcesses: 2 });

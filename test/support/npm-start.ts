@@ -11,8 +11,8 @@ import { waitFor } from './sse-client';
 const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
 
 export interface NpmStartOptions {
-  /** Temporal for the stack (the run's dev server, or a cluster). */
-  readonly temporalAddress: string;
+  /** Temporal for the stack (the run's dev server, or a cluster); absent: npm start's own embedded server. */
+  readonly temporalAddress?: string | undefined;
   /** The mock pool's model ref and engine settings. */
   readonly model: string;
   readonly engineRuntime?: Record<string, unknown>;
@@ -28,6 +28,8 @@ export interface NpmStartStack {
   readonly poolId: string;
   readonly configPath: string;
   readonly dataDir: string;
+  /** Spawns `npm start` again on the same config and data dir (after a crash) and waits for the pool. */
+  restart(): Promise<ChildProcess>;
 }
 
 /**
@@ -41,19 +43,30 @@ export async function startNpmStack(options: NpmStartOptions): Promise<NpmStartS
   const poolId = `ns-${randomUUID().slice(0, 8)}`;
   const dataDir = join(directory, 'data');
   const configPath = join(directory, 'config.yaml');
+  const embedded = options.temporalAddress === undefined ? { embedded: { port: await freePort(), ui_port: await freePort() } } : undefined;
   writeFileSync(
     configPath,
     stringify({
       data_dir: dataDir,
       auth: { mode: 'disabled' },
+      ...(embedded ? { temporal: embedded } : {}),
       gateway: { host: '127.0.0.1', port, processes: options.gatewayProcesses ?? 1 },
       pools: [{ id: poolId, engine: 'llamacpp', model: options.model, ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2, ...options.engineRuntime } }],
     }),
   );
-  const child = spawn(process.execPath, [START, '--config', configPath], {
-    stdio: ['ignore', options.onLogLine ? 'pipe' : 'ignore', 'inherit'],
-    env: { ...process.env, TEMPORAL_ADDRESS: options.temporalAddress, LOG_LEVEL: options.onLogLine ? 'info' : 'warn' },
-  });
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawnStart(configPath, options);
+    await waitFor(() => poolReady(apiUrl, poolId), options.readyTimeoutMs ?? 60_000, `npm start (pool ${poolId}) to serve`);
+    return child;
+  };
+  return { child: await launch(), apiUrl, poolId, configPath, dataDir, restart: launch };
+}
+
+function spawnStart(configPath: string, options: NpmStartOptions): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: options.onLogLine ? 'info' : 'warn' };
+  if (options.temporalAddress === undefined) delete env['TEMPORAL_ADDRESS'];
+  else env['TEMPORAL_ADDRESS'] = options.temporalAddress;
+  const child = spawn(process.execPath, [START, '--config', configPath], { stdio: ['ignore', options.onLogLine ? 'pipe' : 'ignore', 'inherit'], env });
   const onLogLine = options.onLogLine;
   if (onLogLine) {
     let buffered = '';
@@ -70,8 +83,7 @@ export async function startNpmStack(options: NpmStartOptions): Promise<NpmStartS
       }
     });
   }
-  await waitFor(() => poolReady(apiUrl, poolId), options.readyTimeoutMs ?? 60_000, `npm start (pool ${poolId}) to serve`);
-  return { child, apiUrl, poolId, configPath, dataDir };
+  return child;
 }
 
 export async function poolReady(apiUrl: string, poolId: string): Promise<boolean> {
