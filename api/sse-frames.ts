@@ -33,6 +33,39 @@ export function toSseFrame(id: number, part: StreamPart): SseFrame {
   }
 }
 
+/**
+ * Frame ids are stream positions, not frame counts, so that they mean the same on every gateway and in a
+ * stream rebuilt from the workflow's durable result (which keeps the tokens, not the metrics frames):
+ * `started` is 0, token i is i + 1, the terminal frame is tokens + 1, and a `metrics` frame carries the id
+ * of the frame before it. `Last-Event-ID` therefore resumes at the same token wherever the stream is read
+ * again (a restarted gateway, another one); a resume can skip a metrics frame, never a token.
+ */
+export class FramePositions {
+  private last = 0;
+  private tokens = 0;
+
+  idOf(part: StreamPart): number {
+    switch (part.type) {
+      case 'started':
+        this.last = 0;
+        break;
+      case 'token':
+        this.tokens = part.index + 1;
+        this.last = this.tokens;
+        break;
+      case 'metrics':
+        break;
+      case 'end':
+      case 'error':
+        this.last = this.tokens + 1;
+        break;
+      default:
+        return assertNever(part);
+    }
+    return this.last;
+  }
+}
+
 /** Wire form (spec §2.7): `id:`, `event:`, `data:` lines and a blank line; ids allow Last-Event-ID resume. */
 export function encodeSseFrame(frame: SseFrame): string {
   return `id: ${frame.id}\nevent: ${frame.event}\ndata: ${frame.data}\n\n`;

@@ -1,5 +1,5 @@
 import type { ChunkVerdict, StreamPart, WorkerChunk } from '../core/stream-parts';
-import { toSseFrame, type SseFrame } from './sse-frames';
+import { FramePositions, toSseFrame, type SseFrame } from './sse-frames';
 
 export type StreamListener = (frame: SseFrame) => void;
 export type StreamState = 'live' | 'ended' | 'cancelled';
@@ -16,7 +16,7 @@ export interface StreamAdmission {
 /**
  * One task's stream in the gateway, the only emitter of its frames (design §2).
  *
- * Invariants: frame ids grow by one; `tokenTexts[i]` is the text of token i as emitted; once the state
+ * Invariants: frame ids are stream positions (sse-frames.ts FramePositions); `tokenTexts[i]` is the text of token i as emitted; once the state
  * leaves `live` no frame is appended, so nothing is emitted after a cancel is acknowledged. A worker
  * retrying the task (a higher attempt) regenerates from token 0: tokens already emitted are checked
  * against what it sends and dropped, and a difference ends the stream with an error instead of wrong
@@ -36,7 +36,7 @@ export class TaskStream {
   private tokenTexts: string[] | undefined;
   private listeners: Set<StreamListener> | undefined;
   private endListeners: Set<() => void> | undefined;
-  private nextFrameId = 1;
+  private readonly positions = new FramePositions();
   private attempt = 0;
   private lastSeq = -1;
   private streamState: StreamState = 'live';
@@ -61,7 +61,7 @@ export class TaskStream {
     this.taskId = taskId;
     this.engine = engine;
     this.replayCapacity = replayCapacity;
-    this.frames = [toSseFrame(0, started)];
+    this.frames = [toSseFrame(this.positions.idOf(started), started)];
   }
 
   get state(): StreamState {
@@ -125,7 +125,7 @@ export class TaskStream {
    * false when the frames asked for are no longer buffered.
    */
   subscribe(afterId: number | undefined, listener: StreamListener, onEnd: () => void): { unsubscribe: () => void; complete: boolean } {
-    const firstBuffered = this.frames[0]?.id ?? this.nextFrameId;
+    const firstBuffered = this.frames[0]?.id ?? 0;
     const from = afterId === undefined ? 0 : afterId + 1;
     const complete = from >= firstBuffered;
     for (const frame of this.frames) if (frame.id >= from) listener(frame);
@@ -165,8 +165,7 @@ export class TaskStream {
   }
 
   private append(part: StreamPart): void {
-    const frame = toSseFrame(this.nextFrameId, part);
-    this.nextFrameId += 1;
+    const frame = toSseFrame(this.positions.idOf(part), part);
     this.frames.push(frame);
     if (this.frames.length > this.replayCapacity) this.frames.shift();
     if (this.listeners) for (const listener of this.listeners) listener(frame);

@@ -13,7 +13,7 @@ import { selectPool } from '../pool-selection';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
 import { cancelAtHolder, relayStream, serveLiveStream, streamHolderOf } from '../stream-relay';
-import { toSseFrame } from '../sse-frames';
+import { FramePositions, toSseFrame } from '../sse-frames';
 import { requestDigest, startTaskWorkflow } from '../task-starter';
 
 const TaskIdParamsSchema = z.object({ id: z.uuid() });
@@ -141,9 +141,11 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
   if (!parts) throw unknownTask(taskId);
   reply.hijack();
   const sse = new SseResponse(reply.raw, request.id);
-  parts.forEach((part, id) => {
+  const positions = new FramePositions();
+  for (const part of parts) {
+    const id = positions.idOf(part);
     if (lastEventId === undefined || id > lastEventId) sse.write(toSseFrame(id, part));
-  });
+  }
   sse.end();
   return undefined;
 }

@@ -39,7 +39,7 @@ describe('submit → queue → run → stream (ORCH-2001, ORCH-2002)', () => {
     const end = events.at(-1);
     expect(end?.event).toBe('end');
     expect(end?.data).toEqual({ tokens_out: 12, decode_ms: expect.any(Number) });
-    // Frame ids are strictly increasing so Last-Event-ID can resume.
+    // Frame ids never decrease (stream positions; a metrics frame repeats the id before it).
     const ids = events.map((event) => Number(event.id));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
 

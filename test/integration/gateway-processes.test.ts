@@ -6,7 +6,7 @@ import { Agent, request } from 'undici';
 import { poolReady, startNpmStack, stopProcess, type NpmStartStack } from '../support/npm-start';
 import { waitFor } from '../support/sse-client';
 import { temporalAddressForTests } from '../support/stack';
-import { alive, descendantsOf, processesMentioning } from '../support/process-tree';
+import { alive, descendantsOf, processesMentioning } from '../../chaos/process-table';
 
 /**
  * `gateway.processes: 2` (issue 10 item 4): `npm start` runs two gateway processes on one port. Each

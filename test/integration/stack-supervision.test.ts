@@ -7,7 +7,7 @@ import type { SupervisedProcessStatus } from '../../core/supervised-process';
 import { PidFile } from '../../platform/pid-file';
 import { createLogger } from '../../platform/logger';
 import { startNpmStack, stopProcess, type NpmStartStack } from '../support/npm-start';
-import { alive, descendantsOf, processesMentioning } from '../support/process-tree';
+import { alive, descendantsOf, processesMentioning } from '../../chaos/process-table';
 import { readStream, tokensOf, waitFor } from '../support/sse-client';
 
 /**

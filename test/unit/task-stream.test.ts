@@ -1,5 +1,5 @@
 import type { WorkerPart } from '../../core/stream-parts';
-import type { SseFrame } from '../../api/sse-frames';
+import { FramePositions, type SseFrame } from '../../api/sse-frames';
 import { TaskStream } from '../../api/task-stream';
 
 const admission = { requestDigest: 'd', poolId: 'p', admission: { queuePosition: 0, predictedStartMs: 0 } };
@@ -85,4 +85,19 @@ test('a terminal report after end is ignored', () => {
   stream.acceptChunk({ attempt: 1, seq: 0, parts: [{ type: 'end', tokensOut: 0, decodeMs: 1 }] });
   stream.finish({ type: 'error', code: 'INTERNAL', message: 'late' });
   expect(events(frames)).toEqual(['started', 'end']);
+});
+
+test('ORCH-2002: ids are stream positions — a stream rebuilt from the durable result (no metrics frames) gives every token and the end the id it had live, so Last-Event-ID resumes at the same token on a restarted gateway', () => {
+  const { stream, frames } = newStream();
+  const dispatched: WorkerPart = { type: 'metrics', values: { phase: 'dispatched', attempt: 1 } };
+  stream.acceptChunk({ attempt: 1, seq: 0, parts: [dispatched, ...tokens(['a', 'b'])] });
+  stream.acceptChunk({ attempt: 2, seq: 0, parts: [{ ...dispatched, values: { phase: 'dispatched', attempt: 2 } }, ...tokens(['a', 'b', 'c'])] });
+  stream.acceptChunk({ attempt: 2, seq: 1, parts: [{ type: 'metrics', values: { phase: 'kv' } }, { type: 'end', tokensOut: 3, decodeMs: 5 }] });
+  const rebuilt = new FramePositions();
+  const rebuiltIds = [rebuilt.idOf({ type: 'started', queuePosition: 0, predictedStartMs: 0 }), ...['a', 'b', 'c'].map((text, index) => rebuilt.idOf({ type: 'token', text, index })), rebuilt.idOf({ type: 'end', tokensOut: 3, decodeMs: 5 })];
+  const liveIds = frames.filter((frame) => frame.event !== 'metrics').map((frame) => frame.id);
+  expect(liveIds).toEqual(rebuiltIds);
+  expect(liveIds).toEqual([0, 1, 2, 3, 4]);
+  // A metrics frame repeats the id before it: resuming after it loses no token.
+  expect(frames.map((frame) => [frame.event, frame.id])).toEqual([['started', 0], ['metrics', 0], ['token', 1], ['token', 2], ['metrics', 2], ['token', 3], ['metrics', 3], ['end', 4]]);
 });

@@ -1,3 +1,4 @@
+/** Reading the process table (/proc): what a stack runs, and what it left behind. Linux only, like the chaos runs. */
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Every process under `root`, from /proc (children, their children, …). */
