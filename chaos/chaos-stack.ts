@@ -5,16 +5,21 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { stringify } from 'yaml';
+import { boundToParent } from '../platform/parent-death';
 import { freePort } from '../cli/free-port';
 import type { SupervisedProcessStatus } from '../core/supervised-process';
-import { processesMentioning } from './process-table';
+import { commandLineOf, descendantsOf, processesMentioning } from './process-table';
 
 const START = resolve(__dirname, '..', 'cli', 'start.js');
 
 export interface ChaosStackOptions {
+  /** mock: the test double inside the pool worker; llama: a real llama-server with the tiny model (the default stack's smollm2 pool). */
+  readonly engine: 'mock' | 'llama';
   readonly slots: number;
   readonly interTokenMs: number;
 }
+
+const TINY_MODEL = { ref: 'smollm2-135m-instruct-q4_1', source: { kind: 'pypi-smollm2' } } as const;
 
 /**
  * `npm start` on the default layout (its own embedded Temporal server) with one mock pool, on a fresh data
@@ -22,13 +27,14 @@ export interface ChaosStackOptions {
  */
 export class ChaosStack {
   readonly apiUrl: string;
-  readonly model = 'mock:chaos';
+  readonly model: string;
   readonly poolId = 'chaos';
   private readonly directory: string;
   private readonly configPath: string;
   private main: ChildProcess | undefined;
 
-  private constructor(port: number, directory: string) {
+  private constructor(port: number, directory: string, model: string) {
+    this.model = model;
     this.apiUrl = `http://127.0.0.1:${port}`;
     this.directory = directory;
     this.configPath = join(directory, 'config.yaml');
@@ -36,7 +42,10 @@ export class ChaosStack {
 
   static async create(options: ChaosStackOptions): Promise<ChaosStack> {
     const directory = mkdtempSync(join(tmpdir(), 'llama-orch-chaos-'));
-    const stack = new ChaosStack(await freePort(), directory);
+    const model = options.engine === 'llama' ? TINY_MODEL.ref : 'mock:chaos';
+    const stack = new ChaosStack(await freePort(), directory, model);
+    const runtime =
+      options.engine === 'llama' ? { kind: 'llama-server', slots: options.slots } : { kind: 'mock', slots: options.slots, ttft_ms: 5, inter_token_ms: options.interTokenMs };
     writeFileSync(
       stack.configPath,
       stringify({
@@ -44,7 +53,8 @@ export class ChaosStack {
         auth: { mode: 'disabled' },
         temporal: { embedded: { port: await freePort(), ui_port: await freePort() } },
         gateway: { host: '127.0.0.1', port: Number(new URL(stack.apiUrl).port) },
-        pools: [{ id: stack.poolId, engine: 'llamacpp', model: stack.model, ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: options.slots, ttft_ms: 5, inter_token_ms: options.interTokenMs } }],
+        ...(options.engine === 'llama' ? { dev: { allow_cpu_inference: true }, models: [TINY_MODEL] } : {}),
+        pools: [{ id: stack.poolId, engine: 'llamacpp', model: stack.model, ctx: 2048, devices: [0], engine_runtime: runtime }],
       }),
     );
     return stack;
@@ -54,7 +64,9 @@ export class ChaosStack {
   async start(timeoutMs = 90_000): Promise<void> {
     const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'error' };
     delete env['TEMPORAL_ADDRESS'];
-    this.main = spawn(process.execPath, [START, '--config', this.configPath], { stdio: ['ignore', 'ignore', 'ignore'], env });
+    // Bound to this run: a chaos run that is interrupted stops its stack too.
+    const command = boundToParent(process.execPath, [START, '--config', this.configPath], 'SIGTERM');
+    this.main = spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'ignore'], env });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.main.exitCode !== null) throw new Error(`npm start exited with ${this.main.exitCode}`);
@@ -62,6 +74,12 @@ export class ChaosStack {
       await sleep(100);
     }
     throw new Error(`npm start did not serve within ${timeoutMs} ms`);
+  }
+
+  /** The pool's llama-server: the child of its pool worker that runs it, if any. */
+  async enginePid(): Promise<number | undefined> {
+    const worker = (await this.processes()).find((entry) => entry.role === 'pool-worker');
+    return descendantsOf(worker?.pid ?? 0).find((pid) => commandLineOf(pid).includes('llama-server'));
   }
 
   mainPid(): number {
@@ -96,7 +114,7 @@ export class ChaosStack {
     rmSync(this.directory, { recursive: true, force: true });
   }
 
-  private async poolReady(): Promise<boolean> {
+  async poolReady(): Promise<boolean> {
     try {
       const response = await request(`${this.apiUrl}/v1/pools/${this.poolId}/health`, { reset: true });
       return response.statusCode === 200 && ((await response.body.json()) as { ready?: boolean }).ready === true;

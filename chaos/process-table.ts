@@ -35,6 +35,15 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A process's command line, arguments joined by spaces; empty once it is gone. */
+export function commandLineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
 /** Processes whose command line mentions `needle` (a data dir, a config path): what a stack left running. */
 export function processesMentioning(needle: string): number[] {
   const found: number[] = [];

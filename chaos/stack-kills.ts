@@ -6,11 +6,17 @@ import { ChaosStack } from './chaos-stack';
 import { alive, descendantsOf } from './process-table';
 import { readResumingStream, type StreamRecord } from './resuming-stream';
 
-/** What gets killed: the embedded Temporal server (npm start restarts it) or npm start itself (the outer supervisor, here this run, restarts it). */
-export type KillKind = 'temporal' | 'main';
+/**
+ * What gets killed: the embedded Temporal server or a pool worker (npm start restarts them), the pool's
+ * llama-server (its pool worker restarts it), or npm start itself (the outer supervisor, here this run,
+ * restarts it).
+ */
+export type KillKind = 'temporal' | 'main' | 'pool-worker' | 'engine';
+export const KILL_KINDS: readonly KillKind[] = ['temporal', 'pool-worker', 'engine', 'main'];
 
 export interface ChaosOptions {
   readonly kinds: readonly KillKind[];
+  readonly engine: 'mock' | 'llama';
   readonly killsPerKind: number;
   readonly clients: number;
   readonly tokens: number;
@@ -63,7 +69,8 @@ const PROMPTS = ['The quick brown fox', 'Once upon a time', 'In a hole in the gr
  * and the start of issue 13's chaos suite.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const stack = await ChaosStack.create({ slots: options.slots, interTokenMs: options.interTokenMs });
+  if (options.kinds.includes('engine') && options.engine !== 'llama') throw new Error('killing the engine needs a real one: CHAOS_ENGINE=llama (the mock runs inside the pool worker)');
+  const stack = await ChaosStack.create({ engine: options.engine, slots: options.slots, interTokenMs: options.interTokenMs });
   const dispatcher = new Agent({ connections: options.clients * 4, keepAliveTimeout: 1_000 });
   try {
     await stack.start();
@@ -98,11 +105,23 @@ async function killInTurn(kind: KillKind, stack: ChaosStack, dispatcher: Agent, 
     await sleep(1_500);
     const inFlight = runs.filter((run) => run.record === undefined);
     const killedAt = performance.now();
-    if (kind === 'temporal') {
-      const temporal = (await stack.processes()).find((entry) => entry.role === 'temporal');
-      if (!temporal?.pid) throw new Error('no running Temporal server on /health');
-      process.kill(temporal.pid, 'SIGKILL');
-      while (!(await stack.processes()).some((entry) => entry.role === 'temporal' && entry.state === 'running' && entry.pid !== temporal.pid)) await sleep(50);
+    if (kind === 'temporal' || kind === 'pool-worker') {
+      const victim = (await stack.processes()).find((entry) => entry.role === kind);
+      if (!victim?.pid) throw new Error(`no running ${kind} on /health`);
+      process.kill(victim.pid, 'SIGKILL');
+      const isBack = async (): Promise<boolean> =>
+        (await stack.processes()).some((entry) => entry.role === kind && entry.state === 'running' && entry.pid !== victim.pid) && (await stack.poolReady());
+      while (!(await isBack())) await sleep(50);
+      backMs.push(performance.now() - killedAt);
+    } else if (kind === 'engine') {
+      const engine = await stack.enginePid();
+      if (engine === undefined) throw new Error('no llama-server under the pool worker');
+      process.kill(engine, 'SIGKILL');
+      const isBack = async (): Promise<boolean> => {
+        const current = await stack.enginePid();
+        return current !== undefined && current !== engine && (await stack.poolReady());
+      };
+      while (!(await isBack())) await sleep(50);
       backMs.push(performance.now() - killedAt);
     } else {
       const children = descendantsOf(stack.mainPid());

@@ -1,4 +1,6 @@
+import type { ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { REPLICA_READY_EVENT } from '../gpu-workers/pool-worker-main-events';
 import { loadConfigFile } from '../core/config-file';
 import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
@@ -123,6 +125,8 @@ async function main(): Promise<void> {
             args: [resolve(__dirname, '../gpu-workers/pool-worker-main.js'), '--config', configPath, '--pool', pool.id, '--replica', String(replicaIndex)],
             env: childEnv,
             output: 'inherit',
+            ipc: true,
+            ready: poolWorkerReplicaReady,
             stopGraceMs: 15_000,
             firstBackoffMs: 1_000,
           },
@@ -134,6 +138,20 @@ async function main(): Promise<void> {
 
   printBanner(gateways.url, uiUrl, address, config.pools[0], config.gateway.processes, board);
   if (devApiKey) printDevApiKey(devApiKey, gateways.url);
+}
+
+/**
+ * A pool worker serves once its replica is Ready (or drained by an operator); it says so over IPC
+ * (gpu-workers/pool-worker-main.ts). No time limit: loading a model can take long, and a replica that
+ * cannot start stays up to report why on its health.
+ */
+function poolWorkerReplicaReady(child: ChildProcess): Promise<void> {
+  return new Promise((resolveReady, reject) => {
+    child.on('message', (message: unknown) => {
+      if ((message as { event?: unknown }).event === REPLICA_READY_EVENT) resolveReady();
+    });
+    child.once('exit', () => reject(new Error('exited before its replica was Ready')));
+  });
 }
 
 /**

@@ -8,6 +8,9 @@ import { onShutdownSignal } from '../platform/shutdown';
 import { connectWorker, requireTemporalAddress } from '../platform/temporal-connections';
 import { cachedPoolArtifacts } from '../cli/provision-pools';
 import { fastStartHostOf, startPoolManager } from './pool-worker';
+import { REPLICA_READY_EVENT } from './pool-worker-main-events';
+
+const READY_WAIT_MS = 24 * 60 * 60 * 1000;
 
 /** Entry point for one pool replica: `npm run pool-worker -- --config path --pool ID [--replica N]`. */
 async function main(): Promise<void> {
@@ -41,7 +44,18 @@ async function main(): Promise<void> {
   onShutdownSignal(logger, stop);
   // Under `npm start`, a parent that died (even by SIGKILL) takes this replica and its engine with it.
   if (process.env['ORCH_EXIT_WITH_PARENT'] === '1') exitWithParent(logger, stop);
+  if (process.send) void tellSupervisorWhenReady(running);
   await running.done;
+}
+
+/** Under `npm start` (an IPC channel): the supervisor counts this process as serving once its replica is. */
+async function tellSupervisorWhenReady(running: ReturnType<typeof startPoolManager>): Promise<void> {
+  try {
+    await running.waitForStatus((status) => status.ready || status.state === 'drained', READY_WAIT_MS);
+    process.send?.({ event: REPLICA_READY_EVENT });
+  } catch {
+    // Never Ready within a day: the supervisor keeps showing it as starting, and health says why.
+  }
 }
 
 main().catch((error: unknown) => {

@@ -5,6 +5,7 @@ import {
   CancellationScope,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -24,6 +25,13 @@ import { cancelTaskUpdate, taskStatusQuery } from './definitions';
 
 /** Grace beyond the activity's own wall watchdog before Temporal's start-to-close backstop fires. */
 const WALL_BACKSTOP_GRACE_MS = 5_000;
+/**
+ * How often a task whose every attempt reached a full replica (REPLICA_EXHAUSTED: not started, only
+ * bounced back to the queue) is put back on the pool queue with fresh attempts. Found by `npm run chaos`:
+ * a restarted pool worker's stale polls, racing fast starts, used up all three attempts of a queued task.
+ */
+const MAX_EXHAUSTED_REQUEUES = 10;
+const EXHAUSTED_REQUEUE_PATCH = 'requeue-after-replica-exhausted';
 
 const notify = proxyLocalActivities<GatewayNotifyActivities>({
   startToCloseTimeout: '5s',
@@ -83,10 +91,19 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
   if (placed?.kind === 'done') outcome = placed.outcome;
   else if (placed?.kind === 'failed') failure = placed.failure;
   else if (cancelReason === undefined) {
-    try {
-      outcome = await engineScope.run(() => engine.runEngineTask({ workflow: input, attemptOffset: placed ? 1 : 0 }));
-    } catch (error) {
-      if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
+    // Attempt numbers keep growing across requeues: the gateway drops chunks of an older attempt.
+    let attemptOffset = placed ? 1 : 0;
+    for (let requeues = 0; ; requeues += 1) {
+      try {
+        outcome = await engineScope.run(() => engine.runEngineTask({ workflow: input, attemptOffset }));
+      } catch (error) {
+        if (cancelReason === undefined && requeues < MAX_EXHAUSTED_REQUEUES && onlyBouncedOffFullReplicas(error) && patched(EXHAUSTED_REQUEUE_PATCH)) {
+          attemptOffset += timeouts.maxAttempts;
+          continue;
+        }
+        if (cancelReason === undefined || !isCancellation(error)) failure = classifyFailure(error);
+      }
+      break;
     }
   }
   const placement = input.placement
@@ -194,6 +211,12 @@ function laneMayFallBack(error: unknown): boolean {
   }
   if (cause instanceof ApplicationFailure) return !cause.nonRetryable && !NON_RETRYABLE_CODES.includes(cause.type ?? '');
   return false;
+}
+
+/** The last attempt found its replica full, so the task never started there: it is still only queued. */
+function onlyBouncedOffFullReplicas(error: unknown): boolean {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure && cause.type === ErrorCode.REPLICA_EXHAUSTED;
 }
 
 /** Maps an activity failure onto the contract's codes. */

@@ -17,6 +17,8 @@ export interface ChildSpec {
   readonly env: NodeJS.ProcessEnv;
   /** Where stdout and stderr go: this process's own, or appended to a file. */
   readonly output: 'inherit' | { readonly logFile: string };
+  /** Opens a Node IPC channel to the child (its `process.send`), for a `ready` that listens to it. */
+  readonly ipc?: boolean | undefined;
   /** Resolves once an instance serves; a rejection kills it and counts as a failed start. Absent: spawned is serving. */
   readonly ready?: ((child: ChildProcess) => Promise<void>) | undefined;
   readonly stopGraceMs: number;
@@ -45,8 +47,13 @@ export interface SupervisedChild {
 }
 
 const MAX_BACKOFF_MS = 30_000;
-/** An instance that served this long is healthy: the next restart starts from the first backoff again. */
-const HEALTHY_AFTER_MS = 10_000;
+/**
+ * An instance that served this long died of something else than its start: the next restart starts from
+ * the first backoff again. A child with a readiness check has proven itself once ready; one without must
+ * live longer, or a crash loop would restart it at the first backoff forever.
+ */
+const HEALTHY_AFTER_READY_MS = 1_000;
+const HEALTHY_WITHOUT_READY_CHECK_MS = 10_000;
 
 /**
  * Runs a child process and starts it again, with backoff, whenever it exits on its own. Each instance is
@@ -68,11 +75,9 @@ export function superviseChild(spec: ChildSpec, context: SupervisionContext): Su
 
   const launch = (restarted: boolean): void => {
     const command = boundToParent(spec.command, spec.args);
-    const startedAt = Date.now();
-    const instance = spawn(command.command, command.args, {
-      stdio: spec.output === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
-      env: spec.env,
-    });
+    const output = spec.output === 'inherit' ? 'inherit' : 'pipe';
+    // setpriv execs the program with the channel's descriptor still open, so IPC survives the wrapper.
+    const instance = spawn(command.command, command.args, { stdio: ['ignore', output, output, ...(spec.ipc ? (['ipc'] as const) : [])], env: spec.env });
     child = instance;
     if (spec.output !== 'inherit') {
       const log = createWriteStream(spec.output.logFile, { flags: 'a' });
@@ -81,11 +86,11 @@ export function superviseChild(spec: ChildSpec, context: SupervisionContext): Su
     }
     if (instance.pid !== undefined) pidFile.record(instance.pid, command.program);
     board.transition(spec.name, 'starting', { pid: instance.pid ?? null, restarted });
-    let served = false;
+    let servedAt: number | undefined;
     let notServing: string | undefined;
     const onServing = (): void => {
       if (child !== instance || stopping) return;
-      served = true;
+      servedAt = Date.now();
       failedStarts = 0;
       board.transition(spec.name, 'running');
       if (restarted) logger.warn({ child: spec.name, pid: instance.pid }, 'restarted and serving again');
@@ -114,13 +119,14 @@ export function superviseChild(spec: ChildSpec, context: SupervisionContext): Su
         settleFirst = undefined;
         return;
       }
-      if (!served) failedStarts += 1;
+      if (servedAt === undefined) failedStarts += 1;
       if (spec.maxFailedStarts !== undefined && failedStarts >= spec.maxFailedStarts) {
         board.transition(spec.name, 'failed', { pid: null, exit });
         context.onGiveUp(spec.name, `${failedStarts} starts in a row did not serve (last: ${exit})`);
         return;
       }
-      if (Date.now() - startedAt > HEALTHY_AFTER_MS && served) backoffMs = spec.firstBackoffMs;
+      const healthyAfterMs = spec.ready ? HEALTHY_AFTER_READY_MS : HEALTHY_WITHOUT_READY_CHECK_MS;
+      if (servedAt !== undefined && Date.now() - servedAt > healthyAfterMs) backoffMs = spec.firstBackoffMs;
       board.transition(spec.name, 'restarting', { pid: null, exit });
       logger.error({ child: spec.name, pid: instance.pid, exit, restart_in_ms: backoffMs }, 'child process exited; restarting');
       restartTimer = setTimeout(() => launch(true), backoffMs);

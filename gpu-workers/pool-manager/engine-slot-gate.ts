@@ -56,9 +56,8 @@ abstract class EngineSlotGate implements CustomSlotSupplier<ActivitySlotInfo> {
       };
       const onAbort = (): void => {
         cleanup();
-        const error = new Error('slot reservation aborted');
-        error.name = 'AbortError';
-        reject(error);
+        // The signal's own reason: the SDK logs any other rejection of an aborted reservation as an error.
+        reject(abortSignal.reason as Error);
       };
       const unsubscribeSlots = this.slots.onFreed(done);
       this.waiting.add(done);

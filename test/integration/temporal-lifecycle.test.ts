@@ -1,11 +1,14 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
-import { Worker } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { request } from 'undici';
 import { taskWorkflowId } from '../../core/ids';
-import { TASK_WORKFLOW_TYPE, type TaskResult, type TaskWorkflowInput } from '../../core/task-workflow-contract';
-import { WORKFLOW_TASK_QUEUE } from '../../core/task-queues';
+import { TASK_WORKFLOW_TYPE, type EngineRunOutcome, type TaskResult, type TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { poolTaskQueue, WORKFLOW_TASK_QUEUE } from '../../core/task-queues';
 import { readStream, tokensOf, waitFor } from '../support/sse-client';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
@@ -70,6 +73,40 @@ test('design §8: a batch pipeline starts the task workflow with the Temporal cl
   expect(result.tokens).toHaveLength(5);
   expect(result.text).toBe(result.tokens.join(''));
 });
+
+test('REPLICA_EXHAUSTED only bounces a task back to the pool queue: a task whose every attempt met a full replica is requeued with fresh, higher attempt numbers and completes', async () => {
+  const poolId = `bounce-${randomUUID().slice(0, 8)}`;
+  const request = taskRequest(stack, { max_tokens: 2 });
+  const input: TaskWorkflowInput = {
+    version: 1,
+    request: { ...(request as unknown as TaskWorkflowInput['request']), seed: 7, sampler_profile_version: 'v1' },
+    poolId,
+    clientId: 'pipeline',
+    admittedAtMs: Date.now(),
+    timeouts: { wallMs: 30_000, idleMs: 5_000, heartbeatMs: 2_000, maxAttempts: 3 },
+  };
+  // Five bounces: more than one activity's three attempts.
+  const attemptsSeen: number[] = [];
+  const runEngineTask = ({ attemptOffset }: { attemptOffset?: number }): Promise<EngineRunOutcome> => {
+    attemptsSeen.push(Context.current().info.attempt + (attemptOffset ?? 0));
+    if (attemptsSeen.length <= 5) throw ApplicationFailure.create({ type: 'REPLICA_EXHAUSTED', message: 'replica full' });
+    return Promise.resolve({ outcome: 'completed', tokens: ['a', 'b'], tokensOut: 2, decodeMs: 1, queueTimeMs: 1, replicaId: `${poolId}-r0`, engineVersion: 'test', streamEnded: true, attempt: attemptsSeen.at(-1) ?? 0 });
+  };
+  const connection = await NativeConnection.connect({ address: stack.temporalAddress });
+  try {
+    const worker = await Worker.create({ connection, namespace: stack.config.temporal.namespace, taskQueue: poolTaskQueue(poolId), activities: { runEngineTask } });
+    const result = (await worker.runUntil(
+      stack.client.workflow.execute(TASK_WORKFLOW_TYPE, { workflowId: taskWorkflowId(String(request['task_id'])), taskQueue: WORKFLOW_TASK_QUEUE, args: [input] }),
+    )) as TaskResult;
+    expect(result).toEqual(expect.objectContaining({ state: 'completed', tokens: ['a', 'b'] }));
+    expect(attemptsSeen).toHaveLength(6);
+    // Strictly increasing across the requeue: the gateway drops chunks of an attempt older than one it saw.
+    expect(attemptsSeen).toEqual([...attemptsSeen].sort((a, b) => a - b));
+    expect(new Set(attemptsSeen).size).toBe(6);
+  } finally {
+    await connection.close();
+  }
+}, 60_000);
 
 test('ORCH-3016: an engine that goes silent past idle_ms ends the task with DECODE_TIMEOUT', async () => {
   const slow = await startTestStack({ slots: 1, ttftMs: 3_000, idleMs: 300 });

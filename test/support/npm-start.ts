@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
+import { boundToParent } from '../../platform/parent-death';
 import { freePort } from '../../cli/free-port';
 import { waitFor } from './sse-client';
 
@@ -66,7 +67,9 @@ function spawnStart(configPath: string, options: NpmStartOptions): ChildProcess 
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: options.onLogLine ? 'info' : 'warn' };
   if (options.temporalAddress === undefined) delete env['TEMPORAL_ADDRESS'];
   else env['TEMPORAL_ADDRESS'] = options.temporalAddress;
-  const child = spawn(process.execPath, [START, '--config', configPath], { stdio: ['ignore', options.onLogLine ? 'pipe' : 'ignore', 'inherit'], env });
+  // Bound to the test process: a test run that is killed stops its stacks too.
+  const command = boundToParent(process.execPath, [START, '--config', configPath], 'SIGTERM');
+  const child = spawn(command.command, command.args, { stdio: ['ignore', options.onLogLine ? 'pipe' : 'ignore', 'inherit'], env });
   const onLogLine = options.onLogLine;
   if (onLogLine) {
     let buffered = '';
