@@ -22,6 +22,13 @@ export interface ChaosStackOptions {
 const TINY_MODEL = { ref: 'smollm2-135m-instruct-q4_1', source: { kind: 'pypi-smollm2' } } as const;
 
 /**
+ * The engine restart policy of the chaos pool: the defaults (OC-POOL-3011) but a 10 s breaker window
+ * instead of 60 s. Kills closer together than the window are a crash storm by design (backoff, then the
+ * breaker); the run spaces engine kills by the window, and a shorter one keeps 20 kills to minutes.
+ */
+export const CHAOS_ENGINE_RESTART = { initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 10_000, breaker_cooldown_ms: 300_000 } as const;
+
+/**
  * `npm start` on the default layout (its own embedded Temporal server) with one mock pool, on a fresh data
  * dir of its own; the chaos run plays the outer supervisor and starts it again after a kill.
  */
@@ -45,7 +52,7 @@ export class ChaosStack {
     const model = options.engine === 'llama' ? TINY_MODEL.ref : 'mock:chaos';
     const stack = new ChaosStack(await freePort(), directory, model);
     const runtime =
-      options.engine === 'llama' ? { kind: 'llama-server', slots: options.slots } : { kind: 'mock', slots: options.slots, ttft_ms: 5, inter_token_ms: options.interTokenMs };
+      options.engine === 'llama' ? { kind: 'llama-server', slots: options.slots, restart: CHAOS_ENGINE_RESTART } : { kind: 'mock', slots: options.slots, ttft_ms: 5, inter_token_ms: options.interTokenMs };
     writeFileSync(
       stack.configPath,
       stringify({

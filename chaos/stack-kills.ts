@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { median, percentile } from '../bench/stats';
-import { ChaosStack } from './chaos-stack';
+import { CHAOS_ENGINE_RESTART, ChaosStack } from './chaos-stack';
 import { alive, descendantsOf } from './process-table';
 import { readResumingStream, type StreamRecord } from './resuming-stream';
 
@@ -102,7 +102,8 @@ async function killInTurn(kind: KillKind, stack: ChaosStack, dispatcher: Agent, 
   const childrenGoneMs: number[] = [];
   let leftoversAfterKill = 0;
   for (let kill = 1; kill <= options.killsPerKind; kill += 1) {
-    await sleep(1_500);
+    // An engine killed again within the breaker window is a crash storm by design (restart-policy.ts).
+    await sleep(kind === 'engine' ? CHAOS_ENGINE_RESTART.breaker_window_ms + 1_000 : 1_500);
     const inFlight = runs.filter((run) => run.record === undefined);
     const killedAt = performance.now();
     if (kind === 'temporal' || kind === 'pool-worker') {
@@ -111,7 +112,7 @@ async function killInTurn(kind: KillKind, stack: ChaosStack, dispatcher: Agent, 
       process.kill(victim.pid, 'SIGKILL');
       const isBack = async (): Promise<boolean> =>
         (await stack.processes()).some((entry) => entry.role === kind && entry.state === 'running' && entry.pid !== victim.pid) && (await stack.poolReady());
-      while (!(await isBack())) await sleep(50);
+      await waitUntilAsync(isBack, killedAt + options.recoveryBoundMs, `${kind} to serve again`);
       backMs.push(performance.now() - killedAt);
     } else if (kind === 'engine') {
       const engine = await stack.enginePid();
@@ -121,7 +122,7 @@ async function killInTurn(kind: KillKind, stack: ChaosStack, dispatcher: Agent, 
         const current = await stack.enginePid();
         return current !== undefined && current !== engine && (await stack.poolReady());
       };
-      while (!(await isBack())) await sleep(50);
+      await waitUntilAsync(isBack, killedAt + options.recoveryBoundMs, 'llama-server to serve again');
       backMs.push(performance.now() - killedAt);
     } else {
       const children = descendantsOf(stack.mainPid());
@@ -198,6 +199,14 @@ function summarize(
     streamsResumed: records.filter(({ record }) => (record?.reconnects ?? 0) > 0 && record?.outcome === 'end').length,
     ...measured,
   };
+}
+
+/** Polls until `condition` holds; past `deadline` the run stops with what did not come back. */
+async function waitUntilAsync(condition: () => Promise<boolean>, deadline: number, what: string): Promise<void> {
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`chaos: waited too long for ${what}`);
+    await sleep(50);
+  }
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { request } from 'undici';
 import type { SupervisedProcessStatus } from '../../core/supervised-process';
 import { PidFile } from '../../platform/pid-file';
@@ -16,6 +16,7 @@ import { readStream, tokensOf, waitFor } from '../support/sse-client';
  * tokens once, in order; the main process SIGKILLed leaves nothing running; SIGTERM stops it all.
  */
 const TOKENS = 60;
+const START = resolve(__dirname, '..', '..', 'dist', 'cli', 'start.js');
 let stack: NpmStartStack;
 
 beforeAll(async () => {
@@ -25,6 +26,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopProcess(stack.child);
 });
+
+function withoutTemporalAddress(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['TEMPORAL_ADDRESS'];
+  return env;
+}
 
 async function health(apiUrl: string): Promise<{ statusCode: number; ready: boolean; processes: SupervisedProcessStatus[] }> {
   const response = await request(`${apiUrl}/health`, { reset: true });
@@ -55,6 +62,21 @@ test('issue 15: GET /health lists every supervised process (main, temporal, pool
   }
   expect(processes.find((entry) => entry.role === 'main')?.pid).toBe(stack.child.pid);
 });
+
+test('issue 15: a second npm start on the same data dir is refused before it starts its own Temporal server — nothing of it is left running', async () => {
+  const before = processesMentioning(dirname(stack.configPath)).sort((a, b) => a - b);
+  const second = spawn(process.execPath, [START, '--config', stack.configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: withoutTemporalAddress() });
+  let stderr = '';
+  second.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const code = await new Promise<number | null>((resolveExit) => second.once('exit', (exitCode) => resolveExit(exitCode)));
+  expect(code).toBe(1);
+  expect(stderr).toContain(`already running on data dir ${stack.dataDir} (pid ${String(stack.child.pid)}, API ${stack.apiUrl}`);
+  expect(stderr).not.toContain('starting the Temporal dev server');
+  expect(processesMentioning(dirname(stack.configPath)).sort((a, b) => a - b)).toEqual(before);
+  expect((await health(stack.apiUrl)).ready).toBe(true);
+}, 30_000);
 
 test('issue 15: the embedded Temporal server SIGKILLed under streaming load is restarted on its data; every task ends with each token once, in order, and /health and /metrics count the restart', async () => {
   // Four tasks decode at once (slots: 4) and four wait in the pool queue, which lives in Temporal.
@@ -95,7 +117,11 @@ test('issue 15: npm start SIGKILLed — its Temporal server and pool worker are 
   expect((await health(stack.apiUrl)).ready).toBe(true);
 }, 120_000);
 
-test('issue 15: SIGTERM stops every process of the stack within the 30 s bound, exits 0 and releases the data dir', async () => {
+test('issue 15: SIGTERM stops every process of the stack within the 30 s bound, exits 0 and releases the data dir; a task in flight resumes on the next start', async () => {
+  const inFlight = await submit(stack.apiUrl, 'mock:supervised');
+  const reader = readStream(`${stack.apiUrl}/v1/tasks/${inFlight}/stream`, { headers: {} });
+  await waitFor(() => tokensOf(reader.events).indices.length >= 3, 10_000, 'the task to stream');
+  reader.close();
   const children = descendantsOf(stack.child.pid ?? 0);
   const startedAt = Date.now();
   expect(await stopProcess(stack.child)).toBe(0);
@@ -103,4 +129,9 @@ test('issue 15: SIGTERM stops every process of the stack within the 30 s bound, 
   expect(children.filter(alive)).toEqual([]);
   expect(processesMentioning(dirname(stack.configPath))).toEqual([]);
   expect(existsSync(join(stack.dataDir, 'run', 'stack.lock'))).toBe(false);
-}, 60_000);
+
+  stack = { ...stack, child: await stack.restart() };
+  const resumed = await readStream(`${stack.apiUrl}/v1/tasks/${inFlight}/stream`, { headers: {} }).finished;
+  expect(resumed.at(-1)?.event).toBe('end');
+  expect(tokensOf(resumed).indices).toEqual(Array.from({ length: TOKENS }, (_unused, index) => index));
+}, 120_000);
