@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +10,8 @@ import { freePort } from '../cli/free-port';
 import type { SupervisedProcessStatus } from '../core/supervised-process';
 import { commandLineOf, descendantsOf, processesMentioning } from './process-table';
 
-const START = resolve(__dirname, '..', 'cli', 'start.js');
+/** The built `npm start` entry: beside this file in dist/, or in dist/ when this runs from source (jest). */
+const START = [resolve(__dirname, '..', 'cli', 'start.js'), resolve(__dirname, '..', 'dist', 'cli', 'start.js')].find((path) => existsSync(path)) ?? 'dist/cli/start.js';
 
 export interface ChaosStackOptions {
   /** mock: the test double inside the pool worker; llama: a real llama-server with the tiny model (the default stack's smollm2 pool). */
@@ -73,10 +74,15 @@ export class ChaosStack {
     delete env['TEMPORAL_ADDRESS'];
     // Bound to this run: a chaos run that is interrupted stops its stack too.
     const command = boundToParent(process.execPath, [START, '--config', this.configPath], 'SIGTERM');
-    this.main = spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'ignore'], env });
+    this.main = spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    // The last of its stderr, to say why when it exits before serving.
+    let stderrTail = '';
+    this.main.stderr?.on('data', (chunk: Buffer) => {
+      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2_000);
+    });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.main.exitCode !== null) throw new Error(`npm start exited with ${this.main.exitCode}`);
+      if (this.main.exitCode !== null) throw new Error(`npm start exited with ${this.main.exitCode}: ${stderrTail}`);
       if (await this.poolReady()) return;
       await sleep(100);
     }
