@@ -1,20 +1,14 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { resolvePoolTimeouts } from '../../core/config';
 import { ErrorCode, OrchError } from '../../core/errors';
-import { taskWorkflowId } from '../../core/ids';
-import { TaskRequestSchema, type AdmissionResponse } from '../../core/task-request';
-import { EVICTION_REASON, type TaskWorkflowInput } from '../../core/task-workflow-contract';
+import { TaskRequestSchema } from '../../core/task-request';
 import { assertOwnsTask } from '../auth/task-ownership';
-import { defaultSeed } from '../default-seed';
 import type { GatewayContext } from '../gateway-context';
-import { assertPoolAdmits } from '../pool-admission-gate';
-import { selectPool } from '../pool-selection';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
-import { cancelAtHolder, relayStream, serveLiveStream, streamHolderOf } from '../stream-relay';
+import { relayStream, serveLiveStream, streamHolderOf } from '../stream-relay';
 import { FramePositions, toSseFrame } from '../sse-frames';
-import { requestDigest, startTaskWorkflow } from '../task-starter';
+import { cancelTask, submitTask, unknownTask } from '../task-lifecycle';
 
 const TaskIdParamsSchema = z.object({ id: z.uuid() });
 /** The cancel body is optional (spec §2.2): none, `{}`, or a reason for the logs. */
@@ -24,7 +18,7 @@ const CancelRequestSchema = z.object({ reason: z.string().min(1).max(200).option
 export function registerTaskRoutes(app: FastifyInstance, context: GatewayContext): void {
   app.post('/v1/tasks', (request, reply) => createTask(context, request, reply));
   app.get('/v1/tasks/:id/stream', (request, reply) => streamTask(context, request, reply));
-  app.post('/v1/tasks/:id/cancel', (request, reply) => cancelTask(context, request, reply));
+  app.post('/v1/tasks/:id/cancel', (request, reply) => cancelTaskRoute(context, request, reply));
 }
 
 async function createTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -34,95 +28,8 @@ async function createTask(context: GatewayContext, request: FastifyRequest, repl
     const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
     throw new OrchError(ErrorCode.INVALID_PARAMS, `${where}${issue?.message ?? 'invalid TaskRequest'}`);
   }
-  const taskRequest = parsed.data;
-  const clientId = context.auth.clientIdOf(request);
-  // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task. Hashed
-  // only once the task gets past admission (or finds its stream), so a refusal costs no hash.
-  const digestOf = (): string => requestDigest({ ...taskRequest, tenant: clientId });
-  const pool = selectPool(context.config, taskRequest, (candidate) => context.poolStates.modelOf(candidate));
-
-  const existing = context.hub.get(taskRequest.task_id);
-  if (existing) {
-    if (existing.requestDigest !== digestOf()) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
-    return reply.code(202).send(admissionResponse(taskRequest.task_id, existing.admission));
-  }
-
-  // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
-  assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
-  assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
-  // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
-  const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
-  const digest = digestOf();
-  // Affinity is worth a bounded wait only where the KV can be reused: strict turns never reuse it (engines.md §1.6).
-  const affinity = (taskRequest.determinism ?? 'strict') === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
-  const placement = await context.placement.plan(pool, taskRequest, clientId, affinity);
-  const planned: TaskWorkflowInput = {
-    version: 1,
-    request: {
-      ...taskRequest,
-      seed: taskRequest.seed ?? defaultSeed(taskRequest.task_id),
-      sampler_profile_version: taskRequest.sampler_profile_version ?? pool.sampler_profile_version ?? 'v1',
-      determinism: taskRequest.determinism ?? 'strict',
-    },
-    poolId: pool.id,
-    clientId,
-    admittedAtMs: Date.now(),
-    timeouts: resolvePoolTimeouts(pool),
-    streamSinkUrl: context.internalUrl,
-    ...(placement ? { placement } : {}),
-  };
-  // The stream exists before any replica may push to it (a fast start decodes from the next line on).
-  context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
-  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: planned.request.sampler_profile_version, prompt: taskRequest.prompt, predictedStartMs: estimate.predictedStartMs });
-  const fastStarted = await context.fastStarter.start(planned);
-  if (fastStarted) context.ledger.dispatched(pool.id, taskRequest.task_id);
-  const input = fastStarted ?? planned;
-
-  let outcome;
-  try {
-    // Durable before the 202, fast start or not (ADR 2026-12-06).
-    outcome = await startTaskWorkflow(context.client, input, { requestDigest: digest, ...estimate, streamSinkUrl: context.internalUrl }, context.eagerWorkflowStart);
-  } catch (error) {
-    if (fastStarted) await context.fastStarter.withdraw(taskRequest.task_id);
-    context.hub.discard(taskRequest.task_id);
-    context.telemetry.discard(taskRequest.task_id);
-    context.ledger.finished(pool.id, taskRequest.task_id);
-    request.log.error({ err: error, job_id: taskRequest.task_id }, 'could not start the task workflow');
-    throw new OrchError(ErrorCode.POOL_UNAVAILABLE, 'the orchestrator cannot reach Temporal; retry later', {
-      engine: taskRequest.engine,
-      poolId: pool.id,
-      retryAfterMs: 1_000,
-    });
-  }
-  if (outcome.kind === 'duplicate') {
-    // Admitted before, by another gateway or before a restart: this fresh stream would never be fed.
-    if (fastStarted) await context.fastStarter.withdraw(taskRequest.task_id);
-    context.hub.discard(taskRequest.task_id);
-    context.telemetry.discard(taskRequest.task_id);
-    context.ledger.finished(pool.id, taskRequest.task_id);
-    if (outcome.memo && outcome.memo.requestDigest !== digest) throw reusedTaskId(taskRequest.task_id, taskRequest.engine);
-    return reply.code(202).send(admissionResponse(taskRequest.task_id, outcome.memo ?? { queuePosition: 0, predictedStartMs: 0 }));
-  }
-  context.sessions.recordTurn(clientId, taskRequest.session_id, taskRequest.task_id);
-  if (victimTaskId) await evictQueuedTask(context, pool.id, taskRequest.engine, victimTaskId, request.log);
-  context.telemetry.enqueued(taskRequest.task_id);
-  request.log.info(
-    {
-      job_id: taskRequest.task_id,
-      session_id: taskRequest.session_id,
-      client_id: clientId,
-      pool_id: pool.id,
-      engine: taskRequest.engine,
-      priority: taskRequest.priority,
-      queue_position: estimate.queuePosition,
-      predicted_start_ms: estimate.predictedStartMs,
-      decided_by: decidedBy,
-      ...(input.placement ? { placed_on: input.placement.replicaId, placement_reason: input.placement.reason } : {}),
-      ...(victimTaskId ? { evicted_job_id: victimTaskId } : {}),
-    },
-    'task admitted',
-  );
-  return reply.code(202).send(admissionResponse(taskRequest.task_id, estimate));
+  const admission = await submitTask(context, parsed.data, context.auth.clientIdOf(request), request.log);
+  return reply.code(202).send(admission);
 }
 
 async function streamTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
@@ -150,87 +57,13 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
   return undefined;
 }
 
-async function cancelTask(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function cancelTaskRoute(context: GatewayContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const { id: taskId } = parseTaskIdParams(request.params);
   const cancelRequest = CancelRequestSchema.safeParse(request.body);
   if (!cancelRequest.success) throw new OrchError(ErrorCode.INVALID_PARAMS, `reason: ${cancelRequest.error.issues[0]?.message ?? 'invalid'}`);
   await assertOwnsTask(context, taskId, context.auth.clientIdOf(request));
-  const live = context.hub.get(taskId);
-  // Local first: once this returns, this gateway emits nothing more for the task (ORCH-3026); and a
-  // stream held by another gateway is cancelled there first, so nothing reaches its readers either.
-  live?.cancel();
-  // A run this gateway fast-started stops at once, even between tokens (a long prompt being processed).
-  await context.fastStarter.withdraw(taskId);
-  if (!live) {
-    const holder = await streamHolderOf(context, taskId);
-    if (holder !== undefined) await cancelAtHolder(context, holder, taskId, request.log);
-  }
-  try {
-    await context.client.workflow.getHandle(taskWorkflowId(taskId)).executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
-  } catch (error) {
-    const name = (error as { name?: unknown }).name;
-    // A task that just ended (a cancel that stopped its run lets it finish within milliseconds) is cancelled enough.
-    if (isAlreadyClosed(error)) {
-      // nothing more to record
-    } else if (name === 'WorkflowNotFoundError') {
-      // Temporal answers an update to a workflow that closed meanwhile as "not found": tell the two apart.
-      if (!live && !(await workflowExists(context, taskId))) throw unknownTask(taskId);
-    } else {
-      request.log.error({ err: error, job_id: taskId }, 'cancel not recorded by the workflow');
-      throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
-    }
-  }
-  if (live) context.ledger.withdrawn(live.poolId, taskId);
-  context.sessions.taskEnded(taskId, false);
-  context.telemetry.cancelled(taskId, 'client');
-  request.log.info({ job_id: taskId, ...(cancelRequest.data?.reason ? { reason: cancelRequest.data.reason } : {}) }, 'task cancelled');
+  await cancelTask(context, taskId, request.log, cancelRequest.data?.reason);
   return reply.code(204).send();
-}
-
-/**
- * Drop-lru / shed-low-priority: the policy chose a queued task to make room. Its client gets an `error`
- * QUEUE_FULL_DROP_LRU event at once, and its workflow ends with that code without ever dispatching.
- */
-async function evictQueuedTask(context: GatewayContext, poolId: string, engine: string, victimTaskId: string, log: FastifyBaseLogger): Promise<void> {
-  context.ledger.withdrawn(poolId, victimTaskId);
-  context.telemetry.cancelled(victimTaskId, 'drop-lru');
-  context.hub.get(victimTaskId)?.finish({
-    type: 'error',
-    code: ErrorCode.QUEUE_FULL_DROP_LRU,
-    message: 'evicted from a full queue to admit a newer task',
-    engine,
-  });
-  try {
-    await context.client.workflow.getHandle(taskWorkflowId(victimTaskId)).executeUpdate('cancelTask', { args: [{ reason: EVICTION_REASON }] });
-  } catch (error) {
-    if (!isAlreadyClosed(error)) log.error({ err: error, job_id: victimTaskId }, 'eviction not recorded by the workflow');
-  }
-  log.info({ job_id: victimTaskId, pool_id: poolId }, 'task evicted from a full queue');
-}
-
-function assertSessionMayTakeTurn(context: GatewayContext, tenant: string, sessionId: string, engine: string): void {
-  const refusal = context.sessions.refusal(tenant, sessionId);
-  if (!refusal) return;
-  const why =
-    refusal.kind === 'turns'
-      ? `session ${sessionId} has had its ${refusal.maxTurns} turns`
-      : `session ${sessionId} expired (sessions live ${refusal.ttlMs} ms from their first turn)`;
-  throw new OrchError(ErrorCode.INVALID_PARAMS, `${why}; start a new session with a new session_id`, { engine });
-}
-
-async function workflowExists(context: GatewayContext, taskId: string): Promise<boolean> {
-  try {
-    await context.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isAlreadyClosed(error: unknown): boolean {
-  const messageOf = (value: unknown): string => (value instanceof Error ? value.message : '');
-  const text = `${messageOf(error)} ${messageOf((error as { cause?: unknown }).cause)}`;
-  return /already completed|workflow execution already completed|not running/i.test(text);
 }
 
 function parseTaskIdParams(params: unknown): { id: string } {
@@ -245,14 +78,5 @@ function parseLastEventId(header: string | string[] | undefined): number | undef
   return Number(header);
 }
 
-function admissionResponse(taskId: string, estimate: { queuePosition: number; predictedStartMs: number }): AdmissionResponse {
-  return { task_id: taskId, queue_position: estimate.queuePosition, predicted_start_ms: estimate.predictedStartMs, backoff_ms: 0 };
-}
 
-function unknownTask(taskId: string): OrchError {
-  return new OrchError(ErrorCode.INVALID_PARAMS, `no task with id ${taskId}`, { notFound: true });
-}
 
-function reusedTaskId(taskId: string, engine: string): OrchError {
-  return new OrchError(ErrorCode.INVALID_PARAMS, `task_id ${taskId} was already used for a different request`, { engine });
-}
