@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { cacheDir } from './cache-dir';
+import { bytesUnder, fileBytes, runBuild, runDownload } from './command-progress';
 import { commandSucceeds, runCommand } from './run-command';
 
 /**
@@ -13,6 +14,8 @@ import { commandSucceeds, runCommand } from './run-command';
  * comes from a package registry and never from GitHub. Bumping this rebuilds everything keyed on it.
  */
 export const LLAMA_CPP_PIN = { nodeLlamaCpp: '3.22.1' } as const;
+/** node-llama-cpp-3.22.1.tgz; the registry does not say a tarball's size, and the progress bar wants one (shown as ~). */
+const NODE_LLAMA_CPP_TARBALL_BYTES = 35_735_663;
 
 export type LlamaServerBackend = 'cpu' | 'cuda';
 
@@ -84,8 +87,15 @@ export async function ensureLlamaCppSource(progress: Progress = defaultProgress)
   const work = mkdtempSync(join(cacheDir(), 'llama-cpp-src', `.${pin}.partial-`));
   try {
     progress(`fetching the llama.cpp source from npm (node-llama-cpp@${pin}, ~35 MB) into ${target} — one time`);
-    await runCommand('npm', ['pack', '--silent', '--pack-destination', work, `node-llama-cpp@${pin}`]);
+    // npm streams a download into its cache's tmp/ before the tarball lands: that is what the bar counts.
+    const npmCache = await npmCacheDir();
     const tarball = join(work, `node-llama-cpp-${pin}.tgz`);
+    await runDownload('npm', ['pack', '--silent', '--pack-destination', work, `node-llama-cpp@${pin}`], {
+      label: `node-llama-cpp@${pin}`,
+      downloadedBytes: () => (npmCache === undefined ? 0 : bytesUnder(join(npmCache, '_cacache', 'tmp'))),
+      estimatedBytes: NODE_LLAMA_CPP_TARBALL_BYTES,
+      finalBytes: () => fileBytes(tarball),
+    });
     if (!existsSync(tarball)) throw new Error(`npm pack did not produce ${tarball}`);
     await runCommand('tar', ['-xzf', tarball, '-C', work, 'package/llama/gitRelease.bundle', 'package/llama/llama.cpp.info.json']);
     const tree = join(work, 'tree');
@@ -151,8 +161,8 @@ async function buildLlamaServer(
       `${cudaArchitectures !== undefined ? ` sm_${cudaArchitectures}` : ''}, -j${jobs}${ccache ? ', ccache' : ''}) into ${target} — one time, minutes`,
   );
   const started = performance.now();
-  await runCommand('cmake', configure);
-  await runCommand('cmake', ['--build', build, '--config', 'Release', '--target', 'llama-server', '-j', String(jobs)]);
+  await runBuild('cmake', configure, 'configuring the llama-server build');
+  await runBuild('cmake', ['--build', build, '--config', 'Release', '--target', 'llama-server', '-j', String(jobs)], 'building llama-server');
   const buildSeconds = Math.round((performance.now() - started) / 1000);
 
   const built = join(build, 'bin', 'llama-server');
@@ -220,6 +230,15 @@ export function parseBuildInfo(versionText: string): string {
   const match = /build (\d+), commit ([0-9a-zA-Z]+)/.exec(versionText);
   if (match?.[1] === undefined || match[2] === undefined) throw new Error(`unrecognized llama-server --version output: ${versionText.slice(0, 300)}`);
   return `b${match[1]}-${match[2]}`;
+}
+
+/** Where npm keeps its cache (`npm config get cache`, ~/.npm unless configured); unknown only costs the bar its bytes. */
+async function npmCacheDir(): Promise<string | undefined> {
+  try {
+    return (await capture('npm', ['config', 'get', 'cache'])).stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function capture(command: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {

