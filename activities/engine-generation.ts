@@ -161,8 +161,10 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
     log.info({ queue_time_ms: queueTimeMs, engine_version: replica.engineVersion }, 'task dispatched');
 
     try {
+      // An OpenAI chat request: the engine renders the messages with the model's own chat template.
+      const prompt = workflow.chat ? await adapter.applyChatTemplate(workflow.chat, abortController.signal) : (request.prompt ?? '');
       const stream = adapter.complete(
-        { prompt: request.prompt ?? '', maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId, cachePrompt },
+        { prompt, maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId, cachePrompt, sampling: workflow.sampling },
         abortController.signal,
       );
       let step: IteratorResult<EngineToken, CompletionSummary> = await stream.next();
@@ -180,9 +182,9 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
         kvState = { kvWarmth: turn.kv_warmth, kvBytes: turn.kv_bytes };
         pusher?.push({ type: 'metrics', values: { phase: 'kv', replica_id: replica.replicaId, engine_version: replica.engineVersion, ...turn } });
       }
-      pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs });
-      await pusher?.flush();
       const summary = step.value;
+      pusher?.push({ type: 'end', tokensOut: tokens.length, decodeMs, tokensIn: summary.tokensIn, stopReason: summary.stopReason });
+      await pusher?.flush();
       log.info(
         {
           tokens_in: summary.tokensIn,

@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ENGINES } from '../core/engines';
 import { ErrorCode, ERROR_TRAITS, hasErrorCode, OrchError, type OrchErrorDetails } from '../core/errors';
 import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
-import { sendError } from './error-envelope';
+import { sendError, sendOpenAiError } from './error-envelope';
+import { isOpenAiRoute, registerOpenAiRoutes } from './openai/openai-routes';
 import type { GatewayContext } from './gateway-context';
 import { registerConfigControlRoutes } from './routes/config-control';
 import { registerInternalRoutes } from './routes/internal';
@@ -49,7 +50,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
     if (!typed) request.log.error({ err: error }, 'unhandled error');
     const sent = typed ?? new OrchError(ErrorCode.INTERNAL);
     countError(context, request, sent);
-    return sendError(reply, sent);
+    return isOpenAiRoute(request) ? sendOpenAiError(reply, sent) : sendError(reply, sent);
   });
   app.setNotFoundHandler((request, reply) => {
     const error = new OrchError(ErrorCode.INVALID_PARAMS, `no route ${request.method} ${request.url.split('?', 1)[0] ?? ''}`, { notFound: true });
@@ -58,6 +59,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   });
 
   registerTaskRoutes(app, context);
+  registerOpenAiRoutes(app, context);
   registerPoolRoutes(app, context);
   registerSessionRoutes(app, context);
   registerPoolControlRoutes(app, context);
@@ -71,7 +73,7 @@ export function buildApp(context: GatewayContext): FastifyInstance {
 /** errors_total for every typed answer; tasks_rejected_total and backpressure for refused submissions. */
 function countError(context: GatewayContext, request: FastifyRequest, error: TypedError): void {
   context.telemetry.httpError(error.code);
-  const isSubmission = request.method === 'POST' && request.routeOptions.url === '/v1/tasks';
+  const isSubmission = request.method === 'POST' && (request.routeOptions.url === '/v1/tasks' || isOpenAiRoute(request));
   const status = ERROR_TRAITS[error.code].httpStatus;
   // Auth failures are not admission decisions, and a body without a valid engine has no `engine` label
   // value (an "unknown" would take one of the label's 4 budgeted values): both count only in errors_total.

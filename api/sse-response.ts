@@ -9,9 +9,10 @@ export class SseResponse {
   private readonly keepalive: NodeJS.Timeout;
   private closed = false;
 
-  constructor(response: ServerResponse, correlationId: string) {
+  constructor(response: ServerResponse, correlationId: string, extraHeaders: Readonly<Record<string, string>> = {}) {
     this.response = response;
     response.writeHead(200, {
+      ...extraHeaders,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       connection: 'keep-alive',

@@ -41,6 +41,7 @@ export class TaskStream {
   private lastSeq = -1;
   private streamState: StreamState = 'live';
   private firstTokenAt: number | undefined;
+  private endPart: Extract<StreamPart, { type: 'end' }> | undefined;
 
   /** Shared by all streams of a hub (no closure per task); called with this stream's task id. */
   private readonly onClosed: (taskId: string) => void;
@@ -68,6 +69,11 @@ export class TaskStream {
     return this.streamState;
   }
 
+  /** The engine's prompt token count and stop reason from the worker's `end`, once the task ended that way. */
+  get ending(): { readonly tokensIn?: number | undefined; readonly stopReason?: string | undefined } | undefined {
+    return this.endPart;
+  }
+
   get tokensEmitted(): number {
     return this.tokenTexts?.length ?? 0;
   }
@@ -90,7 +96,7 @@ export class TaskStream {
           this.append({ type: 'metrics', values: part.values });
           break;
         case 'end':
-          this.finish({ type: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs }, 'ended');
+          this.finish({ type: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs, tokensIn: part.tokensIn, stopReason: part.stopReason }, 'ended');
           break;
         case 'error':
           this.finish({ type: 'error', code: part.code, message: part.message, engine: part.engine ?? this.engine }, 'ended');
@@ -103,6 +109,7 @@ export class TaskStream {
   /** Ends the stream from outside (the workflow's terminal report); ignored once it has ended. */
   finish(part: Extract<StreamPart, { type: 'end' | 'error' }>, state: 'ended' = 'ended'): void {
     if (this.streamState !== 'live') return;
+    if (part.type === 'end') this.endPart = part;
     this.append(part);
     this.streamState = state;
     this.notifyEnd();

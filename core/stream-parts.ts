@@ -8,7 +8,14 @@ import { ERROR_CODES } from './errors';
 export const WorkerPartSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('token'), text: z.string(), index: z.int().min(0) }),
   z.strictObject({ type: z.literal('metrics'), values: z.record(z.string(), z.unknown()) }),
-  z.strictObject({ type: z.literal('end'), tokensOut: z.int().min(0), decodeMs: z.number().min(0) }),
+  z.strictObject({
+    type: z.literal('end'),
+    tokensOut: z.int().min(0),
+    decodeMs: z.number().min(0),
+    // Added 2026-12-06 for the OpenAI surface's usage and finish_reason; not part of the SSE `end` payload.
+    tokensIn: z.int().min(0).optional(),
+    stopReason: z.enum(['eos', 'limit', 'word', 'none']).optional(),
+  }),
   z.strictObject({
     type: z.literal('error'),
     code: z.enum(ERROR_CODES),
@@ -33,5 +40,13 @@ export type StreamPart =
   | { readonly type: 'started'; readonly queuePosition: number; readonly predictedStartMs: number }
   | { readonly type: 'token'; readonly text: string; readonly index: number }
   | { readonly type: 'metrics'; readonly values: Readonly<Record<string, unknown>> }
-  | { readonly type: 'end'; readonly tokensOut: number; readonly decodeMs: number; readonly canceled?: boolean | undefined }
+  | {
+      readonly type: 'end';
+      readonly tokensOut: number;
+      readonly decodeMs: number;
+      readonly canceled?: boolean | undefined;
+      /** The engine's prompt token count and stop reason, when a worker's `end` carried them (OpenAI usage). */
+      readonly tokensIn?: number | undefined;
+      readonly stopReason?: 'eos' | 'limit' | 'word' | 'none' | undefined;
+    }
   | { readonly type: 'error'; readonly code: string; readonly message: string; readonly engine?: string | undefined };

@@ -1,6 +1,7 @@
 import type { ErrorCode } from './errors';
 import type { TaskState } from './search-attributes';
 import type { TaskRequest } from './task-request';
+import type { ChatMessage, SamplingOverrides } from './generation-options';
 
 /**
  * The task workflow's type, input and result: a documented, versioned interface that batch pipelines
@@ -38,6 +39,13 @@ export interface TaskWorkflowInput {
    * at most `waitMs` for it to pick the task up, then fall back to the pool queue. Absent: pool queue only.
    */
   readonly placement?: TaskPlacement | undefined;
+  /**
+   * Added 2026-12-06 (OpenAI-compatible requests, .specs/decisions/2026-12-06-openai-surface.md): chat
+   * messages the engine renders with the model's chat template (then `request.prompt` is empty), and
+   * sampler values over the profile's. Absent: the task runs exactly as before.
+   */
+  readonly chat?: readonly ChatMessage[] | undefined;
+  readonly sampling?: SamplingOverrides | undefined;
 }
 
 /** `fast-start`: the replica was already decoding when the workflow started (.specs/decisions/2026-12-06-fast-start.md). */

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request, type Dispatcher } from 'undici';
 import { cacheDir } from '../../cli/cache-dir';
 import { freePort } from '../../cli/free-port';
-import { runCommand } from '../../cli/run-command';
+import { ensurePythonVenv } from '../../cli/python-venv';
 import { terminateChild } from '../../platform/child-process';
 import { timeSseTokens, type StreamTiming } from '../sse-timing';
 
@@ -56,21 +56,8 @@ function liteLlmHome(): string {
  */
 export async function ensureLiteLlm(progress: (message: string) => void = defaultProgress): Promise<string> {
   const home = liteLlmHome();
-  const venv = join(home, 'venv');
-  const binary = join(venv, 'bin', 'litellm');
-  const marker = join(home, '.installed');
-  if (existsSync(marker) && existsSync(binary)) return binary;
-  rmSync(venv, { recursive: true, force: true });
-  rmSync(marker, { force: true });
-  mkdirSync(home, { recursive: true });
-  const spec = `litellm[proxy]==${LITELLM_VERSION}`;
-  progress(`installing ${spec} (PyPI) into ${venv} — one time`);
-  // runCommand shows a command's stdout on ours; `sh -c 'exec "$@" 1>&2'` moves pip's to stderr.
-  const onStderr = (command: string, args: readonly string[]) => runCommand('sh', ['-c', 'exec "$@" 1>&2', 'sh', command, ...args]);
-  await onStderr('python3', ['-m', 'venv', venv]);
-  await onStderr(join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on', spec]);
-  writeFileSync(marker, `${LITELLM_VERSION}\n`);
-  return binary;
+  const venv = await ensurePythonVenv({ venv: join(home, 'venv'), marker: join(home, '.installed'), requirement: `litellm[proxy]==${LITELLM_VERSION}`, progress, pipOutputToStderr: true });
+  return join(venv, 'bin', 'litellm');
 }
 
 export interface LiteLlmProxyOptions {

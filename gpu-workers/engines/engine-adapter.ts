@@ -1,4 +1,5 @@
 import type { Engine } from '../../core/engines';
+import type { ChatMessage, SamplingOverrides } from '../../core/generation-options';
 
 /** Sampler profiles map to explicit engine sampler parameters (OC-ADAPT-5010); only `v1` exists. */
 export type SamplerProfileVersion = 'v1';
@@ -15,6 +16,8 @@ export interface CompletionRequest {
    * prefix is evaluated with another batch shape, which breaks byte-exact determinism (engines.md §1.6).
    */
   readonly cachePrompt?: boolean | undefined;
+  /** Sampler values over the profile's (an OpenAI request's temperature, top_p, stop). */
+  readonly sampling?: SamplingOverrides | undefined;
 }
 
 export interface EngineToken {
@@ -76,6 +79,8 @@ export interface EngineAdapterV1 {
   complete(request: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void>;
   /** After an abort: waits until the engine reports the slot free, or throws when `timeoutMs` passes. */
   confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
+  /** The prompt the model's own chat template makes of `messages`, ending with the assistant's turn (llama-server `POST /apply-template`). */
+  applyChatTemplate(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<string>;
   /** Drops the KV a slot holds (llama-server `POST /slots/<id>?action=erase`); the slot must be idle. */
   eraseSlot(slotId: number, signal?: AbortSignal): Promise<void>;
   /** Engine-native Prometheus text (llama-server `--metrics`). */

@@ -7,13 +7,14 @@ import type { EngineGeneration } from '../../activities/engine-generation';
 import { OUTCOME_KEEPALIVE_MS, type FastStartOutcomeLine } from '../../core/fast-start-wire';
 import { PLACEMENT_REASONS, type TaskWorkflowInput } from '../../core/task-workflow-contract';
 import { TaskRequestSchema } from '../../core/task-request';
+import { ChatMessageSchema, SamplingOverridesSchema } from '../../core/generation-options';
 import { httpUrl } from '../../platform/http-url';
 import { bearerMatches } from '../../platform/internal-token';
 
 /** A prompt is at most 256 KiB; JSON escaping can grow it several times. */
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
-const TaskWorkflowInputSchema = z.object({
+export const FastStartInputSchema = z.object({
   version: z.literal(1),
   request: TaskRequestSchema,
   poolId: z.string().min(1),
@@ -22,6 +23,9 @@ const TaskWorkflowInputSchema = z.object({
   timeouts: z.object({ wallMs: z.int().min(1), idleMs: z.int().min(1), heartbeatMs: z.int().min(1), maxAttempts: z.int().min(1) }),
   streamSinkUrl: z.url().optional(),
   placement: z.object({ replicaId: z.string().min(1), waitMs: z.int().min(0), reason: z.enum(PLACEMENT_REASONS), fastStartUrl: z.url().optional() }),
+  // Every field of the input the generation reads: a field this schema dropped would decode another request.
+  chat: z.array(ChatMessageSchema).max(1024).optional(),
+  sampling: SamplingOverridesSchema.optional(),
 });
 
 /** What a replica answers a fast start: it took a slot and is decoding, or why not (the task then takes the queue). */
@@ -88,7 +92,7 @@ export class FastStartServer {
     if (!bearerMatches(request.headers.authorization, internalToken)) return respond(response, 401, { reason: 'bad or missing internal token' });
     const path = request.url ?? '';
     if (request.method === 'POST' && path === '/internal/v1/fast-starts') {
-      const parsed = TaskWorkflowInputSchema.safeParse(await readJson(request));
+      const parsed = FastStartInputSchema.safeParse(await readJson(request));
       if (!parsed.success) return respond(response, 400, { reason: parsed.error.issues[0]?.message ?? 'invalid workflow input' });
       const { request: task } = parsed.data;
       if (task.seed === undefined || task.sampler_profile_version === undefined) return respond(response, 400, { reason: 'seed and sampler profile must be resolved' });

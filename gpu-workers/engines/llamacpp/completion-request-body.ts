@@ -17,6 +17,8 @@ export interface LlamaCppCompletionBody extends LlamaCppSamplerParameters {
   readonly id_slot: number;
   /** Token ids in every chunk: a count that does not depend on how text was split. */
   readonly return_tokens: true;
+  /** Stop strings (an OpenAI request's `stop`); the stop reason is then `word`. */
+  readonly stop?: readonly string[];
 }
 
 export function buildCompletionBody(request: CompletionRequest): LlamaCppCompletionBody {
@@ -29,5 +31,8 @@ export function buildCompletionBody(request: CompletionRequest): LlamaCppComplet
     id_slot: request.slotId ?? -1,
     return_tokens: true,
     ...samplerParameters(request.samplerProfile),
+    ...(request.sampling?.temperature === undefined ? {} : { temperature: request.sampling.temperature }),
+    ...(request.sampling?.top_p === undefined ? {} : { top_p: request.sampling.top_p }),
+    ...(request.sampling?.stop === undefined ? {} : { stop: request.sampling.stop }),
   };
 }

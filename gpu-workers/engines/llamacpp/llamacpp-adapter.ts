@@ -15,7 +15,8 @@ import type {
 } from '../engine-adapter';
 import { buildCompletionBody } from './completion-request-body';
 import { readCompletionStream } from './completion-stream';
-import { ErrorEnvelopeSchema, PropsSchema, SlotsSchema } from './llamacpp-api-types';
+import { AppliedTemplateSchema, ErrorEnvelopeSchema, PropsSchema, SlotsSchema } from './llamacpp-api-types';
+import type { ChatMessage } from '../../../core/generation-options';
 import { fromHttpStatus, fromTransportFailure, workerReset } from './llamacpp-errors';
 import { parseSseEvents } from './sse-events';
 
@@ -201,25 +202,36 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     }
   }
 
-  async function eraseSlot(slotId: number, signal?: AbortSignal): Promise<void> {
+  async function postControl(path: string, body: unknown, signal: AbortSignal | undefined): Promise<TextResponse> {
     const deadlineMs = Math.max(1, Math.round(controlTimeoutMs));
-    let response: { statusCode: number; text: string };
     try {
-      const answer = await request(url(`slots/${slotId}?action=erase`), {
+      const answer = await request(url(path), {
         method: 'POST',
         dispatcher,
         signal: signal ?? null,
         headers: { 'content-type': 'application/json' },
-        body: '{}',
+        body: JSON.stringify(body),
         headersTimeout: deadlineMs,
         bodyTimeout: deadlineMs,
       });
-      response = { statusCode: answer.statusCode, text: await answer.body.text() };
+      return { statusCode: answer.statusCode, text: await answer.body.text() };
     } catch (error) {
       throw fromTransportFailure(error, signal);
     }
+  }
+
+  async function eraseSlot(slotId: number, signal?: AbortSignal): Promise<void> {
+    const response = await postControl(`slots/${slotId}?action=erase`, {}, signal);
     // 501: llama-server runs without --slot-save-path, which the erase action needs.
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+  }
+
+  async function applyChatTemplate(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<string> {
+    const response = await postControl('apply-template', { messages }, signal);
+    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+    const parsed = AppliedTemplateSchema.safeParse(parseJson(response.text, '/apply-template'));
+    if (!parsed.success) throw workerReset(`unexpected /apply-template answer: ${parsed.error.message}`);
+    return parsed.data.prompt;
   }
 
   async function scrapeMetrics(signal?: AbortSignal): Promise<string> {
@@ -238,6 +250,7 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     complete,
     confirmSlotFree,
     eraseSlot,
+    applyChatTemplate,
     scrapeMetrics,
     close: async () => {
       await ownAgent?.close();

@@ -54,3 +54,6 @@ export const SlotsSchema = z.array(
     state: z.number().nullish(),
   }),
 );
+
+/** POST /apply-template: the chat template rendered for `messages`, with the generation prompt. */
+export const AppliedTemplateSchema = z.object({ prompt: z.string() });

@@ -10,7 +10,7 @@ import { renderMockMetrics } from './mock-metrics';
 import type { MockMetricsSnapshot } from './mock-metrics';
 import { LOADING_ERROR, NOT_FOUND_ERROR, readJsonBody, sendJson } from './mock-http';
 import { MockSlotPool } from './mock-slot-pool';
-import { modelsBody, openAiChatWire, openAiCompletionWire, parseOpenAiChatBody, parseOpenAiCompletionBody } from './mock-openai';
+import { applyTemplateAnswer, modelsBody, openAiChatWire, openAiCompletionWire, parseOpenAiChatBody, parseOpenAiCompletionBody } from './mock-openai';
 
 /**
  * A test double that speaks llama-server's native HTTP API (engines.md §1.2–1.5): /health, /props,
@@ -200,6 +200,13 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       slot.nCached = 0;
       req.resume();
       return sendJson(res, 200, { id_slot: slot.id, n_erased: erased });
+    }
+    if (method === 'POST' && path === '/apply-template') {
+      void readJsonBody(req).then((body) => {
+        const answer = body.ok ? applyTemplateAnswer(body.value) : body.error;
+        sendJson(res, answer.status, answer.body);
+      });
+      return;
     }
     const completionRoute =
       method !== 'POST'

@@ -96,9 +96,8 @@ function messageText(content: unknown): string | undefined {
   return text;
 }
 
-export function parseOpenAiChatBody(raw: unknown, limits: CompletionLimits): ParseResult {
-  if (!isRecord(raw)) return { ok: false, error: invalidRequest('invalid chat request: expected a JSON object') };
-  const body = withoutNulls(raw);
+/** A body's `messages` as role/text pairs, or the error llama-server gives for them. */
+export function parseChatMessages(body: Readonly<Record<string, unknown>>): { ok: true; messages: MockChatMessage[] } | { ok: false; error: MockEngineError } {
   const messages = body['messages'];
   // llama-server's oaicompat_chat_params_parse: "Expected 'messages' to be an array".
   if (!Array.isArray(messages) || messages.length === 0) return { ok: false, error: invalidRequest("Expected 'messages' to be a non-empty array") };
@@ -110,7 +109,22 @@ export function parseOpenAiChatBody(raw: unknown, limits: CompletionLimits): Par
     }
     parsedMessages.push({ role: message['role'], content: text });
   }
-  return parseWith(body, applyMockChatTemplate(parsedMessages), limits);
+  return { ok: true, messages: parsedMessages };
+}
+
+export function parseOpenAiChatBody(raw: unknown, limits: CompletionLimits): ParseResult {
+  if (!isRecord(raw)) return { ok: false, error: invalidRequest('invalid chat request: expected a JSON object') };
+  const body = withoutNulls(raw);
+  const messages = parseChatMessages(body);
+  if (!messages.ok) return messages;
+  return parseWith(body, applyMockChatTemplate(messages.messages), limits);
+}
+
+/** POST /apply-template (llama-server): `{messages}` → `{prompt}`, the chat template rendered. */
+export function applyTemplateAnswer(raw: unknown): { status: number; body: unknown } {
+  if (!isRecord(raw)) return invalidRequest('invalid request: expected a JSON object');
+  const messages = parseChatMessages(withoutNulls(raw));
+  return messages.ok ? { status: 200, body: { prompt: applyMockChatTemplate(messages.messages) } } : messages.error;
 }
 
 export interface OpenAiWireContext {
