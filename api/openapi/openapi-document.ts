@@ -4,6 +4,8 @@ import { ERROR_TRAITS, type ErrorCode } from '../../core/errors';
 import { TaskRequestSchema } from '../../core/task-request';
 import { AdmissionResponseSchema, ConfigChangeSchema, DrainRequestSchema, ErrorEnvelopeSchema, PoolHealthSchema, PoolOperationAcceptedSchema, ReloadRequestSchema, ReplicaSetSchema, SseEventSchemas } from './api-schemas';
 import { SessionInfoSchema } from './session-schemas';
+import { ChatCompletionRequestSchema, CompletionRequestSchema } from '../openai/openai-request';
+import { ModelListSchema, OpenAiErrorSchema } from './openai-schemas';
 
 /** Where the generated document is kept in the repository; a test keeps it diff-clean (cli/generate-openapi.ts). */
 export const OPENAPI_FILE = '.specs/openapi.yaml';
@@ -45,6 +47,33 @@ function errorResponses(statuses: readonly number[]): JsonObject {
 }
 
 const AUTH_ERRORS = [401, 403] as const;
+
+/** The OpenAI-compatible routes answer errors in OpenAI's shape, with the same statuses and headers. */
+function openAiErrorResponses(statuses: readonly number[]): JsonObject {
+  const responses = errorResponses(statuses);
+  for (const [status, response] of Object.entries(responses)) {
+    responses[status] = { ...(response as JsonObject), description: `OpenAiError (code: the contract's code)`, content: { 'application/json': { schema: ref('OpenAiError') } } };
+  }
+  return responses;
+}
+
+/** An OpenAI-compatible completion route: JSON, or with `stream: true` OpenAI's SSE chunks ending with `data: [DONE]`. */
+function openAiCompletionOperation(operationId: string, requestSchema: string, description: string, correlationParameter: JsonObject): JsonObject {
+  return {
+    operationId,
+    description,
+    parameters: [correlationParameter, { name: 'X-Orch-Priority', in: 'header', required: false, schema: { type: 'string', enum: ['interactive', 'batch'] } }],
+    requestBody: { required: true, content: { 'application/json': { schema: ref(requestSchema) } } },
+    responses: {
+      '200': {
+        description: 'The completion, or its chunks when stream is true; X-Orch-Task-Id names the task (find it in the Web UI by TaskId)',
+        headers: { ...correlationHeaders, 'X-Orch-Task-Id': { schema: { type: 'string', format: 'uuid' } } },
+        content: { 'application/json': { schema: { type: 'object' } }, 'text/event-stream': { schema: { type: 'string' } } },
+      },
+      ...openAiErrorResponses([400, ...AUTH_ERRORS, 404, 429, 500, 503]),
+    },
+  };
+}
 
 /**
  * The public API (OrchQueue v1 as implemented), generated from the zod schemas the routes validate with.
@@ -210,6 +239,23 @@ export function buildOpenApiDocument(): JsonObject {
           },
         },
       },
+      '/v1/chat/completions': {
+        post: openAiCompletionOperation('createChatCompletion', 'ChatCompletionRequest', "OpenAI-compatible (llama-orch's addition): an ordinary task whose messages the engine renders with the model's chat template.", correlationParameter),
+      },
+      '/v1/completions': {
+        post: openAiCompletionOperation('createCompletion', 'CompletionRequest', "OpenAI-compatible (llama-orch's addition): an ordinary task on a raw prompt.", correlationParameter),
+      },
+      '/v1/models': {
+        get: {
+          operationId: 'listModels',
+          description: "OpenAI-compatible (llama-orch's addition): the models the pools serve now, with the pools serving each.",
+          parameters: [correlationParameter],
+          responses: {
+            '200': { description: 'The models', headers: correlationHeaders, content: { 'application/json': { schema: ref('ModelList') } } },
+            ...openAiErrorResponses([...AUTH_ERRORS, 500]),
+          },
+        },
+      },
       [OPENAPI_PATH]: {
         get: {
           operationId: 'getOpenApiDocument',
@@ -243,6 +289,10 @@ export function buildOpenApiDocument(): JsonObject {
         ReplicaSet: schemaOf(ReplicaSetSchema),
         ConfigChange: schemaOf(ConfigChangeSchema),
         PoolOperationAccepted: schemaOf(PoolOperationAcceptedSchema),
+        ChatCompletionRequest: schemaOf(ChatCompletionRequestSchema),
+        CompletionRequest: schemaOf(CompletionRequestSchema),
+        OpenAiError: schemaOf(OpenAiErrorSchema),
+        ModelList: schemaOf(ModelListSchema),
       },
     },
     'x-generated': true,

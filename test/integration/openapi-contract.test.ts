@@ -3,6 +3,7 @@ import { request } from 'undici';
 import type { z } from 'zod';
 import { AdmissionResponseSchema, ErrorEnvelopeSchema, PoolHealthSchema } from '../../api/openapi/api-schemas';
 import { buildOpenApiDocument } from '../../api/openapi/openapi-document';
+import { ModelListSchema, OpenAiErrorSchema } from '../../api/openapi/openai-schemas';
 import { readStream } from '../support/sse-client';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
@@ -38,8 +39,9 @@ async function expectConforming(method: 'GET' | 'POST', path: string, options: {
     status: response.statusCode,
     declared: true,
   });
+  const openAi = template !== undefined && ['/v1/chat/completions', '/v1/completions', '/v1/models'].includes(template);
   const schema: z.ZodType | undefined =
-    response.statusCode >= 400 ? ErrorEnvelopeSchema : response.statusCode === 202 ? AdmissionResponseSchema : template === '/v1/pools/{id}/health' ? PoolHealthSchema : undefined;
+    response.statusCode >= 400 ? (openAi ? OpenAiErrorSchema : ErrorEnvelopeSchema) : template === '/v1/models' ? ModelListSchema : response.statusCode === 202 ? AdmissionResponseSchema : template === '/v1/pools/{id}/health' ? PoolHealthSchema : undefined;
   if (schema) expect(schema.safeParse(JSON.parse(text)).error?.issues ?? []).toEqual([]);
   return { status: response.statusCode, text };
 }
@@ -82,4 +84,15 @@ test('ORCH-3044 ORCH-2006: every status the routes answer is declared for the ro
   expect((await expectConforming('GET', `/v1/pools/${stack.poolId}/health`)).status).toBe(200);
   expect((await expectConforming('GET', '/v1/pools/nope/health')).status).toBe(404);
   expect((await expectConforming('GET', `/v1/pools/${stack.poolId}/health`, { headers: { authorization: `Bearer ${stack.apiKeys.tenantAData}` } })).status).toBe(403);
+});
+
+test('issue 11 ORCH-3044: the OpenAI-compatible routes answer only declared statuses, errors in OpenAI\'s shape with the contract code', async () => {
+  const chat = { model: stack.model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
+  expect((await expectConforming('POST', '/v1/chat/completions', { body: chat })).status).toBe(200);
+  expect((await expectConforming('POST', '/v1/completions', { body: { model: stack.model, prompt: 'hi', max_tokens: 2 } })).status).toBe(200);
+  expect((await expectConforming('POST', '/v1/chat/completions', { body: { ...chat, model: 'nope' } })).status).toBe(404);
+  expect((await expectConforming('POST', '/v1/chat/completions', { body: { ...chat, logit_bias: {} } })).status).toBe(400);
+  expect((await expectConforming('POST', '/v1/chat/completions', { body: chat, headers: {} })).status).toBe(401);
+  expect((await expectConforming('POST', '/v1/chat/completions', { body: chat, headers: { ...stack.authHeaders, 'x-orch-priority': 'batch' } })).status).toBe(429);
+  expect((await expectConforming('GET', '/v1/models')).status).toBe(200);
 });
