@@ -173,7 +173,7 @@ async function runTask(stack: ChaosStack, dispatcher: Agent, combo: number, opti
   }
   const run: TaskRun = { combo, acceptedAt: performance.now() };
   runs?.push(run);
-  run.record = await readResumingStream(dispatcher, `${stack.apiUrl}/v1/tasks/${taskId}/stream`, run.acceptedAt + options.recoveryBoundMs + 30_000);
+  run.record = await readResumingStream(stack.apiUrl, taskId, run.acceptedAt + options.recoveryBoundMs + 30_000);
   return run;
 }
 
