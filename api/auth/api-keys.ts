@@ -7,6 +7,8 @@ import { API_KEY_SCOPES, TENANT_PATTERN, type ApiKeyScope } from '../../core/sec
 
 /** Where `npm start` keeps the development key's hash, inside the data dir. Never the key itself. */
 export const DEV_KEY_FILE = 'dev-api-key.json';
+/** The keys `llama-orch keys create` adds (hashes only), inside the data dir; read whenever it exists. */
+export const MANAGED_KEYS_FILE = 'api-keys.json';
 /** Keys longer than this are refused before hashing: nothing we mint comes close. */
 const MAX_KEY_LENGTH = 256;
 
@@ -81,7 +83,8 @@ export class ApiKeyStore {
 
 /**
  * The keys of `auth.keys`, `auth.keys_file` (relative to the config file's folder) and, with
- * `auth.dev_key`, the development key in the data dir (relative to the working directory, as `npm start`).
+ * `auth.dev_key`, the development key in the data dir (relative to the working directory, as `npm start`),
+ * and the keys the CLI manages in the data dir (`llama-orch keys`).
  */
 export function loadApiKeys(config: Pick<OrchConfig, 'auth' | 'data_dir'>, where: { configDir: string; cwd?: string }): ApiKeyStore {
   const entries: ApiKeyEntry[] = [...config.auth.keys];
@@ -90,7 +93,13 @@ export function loadApiKeys(config: Pick<OrchConfig, 'auth' | 'data_dir'>, where
     const devFile = devKeyPath(config, where.cwd);
     if (existsSync(devFile)) entries.push(...readKeysFile(devFile));
   }
+  const managed = managedKeysPath(config, where.cwd);
+  if (existsSync(managed)) entries.push(...readKeysFile(managed));
   return new ApiKeyStore(entries);
+}
+
+export function managedKeysPath(config: Pick<OrchConfig, 'data_dir'>, cwd: string = process.cwd()): string {
+  return join(resolve(cwd, config.data_dir), MANAGED_KEYS_FILE);
 }
 
 export function devKeyPath(config: Pick<OrchConfig, 'data_dir'>, cwd: string = process.cwd()): string {
