@@ -6,6 +6,7 @@ import { configPathFromArgs } from '../platform/config-path';
 import { internalTokenFromEnv } from '../platform/internal-token';
 import { createLogger } from '../platform/logger';
 import { httpUrl } from '../platform/http-url';
+import { exitWithParent } from '../platform/parent-watch';
 import { connectWorker, temporalAddress } from '../platform/temporal-connections';
 import { reapLeftoverChildren, superviseChild, type SupervisedChild, type SupervisionContext } from './supervision/child-supervisor';
 import { handleStackShutdown, type StackShutdown } from './supervision/stack-shutdown';
@@ -136,6 +137,9 @@ async function main(): Promise<void> {
     }
   }
 
+  // Under `npm start`, npm is the parent: a process manager that kills npm (even with SIGKILL) stops the stack.
+  // Started from a shell directly (`nohup node dist/cli/start.js &`), the stack outlives that shell.
+  if (process.env['npm_lifecycle_event'] === 'start') exitWithParent(logger, () => shutdown.stop());
   printBanner(gateways.url, uiUrl, address, config.pools[0], config.gateway.processes, board);
   if (devApiKey) printDevApiKey(devApiKey, gateways.url);
 }

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 export interface StackShutdown {
   /** Stops the stack because the stack cannot heal itself; exits 1 with `reason` printed. */
   fail(reason: string): void;
+  /** Stops the stack as SIGTERM does; resolves never (the process exits). */
+  stop(): Promise<void>;
   /** True once a stop or a failure has begun (a child's exit is then expected). */
   readonly stopping: boolean;
 }
@@ -47,6 +49,10 @@ export function handleStackShutdown(logger: Logger, options: { readonly boundMs:
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
+    stop: () => {
+      begin(0, { reason: 'the parent process is gone' });
+      return new Promise<void>(() => undefined);
+    },
     fail: (reason) => {
       if (stopping) return;
       process.stderr.write(`llama-orch cannot continue: ${reason}\n`);

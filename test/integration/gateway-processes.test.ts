@@ -93,3 +93,19 @@ test('issue 15: npm start SIGKILLed — its gateway processes and its pool worke
   killed.child.kill('SIGKILL');
   await waitFor(() => children.every((pid) => !alive(pid)), 15_000, 'every child of the killed stack to end');
 }, 90_000);
+
+test('issue 15: started by npm (npm_lifecycle_event=start), the stack stops when npm itself is SIGKILLed — npm start left nothing behind', async () => {
+  const probe = await startNpmStack({ temporalAddress: temporalAddressForTests(), model: 'mock:npm-parent' });
+  await stopProcess(probe.child);
+  // What `npm start` runs: npm → node dist/cli/start.js. A stand-in parent plays npm, so this needs no build.
+  const npm = spawn(
+    process.execPath,
+    ['-e', `require('node:child_process').spawn(process.execPath, [${JSON.stringify(START)}, '--config', ${JSON.stringify(probe.configPath)}], { stdio: 'ignore', env: { ...process.env, npm_lifecycle_event: 'start' } }); setInterval(() => undefined, 1 << 30);`],
+    { stdio: 'ignore', env: { ...process.env, TEMPORAL_ADDRESS: temporalAddressForTests(), LOG_LEVEL: 'warn' } },
+  );
+  await waitFor(() => poolReady(probe.apiUrl, probe.poolId), 60_000, 'the stack under the stand-in npm to serve');
+  const stack = descendantsOf(npm.pid ?? 0);
+  expect(stack.length).toBeGreaterThanOrEqual(2);
+  npm.kill('SIGKILL');
+  await waitFor(() => stack.every((pid) => !alive(pid)), 20_000, 'the stack to stop after npm was killed');
+}, 120_000);
