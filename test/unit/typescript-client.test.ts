@@ -36,7 +36,11 @@ test('the client\'s SSE parser reads ids, events and data across chunk boundarie
   const wire = 'id: 0\nevent: started\ndata: {"queue_position":0,"predicted_start_ms":0}\n\n: keepalive\n\nid: 1\nevent: token\ndata: {"t":"a","i":0}\n\n';
   const encoder = new TextEncoder();
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    for (let offset = 0; offset < wire.length; offset += 7) yield encoder.encode(wire.slice(offset, offset + 7));
+    for (let offset = 0; offset < wire.length; offset += 7) {
+      // A network read: each chunk arrives on a later turn of the event loop.
+      await Promise.resolve();
+      yield encoder.encode(wire.slice(offset, offset + 7));
+    }
   }
   const frames = [];
   for await (const frame of parseSse(chunks())) frames.push(frame);
