@@ -9,7 +9,7 @@ import { freePort } from '../cli/free-port';
 import { parseConfig } from '../core/config';
 import { benchTemporal, runOrchestratedTask, waitForPool } from './bench-stack';
 import { stopProcess } from './bench-processes';
-import { postJson } from './sse-timing';
+import { OrchApiError, OrchClient } from '../clients/typescript/src';
 import { percentile } from './stats';
 
 /**
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     const idle = await interactiveArrivals(dispatcher, apiUrl, INTERACTIVE_PER_SECOND, INTERACTIVE_SECONDS);
 
     const floodStarted = performance.now();
-    const refused = await floodBatch(dispatcher, apiUrl);
+    const refused = await floodBatch(apiUrl);
     const floodMs = performance.now() - floodStarted;
     const flooded = await interactiveArrivals(dispatcher, apiUrl, INTERACTIVE_PER_SECOND, INTERACTIVE_SECONDS);
 
@@ -110,27 +110,32 @@ async function interactiveArrivals(dispatcher: Agent, apiUrl: string, perSecond:
   return Promise.all(runs);
 }
 
-/** Queues the batch flood as fast as 16 clients can submit it; its streams are never read. */
-async function floodBatch(dispatcher: Agent, apiUrl: string): Promise<number> {
+/** Queues the batch flood as fast as 16 clients can submit it (with the typed client); its streams are never read. */
+async function floodBatch(apiUrl: string): Promise<number> {
+  const client = new OrchClient({ baseUrl: apiUrl });
   let next = 0;
   let refused = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       while (next < BATCH_TASKS) {
         next += 1;
-        const answer = await postJson(dispatcher, `${apiUrl}/v1/tasks`, {
-          task_id: randomUUID(),
-          session_id: randomUUID(),
-          workload: 'completion',
-          model_ref: POOL.model,
-          engine: 'llamacpp',
-          ctx: 2048,
-          priority: 'batch',
-          prompt: 'batch',
-          max_tokens: BATCH_TOKENS,
-          deadline_ms: 3_600_000,
-        });
-        if (answer.status !== 202) refused += 1;
+        try {
+          await client.submit({
+            task_id: randomUUID(),
+            session_id: randomUUID(),
+            workload: 'completion',
+            model_ref: POOL.model,
+            engine: 'llamacpp',
+            ctx: 2048,
+            priority: 'batch',
+            prompt: 'batch',
+            max_tokens: BATCH_TOKENS,
+            deadline_ms: 3_600_000,
+          });
+        } catch (error) {
+          if (!(error instanceof OrchApiError)) throw error;
+          refused += 1;
+        }
       }
     }),
   );
