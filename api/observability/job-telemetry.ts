@@ -8,7 +8,7 @@ import type { SloTracker } from './slo-tracker';
 
 /** Records kept for tasks this gateway admitted and has not seen end; past this the oldest are dropped. */
 const MAX_TRACKED_JOBS = 100_000;
-/** Until engines report prompt_n, tokens_in is estimated from the prompt's size. */
+/** Before the engine has counted a prompt (the dispatch line), tokens_in is estimated from its size. */
 const BYTES_PER_TOKEN_ESTIMATE = 4;
 const UNKNOWN = 'unknown';
 const UNASSIGNED = 'unassigned';
@@ -31,6 +31,8 @@ export interface AdmittedJob {
 /** Kept per queued task, so compact: the prompt itself is not kept, only its size for tokens_in. */
 interface JobRecord extends Omit<AdmittedJob, 'prompt'> {
   readonly promptBytes: number;
+  /** The engine's own count of the prompt's tokens, from the worker's `end` (issue 13: not bytes ÷ 4). */
+  engineTokensIn: number | undefined;
   readonly admittedAt: number;
   replicaId: string;
   engineVersion: string;
@@ -86,6 +88,7 @@ export class JobTelemetry {
       ctx: job.ctx,
       samplerProfileVersion: job.samplerProfileVersion,
       promptBytes: Buffer.byteLength(job.prompt ?? '', 'utf8'),
+      engineTokensIn: undefined,
       admittedAt: performance.now(),
       replicaId: UNASSIGNED,
       engineVersion,
@@ -137,7 +140,10 @@ export class JobTelemetry {
     for (const part of chunk.parts) {
       if (part.type === 'metrics') this.onMetrics(job, part.values, chunk.attempt);
       else if (part.type === 'token') job.firstTokenAt ??= performance.now();
-      else if (part.type === 'end') this.finish(job, { kind: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs });
+      else if (part.type === 'end') {
+        job.engineTokensIn = part.tokensIn;
+        this.finish(job, { kind: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs });
+      }
       else this.finish(job, { kind: 'error', code: part.code, message: part.message });
     }
   }
@@ -241,7 +247,7 @@ export class JobTelemetry {
   }
 
   private tokensIn(job: JobRecord): number {
-    return Math.ceil(job.promptBytes / BYTES_PER_TOKEN_ESTIMATE);
+    return job.engineTokensIn ?? Math.ceil(job.promptBytes / BYTES_PER_TOKEN_ESTIMATE);
   }
 
   /** The ORCH-3027 / OC-CORE-1040 fields every lifecycle line carries (`job_id` is the task id). */

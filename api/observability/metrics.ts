@@ -51,7 +51,7 @@ export const METRICS = {
   latencyFirstToken: { name: 'latency_first_token_ms', type: 'histogram', help: 'Admission to first token, ms.', labels: [...POOL_LABELS, 'priority'] },
   startPredictionError: { name: 'start_prediction_error_ms', type: 'histogram', help: 'How far the admitted start time (predicted_start_ms) missed the real queue time, absolute, ms (ORCH-3029).', labels: ['pool_id', 'priority'] },
   latencyDecode: { name: 'latency_decode_ms', type: 'histogram', help: 'Full-stream decode time, ms.', labels: [...POOL_LABELS, 'priority'] },
-  tokensIn: { name: 'tokens_in_total', type: 'counter', help: 'Prompt tokens (estimated at 4 bytes per token until engines report prompt_n).', labels: TASK_LABELS },
+  tokensIn: { name: 'tokens_in_total', type: 'counter', help: 'Prompt tokens as the engine counted them (4 bytes per token only where a task ended before the engine reported).', labels: TASK_LABELS },
   tokensOut: { name: 'tokens_out_total', type: 'counter', help: 'Generated tokens streamed to clients.', labels: TASK_LABELS },
   backpressureEvents: { name: 'admission_backpressure_events_total', type: 'counter', help: '429 answers by full-queue, rate or quota policy.', labels: ['engine', 'policy'] },
   kvCacheUsage: { name: 'kv_cache_usage_ratio', type: 'gauge', help: 'KV pressure: context reserved by running tasks over the pool\'s slots × ctx (replica_id "pool").', labels: TASK_LABELS },

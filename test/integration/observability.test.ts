@@ -164,4 +164,7 @@ test('ORCH-3027 OC-CORE-1040: the pool worker\'s end line of a job, parsed as JS
     }),
   );
   expect(decoded?.['tokens_in']).toBeGreaterThan(0);
+  // Issue 13: the gateway's end line and tokens_in_total carry the engine's count, not prompt bytes ÷ 4.
+  const finished = stack.logs.lines().find((line) => line['job_id'] === completedTaskId && line['msg'] === 'task finished');
+  expect(finished?.['tokens_in']).toBe(decoded?.['tokens_in']);
 });
