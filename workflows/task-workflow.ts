@@ -32,6 +32,10 @@ const WALL_BACKSTOP_GRACE_MS = 5_000;
  */
 const MAX_EXHAUSTED_REQUEUES = 10;
 const EXHAUSTED_REQUEUE_PATCH = 'requeue-after-replica-exhausted';
+/** Histories recorded before a Temporal cancel (the Web UI's button) counted as a cancel replay as they ran. */
+const WORKFLOW_CANCEL_PATCH = 'workflow-cancel-is-a-cancel';
+/** The cancel reason a Temporal cancel request records (Web UI, `temporal workflow cancel`). */
+const TEMPORAL_CANCEL_REASON = 'temporal-cancel';
 
 const notify = proxyLocalActivities<GatewayNotifyActivities>({
   startToCloseTimeout: '5s',
@@ -62,6 +66,12 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskResult
     },
     { validator: ({ reason }) => void assertReason(reason) },
   );
+
+  // Issue 13: a cancel requested through Temporal (the Web UI's Cancel, `temporal workflow cancel`) ends the
+  // task as cancelled, with the stream's terminal frame, as a client's cancel does — not failed/INTERNAL.
+  CancellationScope.current().cancelRequested.catch(() => {
+    if (!isTerminal(state) && cancelReason === undefined && patched(WORKFLOW_CANCEL_PATCH)) cancelReason = TEMPORAL_CANCEL_REASON;
+  });
 
   const engine = proxyActivities<EngineActivities>({
     taskQueue: poolTaskQueue(input.poolId),

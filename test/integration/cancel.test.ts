@@ -142,3 +142,21 @@ test('ORCH-3026 (issue 13): a cancel from any client — JSON content type with 
   expect(badReason.statusCode).toBe(400);
   await badReason.body.dump();
 }, 120_000);
+
+test('issue 13: a cancel requested through Temporal (the Web UI\'s Cancel button, `temporal workflow cancel`) ends the task cancelled — the stream closes with end{canceled}, the engine stops, TaskState is cancelled', async () => {
+  const body = taskRequest(stack, { max_tokens: 400 });
+  const taskId = String(body['task_id']);
+  await submit(body);
+  const reading = readStream(`${stack.url}/v1/tasks/${taskId}/stream`);
+  await waitFor(() => reading.events.filter((event) => event.event === 'token').length >= 3, 10_000, 'three tokens');
+  // What the Web UI's button sends: RequestCancelWorkflowExecution.
+  await stack.client.workflow.getHandle(taskWorkflowId(taskId)).cancel();
+  const events = await reading.finished;
+  expect(events.at(-1)).toMatchObject({ event: 'end', data: { canceled: true } });
+  expect(tokensOf(events).indices.length).toBeLessThan(400);
+  const result = (await stack.client.workflow.getHandle(taskWorkflowId(taskId)).result()) as TaskResult;
+  expect(result.state).toBe('cancelled');
+  await waitFor(async () => !(await engineSlotsBusy()), 5_000, 'the engine slot to be released');
+  const description = await stack.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
+  expect(description.searchAttributes['TaskState']).toEqual(['cancelled']);
+}, 40_000);
