@@ -125,6 +125,25 @@ test('ORCH-3016: an engine that goes silent past idle_ms ends the task with DECO
   }
 });
 
+test('ORCH-3016 OC-CORE-1022: a decode that runs past wall_ms while tokens still flow ends with DECODE_TIMEOUT (the wall watchdog, not the idle one)', async () => {
+  const slow = await startTestStack({ slots: 1, ttftMs: 5, interTokenMs: 50, wallMs: 600, idleMs: 5_000 });
+  try {
+    const body = taskRequest(slow, { max_tokens: 200 });
+    const response = await request(`${slow.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...slow.authHeaders }, body: JSON.stringify(body) });
+    expect(response.statusCode).toBe(202);
+    await response.body.dump();
+    const events = await readStream(`${slow.url}/v1/tasks/${String(body['task_id'])}/stream`).finished;
+    // Tokens kept coming every 50 ms (the idle limit is 5 s): only the wall limit can have stopped it.
+    const tokens = tokensOf(events).indices.length;
+    expect(tokens).toBeGreaterThan(3);
+    expect(tokens).toBeLessThan(200);
+    expect(events.at(-1)).toEqual(expect.objectContaining({ event: 'error', data: expect.objectContaining({ code: 'DECODE_TIMEOUT', message: expect.stringContaining('decode ran past 600 ms') }) }));
+    await expect(slow.client.workflow.getHandle(taskWorkflowId(String(body['task_id']))).result()).rejects.toMatchObject({ cause: expect.objectContaining({ type: 'DECODE_TIMEOUT' }) });
+  } finally {
+    await slow.stop();
+  }
+});
+
 test('ORCH-2103: pool health shows the ready replica and says the engine is the mock', async () => {
   const response = await request(`${stack.url}/v1/pools/${stack.poolId}/health`, { headers: stack.authHeaders });
   expect(response.statusCode).toBe(200);
