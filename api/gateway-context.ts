@@ -55,6 +55,11 @@ export interface GatewayContext {
    * a matching round trip. Only valid when the client shares that worker's NativeConnection.
    */
   readonly eagerWorkflowStart: boolean;
+  /**
+   * Whether the pool has a Ready replica (polling its queue, or a status record saying ready); undefined
+   * until this gateway has read the queue once. ORCH-3018: a pool with none refuses tasks before enqueue.
+   */
+  readonly poolHasReadyReplica: (poolId: string) => boolean | undefined;
   /** The processes `npm start` supervises, for GET /health and the metrics; empty when nothing supervises this gateway. */
   readonly supervision: () => readonly SupervisedProcessStatus[];
 }

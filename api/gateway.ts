@@ -163,6 +163,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     supervision: options.supervision ?? (() => []),
+    poolHasReadyReplica: (poolId) => {
+      const view = backlog.view(poolId);
+      if (view === undefined) return undefined;
+      return view.readyReplicas.length > 0 || replicas.replicas(poolId).some((replica) => replica.ready);
+    },
     get internalUrl() {
       return internalUrl;
     },

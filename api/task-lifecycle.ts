@@ -7,7 +7,7 @@ import type { AdmissionResponse, TaskRequest } from '../core/task-request';
 import { EVICTION_REASON, type TaskWorkflowInput } from '../core/task-workflow-contract';
 import { defaultSeed } from './default-seed';
 import type { GatewayContext } from './gateway-context';
-import { assertPoolAdmits } from './pool-admission-gate';
+import { assertPoolAdmits, assertPoolHasReadyReplica } from './pool-admission-gate';
 import { selectPool } from './pool-selection';
 import { cancelAtHolder, streamHolderOf } from './stream-relay';
 import { requestDigest, startTaskWorkflow } from './task-starter';
@@ -38,6 +38,7 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
   // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
   assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
+  assertPoolHasReadyReplica(context.poolHasReadyReplica(pool.id), pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const digest = digestOf();
