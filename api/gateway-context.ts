@@ -57,9 +57,10 @@ export interface GatewayContext {
   readonly eagerWorkflowStart: boolean;
   /**
    * Whether the pool has a Ready replica (polling its queue, or a status record saying ready); undefined
-   * until this gateway has read the queue once. ORCH-3018: a pool with none refuses tasks before enqueue.
+   * until this gateway has read the queue once. A "no" is confirmed by reading Temporal afresh, so a
+   * replica that became Ready since the last background read is not refused. ORCH-3018.
    */
-  readonly poolHasReadyReplica: (poolId: string) => boolean | undefined;
+  readonly poolHasReadyReplica: (poolId: string) => Promise<boolean | undefined>;
   /** The processes `npm start` supervises, for GET /health and the metrics; empty when nothing supervises this gateway. */
   readonly supervision: () => readonly SupervisedProcessStatus[];
 }

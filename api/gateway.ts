@@ -163,10 +163,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     supervision: options.supervision ?? (() => []),
-    poolHasReadyReplica: (poolId) => {
-      const view = backlog.view(poolId);
-      if (view === undefined) return undefined;
-      return view.readyReplicas.length > 0 || replicas.replicas(poolId).some((replica) => replica.ready);
+    poolHasReadyReplica: async (poolId) => {
+      const known = (): boolean | undefined => {
+        const view = backlog.view(poolId);
+        if (view === undefined) return undefined;
+        return view.readyReplicas.length > 0 || replicas.replicas(poolId).some((replica) => replica.ready);
+      };
+      if (known() !== false) return known();
+      // Rare (a pool with no replica): two reads, so the second starts after this request arrived.
+      await backlog.refresh();
+      await Promise.all([backlog.refresh(), replicas.refresh()]);
+      return known();
     },
     get internalUrl() {
       return internalUrl;

@@ -38,7 +38,7 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
   // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
   assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
-  assertPoolHasReadyReplica(context.poolHasReadyReplica(pool.id), pool, taskRequest.engine);
+  assertPoolHasReadyReplica(await context.poolHasReadyReplica(pool.id), pool, taskRequest.engine);
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const digest = digestOf();

@@ -11,6 +11,9 @@ import { stopProcess } from './bench-processes';
 import { heapSnapshotFlags, liveHeapBytes } from './heap-snapshot';
 import { median, percentile } from './stats';
 import { timeSseTokens } from './sse-timing';
+import { announceParkedReplica } from './parked-replica';
+import { createLogger } from '../platform/logger';
+import { connectClient } from '../platform/temporal-connections';
 
 /**
  * Admission under load (issue 4 item 7), in one run against a gateway, a workflow worker and a pool
@@ -40,7 +43,8 @@ async function main(): Promise<void> {
       // Fast engine, many slots: admission and Temporal are what is measured.
       { id: 'served', engine: 'llamacpp', model: 'mock:served', ctx: 4096, devices: [0], queue: { capacity: 100_000 },
         engine_runtime: { kind: 'mock', ttft_ms: 1, inter_token_ms: 1, slots: 64 } },
-      // No worker is started for this pool: its tasks stay queued, which the overload and memory phases need.
+      // No worker is started for this pool (a Ready record stands in, bench/parked-replica.ts): its tasks stay
+      // queued, which the overload and memory phases need.
       { id: 'parked', engine: 'llamacpp', model: 'mock:parked', ctx: 4096, devices: [0], queue: { capacity: QUEUED_TASKS, full_policy: 'reject' },
         engine_runtime: { kind: 'external', url: 'http://127.0.0.1:9' } },
     ],
@@ -63,6 +67,14 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   try {
     await waitForPool(apiUrl, dispatcher, 'served');
+    // 'parked' has no worker; a Ready record lets admission queue its tasks (a pool with none is refused, ORCH-3018).
+    const announcer = await connectClient(temporalAddress, 'default');
+    try {
+      await announceParkedReplica(announcer.client, { poolId: 'parked', model: 'mock:parked', ctx: 4096, slots: 1 }, createLogger('bench'));
+    } finally {
+      await announcer.connection.close();
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 1_500));
 
     // 1. Saturation: closed-loop submitters, each streams its task to the end before the next.
     const admitMs: number[] = [];

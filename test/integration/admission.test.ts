@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { taskWorkflowId } from '../../core/ids';
 import { readStream, waitFor } from '../support/sse-client';
+import { announceReadyReplica } from '../support/ready-record';
 import { startTestStack, taskRequest, TEST_AUTH_HEADERS, type StackOptions, type TestStack } from '../support/stack';
 
 const stacks: TestStack[] = [];
@@ -8,10 +9,14 @@ afterAll(async () => {
   await Promise.all(stacks.map((stack) => stack.stop()));
 });
 
-/** No replica polls these pools, so every admitted task stays queued and the bound is what is tested. */
+/**
+ * No replica polls these pools, so every admitted task stays queued and the bound is what is tested (a
+ * status record says the replica is Ready: test/support/ready-record.ts).
+ */
 async function queuedStack(options: StackOptions): Promise<TestStack> {
   const stack = await startTestStack({ ...options, inProcessReplicas: 0 });
   stacks.push(stack);
+  await announceReadyReplica(stack, options.slots ?? 4);
   return stack;
 }
 

@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { taskWorkflowId } from '../../core/ids';
 import { dispatchOrder } from '../support/dispatch-order';
 import { waitFor } from '../support/sse-client';
+import { announceReadyReplica } from '../support/ready-record';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
 let stack: TestStack;
@@ -10,6 +11,7 @@ beforeAll(async () => {
   // One slot and no replica until the backlog is in place: the order Temporal dispatches in is then
   // exactly the order the engine activities start.
   stack = await startTestStack({ slots: 1, ttftMs: 1, interTokenMs: 1, inProcessReplicas: 0, queue: { capacity: 500 } });
+  await announceReadyReplica(stack, 1);
 });
 afterAll(async () => {
   await stack.stop();
