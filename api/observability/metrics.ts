@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 /**
  * Every metric llama-orch exposes and its label set, in one place (style rule 19). Names and label sets
  * are contracts (OC-METRICS-7101): `ci/metrics.lint.json` lists the same, and
- * test/integration/metrics-contract.test.ts scrapes a live /metrics and checks both agree.
+ * test/integration/observability.test.ts scrapes a live /metrics and checks both agree.
  */
 export const LABEL_BUDGETS = {
   // Spec §4.1, verbatim.
