@@ -5,14 +5,18 @@ import type { EngineLauncher, LaunchedEngine, LaunchProgress } from './engine-la
 import { ErrorCode } from '../../core/errors';
 import { isMockModelRef } from '../../core/pool-state';
 import { ReplicaFailure } from './replica-failure';
+import { watchExternalEngine } from './external-engine-watch';
 
 /** The mock engine's own figure for kv_bytes: a small llama-like model (2 × 8 layers × 4 KV heads × 64 × f16). */
 export const MOCK_KV_BYTES_PER_TOKEN = 8_192;
+/** An external engine is checked every second; three misses in a row (about 3 s) make its replica fail. */
+const EXTERNAL_HEALTH_WATCH = { intervalMs: 1_000, failuresInRow: 3 } as const;
 
 /**
  * The `mock` and `external` runtimes: no model file or process of ours to check, so the engine is
- * Ready once healthy. The mock is a test double, not inference, so ORCH-1101 does not apply; an
- * external engine's host is checked by whoever runs it.
+ * Ready once healthy, and an external one fails when it stops answering (external-engine-watch.ts). The mock
+ * is a test double, not inference, so ORCH-1101 does not apply; an external engine's host is checked by
+ * whoever runs it.
  */
 export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineLauncher {
   return {
@@ -26,6 +30,8 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
       }
       progress.enter('loading');
       const runtime = await startEngineRuntime(pool, logger);
+      // The mock lives in this process and dies with it; an external engine can vanish on its own.
+      const watch = pool.engine_runtime.kind === 'external' ? watchExternalEngine(runtime.adapter, EXTERNAL_HEALTH_WATCH) : undefined;
       return {
         adapter: runtime.adapter,
         properties: runtime.properties,
@@ -34,8 +40,11 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
         modelRef,
         modelDigest: undefined,
         pid: undefined,
-        failed: new Promise<ReplicaFailure>(() => undefined),
-        stop: () => runtime.stop(),
+        failed: watch?.failed ?? new Promise<ReplicaFailure>(() => undefined),
+        stop: () => {
+          watch?.stop();
+          return runtime.stop();
+        },
       };
     },
   };
