@@ -12,6 +12,7 @@ import { AdmissionController } from './admission/admission-controller';
 import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
+import { TenantTokenWindow } from './admission/tenant-token-window';
 import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
 import { FastStarter } from './fast-start/fast-starter';
@@ -100,7 +101,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   poolStates.start();
   const observability = createGatewayObservability(config, options.logger);
   const quotas = new TenantQuotas(config.quotas, ledger);
+  const tenantTokens = new TenantTokenWindow();
   const admission = new AdmissionController({
+    replicaRecords: (poolId) => replicas.replicas(poolId),
+    tenantTokens,
     ledger,
     backlog,
     limiter: new RateLimiter(),
@@ -163,6 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     supervision: options.supervision ?? (() => []),
+    tenantTokens,
     poolHasReadyReplica: async (poolId) => {
       const known = (): boolean | undefined => {
         const view = backlog.view(poolId);

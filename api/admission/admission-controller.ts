@@ -8,6 +8,8 @@ import { policyRequestFromTask, type AdmitSnapshot, type QueuedTask, type Replic
 import type { PoolLedger, QueueEstimate } from './pool-ledger';
 import type { RateLimiter } from './rate-limiter';
 import type { TemporalBacklog } from './temporal-backlog';
+import type { TenantTokenWindow } from './tenant-token-window';
+import type { ReplicaStatus } from '../../core/replica-status';
 import { slotsPerReplicaOf } from '../pool-selection';
 import type { AdmissionGuards } from './admission-guards';
 
@@ -21,6 +23,10 @@ export interface AdmissionDependencies {
   readonly policies: ReadonlyMap<string, PolicyHost>;
   /** Engine slots serving each pool now (its Ready replicas' published slots, else the configured count). */
   readonly slotsOf: (poolId: string) => number;
+  /** The replicas' last published status records (slot load), for the policy's snapshot; absent: pollers only. */
+  readonly replicaRecords?: ((poolId: string) => readonly ReplicaStatus[]) | undefined;
+  /** Tokens each tenant's tasks used over the last minute (api/admission/tenant-token-window.ts). */
+  readonly tenantTokens?: Pick<TenantTokenWindow, 'lastMinute'> | undefined;
   readonly logger: Logger;
   /** SLO breaker and tenant quotas (issue 5), checked just before the task enters the ledger. */
   readonly guards?: Pick<AdmissionGuards, 'beforeAdmit'> | undefined;
@@ -105,8 +111,38 @@ export class AdmissionController {
     }
   }
 
+  /**
+   * The Ready replicas with their published slot load (issue 13: policies see real load). Without records
+   * (another deployment, or none read yet) the queue's pollers stand in, with the configured slots.
+   */
+  private replicasFor(pool: PoolConfig): Replica[] {
+    const records = (this.dependencies.replicaRecords?.(pool.id) ?? []).filter((record) => record.ready);
+    if (records.length > 0) {
+      return records.map((record) => ({
+        replicaId: record.replica_id,
+        replicaSetKey: record.replica_set_key ?? pool.id,
+        state: 'ready',
+        slotsTotal: record.slots_total,
+        slotsBusy: Math.min(record.slots_busy, record.slots_total),
+        // Not published by replicas yet: the KV a turn leaves is reported per task, not per replica.
+        kvUsedPermille: 0,
+        inflightTokens: 0,
+      }));
+    }
+    const slotsPerReplica = slotsPerReplicaOf(pool);
+    return (this.dependencies.backlog.view(pool.id)?.readyReplicas ?? []).map((identity) => ({
+      replicaId: identity,
+      replicaSetKey: pool.id,
+      state: 'ready',
+      slotsTotal: slotsPerReplica,
+      slotsBusy: 0,
+      kvUsedPermille: 0,
+      inflightTokens: 0,
+    }));
+  }
+
   private snapshot(pool: PoolConfig, request: TaskRequest, clientId: string, depth: { interactive: number; batch: number }, policy: PolicyHost): AdmitSnapshot {
-    const { ledger, backlog } = this.dependencies;
+    const { ledger } = this.dependencies;
     const poolCapacity = pool.queue.capacity ?? POOL_DEFAULTS.queueCapacity;
     const classCapacity = pool.admission.priorities?.find((entry) => entry.name === request.priority)?.queue_capacity ?? poolCapacity;
     const ownDepth = request.priority === 'interactive' ? depth.interactive : depth.batch;
@@ -120,17 +156,9 @@ export class AdmissionController {
     const tasks: QueuedTask[] = ledger
       .queuedTasks(pool.id, taskLimit, classIsTheBound ? request.priority : undefined)
       .map((entry) => ({ taskId: entry.taskId, tenant: entry.tenant, priority: entry.priority, ageMs: Math.round(now - entry.admittedAt), maxTokens: entry.maxTokens }));
-    const slotsPerReplica = slotsPerReplicaOf(pool);
-    const replicas: Replica[] = (backlog.view(pool.id)?.readyReplicas ?? []).map((identity) => ({
-      replicaId: identity,
-      replicaSetKey: pool.id,
-      state: 'ready',
-      slotsTotal: slotsPerReplica,
-      slotsBusy: 0,
-      kvUsedPermille: 0,
-      inflightTokens: 0,
-    }));
-    const tenants = [...ledger.tenantUsage(pool.id)].map(([tenant, usage]) => ({ tenant, queued: usage.queued, running: usage.running, tokensLastMinute: 0 }));
+    const replicas = this.replicasFor(pool);
+    const tokensOf = (tenant: string): number => this.dependencies.tenantTokens?.lastMinute(tenant) ?? 0;
+    const tenants = [...ledger.tenantUsage(pool.id)].map(([tenant, usage]) => ({ tenant, queued: usage.queued, running: usage.running, tokensLastMinute: tokensOf(tenant) }));
     return {
       request: policyRequestFromTask(request, clientId),
       queue: { capacity, depthInteractive: depth.interactive, depthBatch: depth.batch, fullPolicy, tasks },

@@ -3,6 +3,8 @@ import { AdmissionController } from '../../api/admission/admission-controller';
 import { PoolLedger } from '../../api/admission/pool-ledger';
 import { RateLimiter } from '../../api/admission/rate-limiter';
 import type { TemporalBacklog } from '../../api/admission/temporal-backlog';
+import { TenantTokenWindow } from '../../api/admission/tenant-token-window';
+import { replicaStatusFixture } from '../support/replica-status-fixture';
 import { parseConfig } from '../../core/config';
 import { TaskRequestSchema } from '../../core/task-request';
 import { createPolicyHost, type AdmitSnapshot, type PolicyHost } from '../../policy';
@@ -51,5 +53,26 @@ describe('OC-CORE-1001 ORCH-2007: the built-in policy gets only the queued tasks
     const { controller, seen } = await fullController('shed-low-priority');
     await expect(controller.admit(pool('shed-low-priority'), request('interactive'), 't')).resolves.toMatchObject({ victimTaskId: 'q1023' });
     expect(seen[0]?.queue.tasks.length).toBe(1024);
+  });
+});
+
+describe('issue 13: admission policies see real load', () => {
+  test('the snapshot carries each Ready replica\'s published slot load and each tenant\'s tokens over the last minute', async () => {
+    const ledger = new PoolLedger();
+    ledger.admitted('p', { taskId: 'q0', priority: 'batch', tenant: 't', maxTokens: 8, admittedAt: 0 });
+    const builtin = await createPolicyHost(undefined, logger);
+    const seen: AdmitSnapshot[] = [];
+    const policy: PolicyHost = { ...builtin, active: builtin.active, admit: (snapshot) => (seen.push(snapshot), builtin.admit(snapshot)) };
+    const backlog = { view: () => ({ interactive: 0, batch: 1, readyReplicas: ['poller-identity'] }) } as unknown as TemporalBacklog;
+    const tokens = new TenantTokenWindow();
+    const now = Date.now();
+    tokens.record('t', 120, now - 30_000);
+    tokens.record('t', 80, now);
+    tokens.record('t', 1_000, now - 61_000);
+    const records = [replicaStatusFixture('p-r0', { pool_id: 'p', slots_total: 4, slots_busy: 3 }), replicaStatusFixture('p-r1', { pool_id: 'p', state: 'unready', ready: false })];
+    const controller = new AdmissionController({ ledger, backlog, limiter: new RateLimiter(), policies: new Map([['p', policy]]), slotsOf: () => 4, logger, replicaRecords: () => records, tenantTokens: tokens });
+    await controller.admit(pool('reject'), request('batch'), 't');
+    expect(seen[0]?.replicas).toEqual([expect.objectContaining({ replicaId: 'p-r0', slotsTotal: 4, slotsBusy: 3 })]);
+    expect(seen[0]?.tenants).toEqual([expect.objectContaining({ tenant: 't', tokensLastMinute: 200 })]);
   });
 });
