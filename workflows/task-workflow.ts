@@ -9,6 +9,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
@@ -34,6 +35,10 @@ const MAX_EXHAUSTED_REQUEUES = 10;
 const EXHAUSTED_REQUEUE_PATCH = 'requeue-after-replica-exhausted';
 /** Histories recorded before a Temporal cancel (the Web UI's button) counted as a cancel replay as they ran. */
 const WORKFLOW_CANCEL_PATCH = 'workflow-cancel-is-a-cancel';
+/** Histories recorded before a full lane was waited for (within the placement wait) replay as they ran. */
+const LANE_FULL_RETRY_PATCH = 'lane-full-waits-within-placement';
+/** How long a placed task waits before asking its replica's lane again after finding it full. */
+const LANE_FULL_RETRY_MS = 100;
 /** The cancel reason a Temporal cancel request records (Web UI, `temporal workflow cancel`). */
 const TEMPORAL_CANCEL_REASON = 'temporal-cancel';
 
@@ -184,12 +189,22 @@ async function runOnLane(input: TaskWorkflowInput, scope: CancellationScope, can
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_CODES },
   });
-  try {
-    return { kind: 'done', outcome: await scope.run(() => lane.runEngineTask({ workflow: input })) };
-  } catch (error) {
-    if (cancelled() && isCancellation(error)) return { kind: 'fallback' };
-    if (laneMayFallBack(error)) return { kind: 'fallback' };
-    return { kind: 'failed', failure: classifyFailure(error) };
+  // A lane found full (a fast start took the slot its poll had seen free) is asked again while the placement
+  // wait lasts: a pinned or session task waits for its replica as long as the placement allows.
+  const waitUntil = Date.now() + Math.max(1, Math.min(placement.waitMs, request.deadline_ms));
+  for (;;) {
+    try {
+      return { kind: 'done', outcome: await scope.run(() => lane.runEngineTask({ workflow: input })) };
+    } catch (error) {
+      if (cancelled() && isCancellation(error)) return { kind: 'fallback' };
+      if (onlyBouncedOffFullReplicas(error) && Date.now() + LANE_FULL_RETRY_MS < waitUntil && !cancelled() && patched(LANE_FULL_RETRY_PATCH)) {
+        await scope.run(() => sleep(LANE_FULL_RETRY_MS)).catch(() => undefined);
+        if (cancelled()) return { kind: 'fallback' };
+        continue;
+      }
+      if (laneMayFallBack(error)) return { kind: 'fallback' };
+      return { kind: 'failed', failure: classifyFailure(error) };
+    }
   }
 }
 
