@@ -29,8 +29,9 @@ interface ReplicaHealth {
 /**
  * Pool health (ORCH-2103, OC-POOL-3003): each replica's status record (its state, last error cause,
  * engine_version, model_digest, restarts, breaker) merged with the pool queue's pollers. A replica
- * polls only while Ready, so a poller without a record (an older worker, a record not yet readable)
- * counts as ready; a record says more, and wins, since Temporal lists a dead poller for a minute.
+ * polls only while Ready, but a poller without a record (a record not yet readable, or a worker that is
+ * not ours) is not counted Ready: it shows as `starting` until its record says more (issue 13). A record
+ * wins over the poller list, since Temporal lists a dead poller for a minute.
  */
 export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext): void {
   app.get('/v1/pools/:id/health', async (request, reply) => {
@@ -62,7 +63,7 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
       const mockEngine = status?.mock_engine ?? poller?.mockEngine ?? false;
       return [{
         replica_id: replica,
-        state: status?.state ?? 'ready',
+        state: status?.state ?? 'starting',
         polling: poller !== undefined,
         engine_version: status?.engine_version ?? poller?.engineVersion ?? null,
         model_digest: status?.model_digest ?? null,
