@@ -16,7 +16,6 @@ import type { ReplicaDirectory } from './replica-directory';
 import type { SessionRegistry } from './sessions/session-registry';
 import type { StreamHub } from './stream-hub';
 import type { SupervisedProcessStatus } from '../core/supervised-process';
-import type { TenantTokenWindow } from './admission/tenant-token-window';
 
 /** What the gateway's routes share. */
 export interface GatewayContext {
@@ -56,8 +55,6 @@ export interface GatewayContext {
    * a matching round trip. Only valid when the client shares that worker's NativeConnection.
    */
   readonly eagerWorkflowStart: boolean;
-  /** Tokens per tenant over the last minute, fed by the workers' `end` parts; admission policies read it. */
-  readonly tenantTokens: TenantTokenWindow;
   /**
    * Whether the pool has a Ready replica (polling its queue, or a status record saying ready); undefined
    * until this gateway has read the queue once. A "no" is confirmed by reading Temporal afresh, so a

@@ -12,7 +12,6 @@ import { AdmissionController } from './admission/admission-controller';
 import { PoolLedger } from './admission/pool-ledger';
 import { RateLimiter } from './admission/rate-limiter';
 import { TemporalBacklog } from './admission/temporal-backlog';
-import { TenantTokenWindow } from './admission/tenant-token-window';
 import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
 import { FastStarter } from './fast-start/fast-starter';
@@ -101,10 +100,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   poolStates.start();
   const observability = createGatewayObservability(config, options.logger);
   const quotas = new TenantQuotas(config.quotas, ledger);
-  const tenantTokens = new TenantTokenWindow();
   const admission = new AdmissionController({
     replicaRecords: (poolId) => replicas.replicas(poolId),
-    tenantTokens,
+    tenantTokens: observability.telemetry.tenantTokens,
     ledger,
     backlog,
     limiter: new RateLimiter(),
@@ -167,7 +165,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     internalToken: options.internalToken,
     eagerWorkflowStart: options.eagerWorkflowStart ?? false,
     supervision: options.supervision ?? (() => []),
-    tenantTokens,
     poolHasReadyReplica: async (poolId) => {
       const known = (): boolean | undefined => {
         const view = backlog.view(poolId);

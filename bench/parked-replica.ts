@@ -1,7 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import type { ReplicaStatus } from '../core/replica-status';
-import { replicaSetKey } from '../core/replica-set';
+import { ReplicaStateMachine } from '../gpu-workers/pool-manager/replica-state';
 import { ReplicaStatusPublisher } from '../gpu-workers/pool-manager/status-publisher';
 
 export interface ParkedPool {
@@ -15,34 +14,24 @@ export interface ParkedPool {
  * Announces a Ready replica r0 for a pool that no replica polls ("parked", as if every slot were busy), so
  * admission takes its tasks and they wait in the queue: what a benchmark of queue bounds, 429s and queued
  * memory, or a test that fills a queue before any replica polls, needs. A pool with no Ready replica at all
- * is refused before any queue (ORCH-3018).
+ * is refused before any queue (ORCH-3018). The record is made by the replicas' own state machine.
  */
 export async function announceParkedReplica(client: Client, pool: ParkedPool, logger: Logger): Promise<void> {
-  const fields = { engine: 'llamacpp', model_ref: pool.model, quant: null, ctx: pool.ctx, engine_version: 'parked', sampler_profile_version: 'v1' };
-  const status: ReplicaStatus = {
-    version: 1,
-    pool_id: pool.poolId,
-    replica_id: `${pool.poolId}-r0`,
+  const machine = new ReplicaStateMachine({
+    poolId: pool.poolId,
+    replicaId: `${pool.poolId}-r0`,
     host: 'parked',
-    state: 'ready',
-    live: true,
-    ready: true,
-    draining: false,
-    model_digest: null,
-    last_error: null,
-    restarts: 0,
-    breaker_open: false,
-    next_attempt_at: null,
-    cpu_inference_override: false,
-    mock_engine: true,
-    ...fields,
-    replica_set_key: replicaSetKey(fields),
-    slots_total: pool.slots,
-    slots_busy: pool.slots,
-    fast_start_url: null,
-    updated_at: new Date().toISOString(),
-  };
+    mockEngine: true,
+    engine: 'llamacpp',
+    modelRef: pool.model,
+    quant: null,
+    ctx: pool.ctx,
+    samplerProfileVersion: 'v1',
+  });
+  machine.transition('loading');
+  machine.transition('ready', { engineVersion: 'parked', slotsTotal: pool.slots });
+  machine.setSlotsBusy(pool.slots);
   const publisher = new ReplicaStatusPublisher(client, logger);
-  publisher.publish(status);
+  publisher.publish(machine.status);
   await publisher.flush();
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { TenantTokenWindow } from '../admission/tenant-token-window';
 import type { PoolConfig } from '../../core/config';
 import type { Priority } from '../../core/engines';
 import { ErrorCode } from '../../core/errors';
@@ -63,6 +64,8 @@ export class JobTelemetry {
   private readonly jobs = new Map<string, JobRecord>();
   /** The engine version each pool last reported, for labels of tasks not yet on a replica. */
   private readonly engineVersions = new Map<string, string>();
+  /** Tokens each tenant's tasks ended with over the last minute; admission policies read it. */
+  readonly tenantTokens = new TenantTokenWindow();
 
   constructor(
     private readonly metrics: OrchMetrics,
@@ -211,6 +214,7 @@ export class JobTelemetry {
     if (end.kind === 'end') {
       this.metrics.observe('latencyDecode', poolLabels, end.decodeMs);
       this.metrics.inc('tokensOut', this.taskLabels(job), end.tokensOut);
+      this.tenantTokens.record(job.clientId, end.tokensOut + this.tokensIn(job));
     }
     if (job.dispatched) this.metrics.inc('tokensIn', this.taskLabels(job), this.tokensIn(job));
     if (end.kind === 'cancelled') this.metrics.inc('tasksCanceled', { ...this.taskLabels(job), reason: end.reason });

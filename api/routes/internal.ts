@@ -34,11 +34,7 @@ export function registerInternalRoutes(app: FastifyInstance, context: GatewayCon
       if (chunk.parts.some((part) => part.type === 'metrics' && part.values['phase'] === 'dispatched')) {
         context.ledger.dispatched(stream.poolId, id);
       }
-      const wasLive = stream.state === 'live';
       const verdict = stream.acceptChunk(chunk);
-      // The chunk that ended the stream counts its tokens for the tenant, once (a resent chunk finds it ended).
-      const ending = stream.ending;
-      if (wasLive && ending && stream.tenant !== undefined) context.tenantTokens.record(stream.tenant, stream.tokensEmitted + (ending.tokensIn ?? 0));
       context.telemetry.chunk(id, chunk);
       if (verdict === 'accepted') {
         observeSessionChunk(context.sessions, id, chunk);

@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { hashApiKey, mintApiKey, type ApiKeyEntry } from '../../api/auth/api-keys';
+import { hashApiKey, mintApiKey, readKeysFile, type ApiKeyEntry } from '../../api/auth/api-keys';
 import { API_KEY_SCOPES, type ApiKeyScope } from '../../core/security-config';
 import type { CliOutput } from './cli-output';
 
@@ -10,8 +10,7 @@ import type { CliOutput } from './cli-output';
  * for one) or a restart makes the change live.
  */
 export function readKeys(path: string): ApiKeyEntry[] {
-  if (!existsSync(path)) return [];
-  return (JSON.parse(readFileSync(path, 'utf8')) as { keys: ApiKeyEntry[] }).keys;
+  return existsSync(path) ? readKeysFile(path) : [];
 }
 
 function writeKeys(path: string, keys: readonly ApiKeyEntry[]): void {
