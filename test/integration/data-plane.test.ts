@@ -63,7 +63,7 @@ describe('submit → queue → run → stream (ORCH-2001, ORCH-2002)', () => {
     expect(frames.at(-1)).toMatch(/^id: \d+\nevent: end\ndata: \{"tokens_out":2,"decode_ms":\d+\}$/);
   });
 
-  test('ORCH-3045 OC-CORE-1030: the same seed and prompt give the same tokens; another seed differs', async () => {
+  test('the seed reaches the engine: the same seed and prompt give the same tokens on the mock engine; another seed differs', async () => {
     const run = async (seed: number) => {
       const body = taskRequest(stack, { seed, max_tokens: 10 });
       await submit(body);

@@ -211,7 +211,7 @@ describe('llama.cpp adapter against the mock engine', () => {
     expect(buildCompletionBody({ prompt: 'q', maxTokens: 1, seed: 1, samplerProfile: 'v1', slotId: 0 })).toMatchObject({ id_slot: 0, samplers: SAMPLER_PROFILES.v1.samplers });
   });
 
-  test('ORCH-3045: the same seed and prompt stream identical tokens; another seed differs', async () => {
+  test('the seed reaches the engine: the same seed and prompt stream identical tokens from the mock; another seed differs', async () => {
     const engine = await mockEngine({ ttftMs: 0, interTokenMs: 0 });
     const adapter = adapterFor(engine.url);
     const first = await completeAll(adapter, { ...REQUEST, maxTokens: 16 });

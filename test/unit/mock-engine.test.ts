@@ -228,7 +228,7 @@ describe('mock llama-server', () => {
     expect(final?.timings?.prompt_ms).toBeGreaterThanOrEqual(0);
   });
 
-  test('OC-TEST-7001: the same seed and prompt give byte-identical text on any slot; another seed or prompt differs', async () => {
+  test('the mock\'s seeded text is byte-identical on any slot and for a non-streamed request; another seed or prompt differs', async () => {
     const engine = await start({ slots: 2, ttftMs: 0, interTokenMs: 0 });
     const base = { prompt: 'The quick brown fox', n_predict: 24 };
     const onSlot0 = streamedText(await streamCompletion(engine, { ...base, seed: 1234, id_slot: 0 }));
