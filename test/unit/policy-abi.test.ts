@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ERROR_CODES } from '../../core/errors';
 import { POLICY_ABI, POLICY_ABI_VERSION, parseSemVer } from '../../policy/sdk/abi-version';
+import type { SemVer } from '../../policy/sdk/abi-version';
 import { REJECT_CODES } from '../../policy/sdk/decision';
 import { decodeAdmitDecision, decodePlaceDecision } from '../../policy/sdk/wire';
+import { policyAbiFingerprint } from '../../policy/tools/abi-fingerprint';
 import { capMemoryPages } from '../../policy/host/memory-limits';
 import { webAssembly } from '../../policy/host/wasm-types';
 import { Breaker } from '../../policy/host/breaker';
@@ -23,11 +25,63 @@ describe('OC-POLICY-4002 / OC-POLICY-SDK-4101: the ABI version is explicit and i
     expect(witCodes).toEqual(REJECT_CODES.map((code) => code.toLowerCase().replaceAll('_', '-')));
     for (const code of REJECT_CODES) expect(ERROR_CODES).toContain(code);
   });
+});
 
-  it('OC-POLICY-SDK-4102: the ABI doc carries a migration section for this MAJOR', () => {
-    const doc = readFileSync(path.join(__dirname, '../../.specs/policy-abi.md'), 'utf8');
-    expect(doc).toContain(`## Migration notes`);
-    expect(doc).toContain(`${POLICY_ABI.major}.0.0`);
+/** What is wrong with the recorded versions for this WIT (OC-POLICY-SDK-4102); empty when nothing is. */
+function abiRecordFindings(witText: string, doc: string): string[] {
+  const findings: string[] = [];
+  const version = /package\s+[a-z0-9-]+:[a-z0-9-]+@(\S+);/.exec(witText)?.[1] ?? '(none)';
+  const section = /### Recorded ABI versions[^\n]*\n([\s\S]*?)(?=\n#{2,3} )/.exec(doc)?.[1] ?? '';
+  const rows = [...section.matchAll(/^\| (\d+\.\d+\.\d+) \| ([0-9a-f]{64}) \|$/gm)].map((match) => ({ version: match[1] ?? '', fingerprint: match[2] ?? '' }));
+  const notes = doc.slice(doc.indexOf('## Migration notes'));
+  const fingerprint = policyAbiFingerprint(witText);
+  const current = rows.find((row) => row.version === version);
+  if (current === undefined) {
+    findings.push(`policy.wit is ${version}, which .specs/policy-abi.md does not record: append "| ${version} | ${fingerprint} |" to "Recorded ABI versions"`);
+  } else if (current.fingerprint !== fingerprint) {
+    findings.push(
+      `policy.wit defines another ABI than the one recorded for ${version} (now ${fingerprint}): a released version never changes. ` +
+        'Bump the package version and POLICY_ABI (MAJOR for anything removed, renamed, retyped or reordered; MINOR for appends), ' +
+        'append the new version with this fingerprint to "Recorded ABI versions", and for a MAJOR add its migration note under "## Migration notes"',
+    );
+  }
+  const order = (semver: SemVer): number => (semver.major * 1_000 + semver.minor) * 1_000 + semver.patch;
+  rows.forEach((row, index) => {
+    const parsed = parseSemVer(row.version);
+    const previous = index > 0 ? parseSemVer(rows[index - 1]?.version ?? '') : undefined;
+    if (parsed === undefined) return;
+    if (previous !== undefined && order(parsed) <= order(previous)) findings.push(`recorded version ${row.version} does not follow ${rows[index - 1]?.version ?? ''}`);
+    const heading = new RegExp(`^### ${parsed.major}\\.0\\.0\\b[^\\n]*\\n+([^#\\s][^\\n]*)`, 'm');
+    if (parsed.major > 1 && !heading.test(notes)) findings.push(`MAJOR ${parsed.major} has no migration note: add "### ${parsed.major}.0.0" with what changed and how to rebuild a ${parsed.major - 1}.x plugin under "## Migration notes"`);
+  });
+  return findings;
+}
+
+describe('OC-POLICY-SDK-4102: a breaking ABI change needs a MAJOR bump and a migration note', () => {
+  const doc = readFileSync(path.join(__dirname, '../../.specs/policy-abi.md'), 'utf8');
+
+  it('policy.wit defines the ABI recorded for its version, and every MAJOR after 1 has a migration note', () => {
+    expect(abiRecordFindings(wit, doc)).toEqual([]);
+  });
+
+  it('changing the ABI without a bump, or bumping MAJOR without a migration note, is found (the check can fail)', () => {
+    // Comments and layout are not the ABI.
+    expect(abiRecordFindings(wit.replaceAll('///', '// ').replaceAll('  ', '    '), doc)).toEqual([]);
+    // A field retyped, a field removed, fields reordered: the version has to change.
+    const retyped = wit.replace('max-tokens: u32,', 'max-tokens: u64,');
+    const removed = wit.replace('    kv-hint: option<kv-hint>,\n', '');
+    const reordered = wit.replace('    max-tokens: u32,\n    ctx: u32,', '    ctx: u32,\n    max-tokens: u32,');
+    for (const changed of [retyped, removed, reordered]) {
+      expect(changed).not.toBe(wit);
+      expect(abiRecordFindings(changed, doc)).toEqual([expect.stringContaining(`another ABI than the one recorded for ${POLICY_ABI_VERSION}`)]);
+    }
+    // Bumped to 2.0.0 and recorded, but with no migration note.
+    const bumped = retyped.replace(`@${POLICY_ABI_VERSION};`, '@2.0.0;');
+    const recorded = doc.replace(/(\| 1\.0\.0 \| [0-9a-f]{64} \|\n)/, `$1| 2.0.0 | ${policyAbiFingerprint(bumped)} |\n`);
+    expect(abiRecordFindings(bumped, recorded)).toEqual([expect.stringContaining('MAJOR 2 has no migration note')]);
+    const withNote = recorded.replace('## Migration notes\n', '## Migration notes\n\n### 2.0.0\n\n`request.max-tokens` is a u64: rebuild against policy.wit 2.x.\n');
+    expect(abiRecordFindings(bumped, withNote)).toEqual([]);
+    expect(abiRecordFindings(bumped, doc)).toEqual([expect.stringContaining('policy.wit is 2.0.0, which .specs/policy-abi.md does not record')]);
   });
 });
 
