@@ -1,13 +1,15 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureLlamaServer, parseBuildInfo } from '../../cli/llama-server-build';
 import { PROVISION_TIMEOUT_MS, cpuReplicaOptions, llamaServerPool, postTask, provisionSyntheticEngine } from '../support/llama-server-pool';
 import { readStream } from '../support/sse-client';
 import { startTestStack, taskRequest } from '../support/stack';
 import type { TestStack } from '../support/stack';
 
 /**
- * The determinism suite (ORCH-3045–3047, ORCH-3050, OC-TEST-7001–7003): every seed of the corpus
+ * The determinism suite (ORCH-3045, ORCH-3047, ORCH-3050, OC-CORE-1030, OC-TEST-7001–7003): every seed of the corpus
  * runs through the public API once on replica A alone and once on replica B alone — two replicas of
  * one replica set (same llama-server build, model digest, ctx and sampler profile) started with
  * llama.cpp's deterministic settings (one slot, no continuous batching, no prompt cache reuse) —
@@ -111,14 +113,17 @@ test('OC-TEST-7003: the seed corpus is stable and holds exactly 64 seeds (1001..
   expect(seeds).toEqual(Array.from({ length: 64 }, (_unused, index) => 1001 + index));
 });
 
-test('ORCH-3045 ORCH-3050 OC-TEST-7001 OC-TEST-7002: two replicas of one replica set stream byte-identical tokens for every seed', async () => {
+test('ORCH-3045 ORCH-3050 OC-CORE-1030 OC-TEST-7001 OC-TEST-7002: two replicas of one replica set stream byte-identical tokens for every seed', async () => {
   const seeds = readSeeds();
   const a = await runOnReplica(0, seeds);
   const b = await runOnReplica(1, seeds);
   expect(a.replicaId).not.toBe(b.replicaId);
-  // ORCH-3046: one replica set — the same engine build served both runs.
-  const versions = new Set([...a.transcripts, ...b.transcripts].map((transcript) => transcript.engineVersion));
-  expect(versions.size).toBe(1);
+  // The engine_version of the {…, engine_version, model_digest} tuple the streams claim is the binary's own,
+  // as its --version prints it (not a recorded or made-up one), on every stream of both replicas.
+  const binary = await ensureLlamaServer();
+  const version = spawnSync(binary.path, ['--version'], { encoding: 'utf8' });
+  const printed = parseBuildInfo(`${version.stdout}${version.stderr}`);
+  for (const transcript of [...a.transcripts, ...b.transcripts]) expect(transcript.engineVersion).toBe(printed);
 
   const divergentPrefix: number[] = [];
   const divergentFull: number[] = [];
