@@ -10,6 +10,7 @@ import type { SlotAllocator } from '../gpu-workers/slot-allocator';
 import { kvSessionKey, type KvResidency } from '../gpu-workers/kv-residency';
 import { isReplicaAbortReason } from '../gpu-workers/pool-manager/replica-abort';
 import { StreamPusher } from './stream-pusher';
+import type { LiveRelays } from '../gpu-workers/live-relays';
 import { runKvTurn } from './kv-turn';
 
 export interface ReplicaDescription {
@@ -36,6 +37,8 @@ export interface GenerationDependencies {
   readonly kv?: KvResidency | undefined;
   /** Aborts every task running on this replica (gpu-workers/pool-manager/replica-abort.ts); its reason says how they end. */
   readonly replicaAbort?: AbortSignal | undefined;
+  /** Where a gateway that takes over a stream finds this run's relay (api/stream-handover.ts). */
+  readonly relays?: LiveRelays | undefined;
 }
 
 /**
@@ -100,9 +103,10 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
         internalToken: dependencies.internalToken,
         dispatcher: dependencies.dispatcher,
         onCancelled: () => abortWith('client-cancel'),
-        onDisabled: (reason) => log.warn({ reason }, 'token relay stopped; the result keeps the tokens'),
+        onOrphaned: (reason) => log.warn({ reason }, 'token relay lost its gateway; it resumes if another gateway takes the stream over, and the result keeps the tokens'),
       })
     : undefined;
+  const forgetRelay = pusher ? dependencies.relays?.register(taskId, pusher) : undefined;
 
   const run = async (): Promise<EngineRunOutcome> => {
     pusher?.push({
@@ -233,7 +237,7 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
   return {
     taskId,
     attempt,
-    done: run(),
+    done: run().finally(() => forgetRelay?.()),
     get tokensOut(): number {
       return tokens.length;
     },

@@ -1,10 +1,8 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { request as httpRequest } from 'undici';
-import { taskWorkflowId } from '../core/ids';
 import { internalAuthHeaders } from '../activities/internal-auth';
 import type { GatewayContext } from './gateway-context';
 import { SseResponse } from './sse-response';
-import type { AdmissionMemo } from './task-starter';
 import type { TaskStream } from './task-stream';
 
 /**
@@ -23,18 +21,6 @@ export function serveLiveStream(live: TaskStream, lastEventId: number | undefine
     log.warn({ job_id: live.taskId, last_event_id: lastEventId }, 'resume point no longer buffered; replaying what is kept');
   }
   sse.onClose(subscription.unsubscribe);
-}
-
-/** The internal URL of the gateway holding the task's live stream, while its workflow runs; else undefined. */
-export async function streamHolderOf(context: Pick<GatewayContext, 'client' | 'internalUrl'>, taskId: string): Promise<string | undefined> {
-  try {
-    const description = await context.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
-    if (description.status.name !== 'RUNNING') return undefined;
-    const holder = (description.memo as { admission?: AdmissionMemo } | undefined)?.admission?.streamSinkUrl;
-    return holder !== undefined && holder !== context.internalUrl ? holder : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -9,7 +9,8 @@ import { defaultSeed } from './default-seed';
 import type { GatewayContext } from './gateway-context';
 import { assertPoolAdmits, assertPoolHasReadyReplica } from './pool-admission-gate';
 import { selectPool } from './pool-selection';
-import { cancelAtHolder, streamHolderOf } from './stream-relay';
+import { cancelAtHolder } from './stream-relay';
+import { describeRunningTask } from './stream-handover';
 import { requestDigest, startTaskWorkflow } from './task-starter';
 
 /** What an OpenAI-compatible request adds to a task (api/openai/): chat messages and sampler overrides. */
@@ -125,7 +126,7 @@ export async function cancelTask(context: GatewayContext, taskId: string, log: F
   // A run this gateway fast-started stops at once, even between tokens (a long prompt being processed).
   await context.fastStarter.withdraw(taskId);
   if (!live) {
-    const holder = await streamHolderOf(context, taskId);
+    const holder = (await describeRunningTask(context, taskId))?.holder;
     if (holder !== undefined) await cancelAtHolder(context, holder, taskId, log);
   }
   try {

@@ -116,6 +116,21 @@ export class TaskStream {
   }
 
   /**
+   * Completes the stream from the task's durable result (a stream taken over from a gateway that died,
+   * api/stream-handover.ts): tokens not emitted yet are appended, ones already emitted are checked
+   * against the result, then the terminal part. No parts (the task is unknown) end it with an error.
+   */
+  completeFrom(parts: readonly StreamPart[]): void {
+    for (const part of parts) {
+      if (this.streamState !== 'live') return;
+      if (part.type === 'token') this.acceptToken(part.text, part.index);
+      else if (part.type === 'end' && part.canceled === true) this.cancel();
+      else if (part.type === 'end' || part.type === 'error') this.finish(part);
+    }
+    this.finish({ type: 'error', code: 'INTERNAL', message: 'the task ended without a result', engine: this.engine });
+  }
+
+  /**
    * Acknowledges a cancel: the stream closes with `end {canceled: true}`, nothing is emitted after it,
    * and the worker's next chunk is answered `cancelled` so it aborts the engine request.
    */

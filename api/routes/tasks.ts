@@ -6,7 +6,8 @@ import { assertOwnsTask } from '../auth/task-ownership';
 import type { GatewayContext } from '../gateway-context';
 import { SseResponse } from '../sse-response';
 import { streamPartsFromWorkflow } from '../stream-from-result';
-import { relayStream, serveLiveStream, streamHolderOf } from '../stream-relay';
+import { relayStream, serveLiveStream } from '../stream-relay';
+import { describeRunningTask, takeOverStream } from '../stream-handover';
 import { FramePositions, toSseFrame } from '../sse-frames';
 import { cancelTask, submitTask, unknownTask } from '../task-lifecycle';
 
@@ -41,9 +42,14 @@ async function streamTask(context: GatewayContext, request: FastifyRequest, repl
     serveLiveStream(live, lastEventId, reply, request.id, request.log);
     return undefined;
   }
+  const running = await describeRunningTask(context, taskId);
   // Admitted by another gateway and still running: relay its live stream.
-  const holder = await streamHolderOf(context, taskId);
-  if (holder !== undefined && (await relayStream(context, holder, taskId, lastEventId, reply, request.id))) return undefined;
+  if (running?.holder !== undefined && (await relayStream(context, running.holder, taskId, lastEventId, reply, request.id))) return undefined;
+  // Still running, but the gateway that held its stream is gone (or was this one before a restart): take it over.
+  if (running !== undefined) {
+    serveLiveStream(await takeOverStream(context, running, request.log), lastEventId, reply, request.id, request.log);
+    return undefined;
+  }
   const parts = await streamPartsFromWorkflow(context.client, taskId, context.config.pools[0]?.engine ?? 'llamacpp');
   if (!parts) throw unknownTask(taskId);
   reply.hijack();

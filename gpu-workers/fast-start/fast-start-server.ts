@@ -10,6 +10,7 @@ import { TaskRequestSchema } from '../../core/task-request';
 import { ChatMessageSchema, SamplingOverridesSchema } from '../../core/generation-options';
 import { httpUrl } from '../../platform/http-url';
 import { bearerMatches } from '../../platform/internal-token';
+import type { LiveRelays } from '../live-relays';
 
 /** A prompt is at most 256 KiB; JSON escaping can grow it several times. */
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
@@ -27,6 +28,8 @@ export const FastStartInputSchema = z.object({
   chat: z.array(ChatMessageSchema).max(1024).optional(),
   sampling: SamplingOverridesSchema.optional(),
 });
+
+const HandOverSchema = z.strictObject({ sinkUrl: z.url() });
 
 /** What a replica answers a fast start: it took a slot and is decoding, or why not (the task then takes the queue). */
 export type FastStartVerdict = { readonly accepted: true } | { readonly accepted: false; readonly reason: string };
@@ -48,6 +51,7 @@ export interface FastStartHandler {
  */
 export class FastStartServer {
   private handler: FastStartHandler | undefined;
+  private relays: LiveRelays | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -81,6 +85,11 @@ export class FastStartServer {
     this.handler = handler;
   }
 
+  /** Serves stream hand-overs from these relays: a gateway taking over a stream asks every replica of the pool. */
+  handOverWith(relays: LiveRelays): void {
+    this.relays = relays;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -109,6 +118,13 @@ export class FastStartServer {
     const withdraw = /^\/internal\/v1\/fast-starts\/([\w-]{1,128})$/.exec(path);
     if (request.method === 'DELETE' && withdraw?.[1] !== undefined) {
       return respond(response, this.handler?.withdraw(withdraw[1]) === true ? 204 : 404, undefined);
+    }
+    const handOver = /^\/internal\/v1\/relays\/([\w-]{1,128})\/sink$/.exec(path);
+    if (request.method === 'PUT' && handOver?.[1] !== undefined) {
+      const parsed = HandOverSchema.safeParse(await readJson(request));
+      if (!parsed.success) return respond(response, 400, { reason: parsed.error.issues[0]?.message ?? 'invalid hand-over' });
+      const handedOver = (await this.relays?.handOver(handOver[1], parsed.data.sinkUrl)) === true;
+      return respond(response, handedOver ? 200 : 404, handedOver ? { handedOver } : { reason: 'no such run on this replica' });
     }
     respond(response, 404, { reason: 'no such route' });
   }

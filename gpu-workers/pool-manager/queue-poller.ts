@@ -13,6 +13,7 @@ import { poolTaskQueue } from '../../core/task-queues';
 import { describeQuant, describeTensorSplit } from '../models/model-quant';
 import { FastStartRuns } from '../fast-start/fast-start-runs';
 import type { FastStartHandler, FastStartServer, FastStartVerdict } from '../fast-start/fast-start-server';
+import { LiveRelays } from '../live-relays';
 import { KvResidency } from '../kv-residency';
 import { SlotAllocator } from '../slot-allocator';
 import type { LaunchedEngine } from './engine-launcher';
@@ -59,6 +60,8 @@ export class QueuePoller {
   /** The process's fast-start listener, once up; each Ready period installs its handler (ADR 2026-12-06). */
   private fastStart: FastStartServer | undefined;
   private fastStartHandler: FastStartHandler | undefined;
+  /** Every decoding run's token relay, for a gateway that takes a stream over (api/stream-handover.ts). */
+  private readonly relays = new LiveRelays();
 
   constructor(private readonly options: QueuePollerOptions) {}
 
@@ -66,6 +69,7 @@ export class QueuePoller {
   useFastStart(server: FastStartServer): void {
     this.fastStart = server;
     server.serve(this.fastStartHandler);
+    server.handOverWith(this.relays);
   }
 
   /** Starts polling; the returned promise rejects only if a worker fails on its own. */
@@ -103,6 +107,7 @@ export class QueuePoller {
       kv: new KvResidency(engine.kvBytesPerToken ?? 0),
       events: this.options.events,
       replicaAbort: abort.signal,
+      relays: this.relays,
     };
     const fastStarts = new FastStartRuns(this.options.logger);
     const activities = createEngineActivities(generation);

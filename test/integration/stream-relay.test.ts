@@ -69,3 +69,34 @@ test('ORCH-3026: a cancel sent to another gateway stops the holder at once — t
   const result = (await stack.client.workflow.getHandle(taskWorkflowId(taskId)).result()) as { state: string };
   expect(result.state).toBe('cancelled');
 });
+
+test('ORCH-2002 design §2: a live stream survives the death of its gateway — a client that reconnects to another gateway with Last-Event-ID keeps receiving live tokens, each once and in order', async () => {
+  const doomed = await stack.addGateway();
+  const body = taskRequest(stack, { max_tokens: 120 });
+  const taskId = String(body['task_id']);
+  const submitted = await request(`${doomed.url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.authHeaders }, body: JSON.stringify(body) });
+  expect(submitted.statusCode).toBe(202);
+  await submitted.body.dump();
+  const first = readStream(`${doomed.url}/v1/tasks/${taskId}/stream`);
+  await waitFor(() => tokensOf(first.events).indices.length >= 5, 10_000, 'five tokens from the admitting gateway');
+  // Its listeners go away at once, as when the process dies: the client's stream breaks, the replica's pushes are refused.
+  doomed.app.server.closeAllConnections();
+  void doomed.close();
+  first.close();
+  const lastId = first.events.at(-1)?.id ?? '0';
+  const resumed = readStream(`${stack.url}/v1/tasks/${taskId}/stream`, { lastEventId: lastId });
+  const seenBefore = tokensOf(first.events).indices.length;
+  await waitFor(() => tokensOf(resumed.events).indices.length >= 3, 10_000, 'tokens through the surviving gateway');
+  // Live: these tokens arrive while the task still runs, not rebuilt from its result at the end.
+  const description = await stack.client.workflow.getHandle(taskWorkflowId(taskId)).describe();
+  expect(description.status.name).toBe('RUNNING');
+  const events = await resumed.finished;
+  expect(Number(events[0]?.id)).toBe(Number(lastId) + 1);
+  const indices = [...tokensOf(first.events).indices, ...tokensOf(events).indices];
+  expect(indices).toEqual([...Array(120).keys()]);
+  expect(seenBefore).toBeLessThan(120);
+  // The same text as the workflow's durable result, token for token.
+  const result = (await stack.client.workflow.getHandle(taskWorkflowId(taskId)).result()) as { tokens: string[] };
+  expect(tokensOf(first.events).text + tokensOf(events).text).toBe(result.tokens.join(''));
+  expect(events.at(-1)).toEqual(expect.objectContaining({ event: 'end', data: expect.objectContaining({ tokens_out: 120 }) }));
+});
