@@ -9,7 +9,7 @@ import { startWorkflowWorker, type RunningWorkflowWorker } from '../workflows/wo
 
 export interface GatewayProcess {
   readonly gateway: RunningGateway;
-  /** Settles when the workflow worker stops; before `stop` that means this process can no longer run tasks. */
+  /** Settles when the workflow worker stops (never without one); before `stop` that means this process can no longer run tasks. */
   readonly workflowWorkerDone: Promise<void>;
   stop(): Promise<void>;
 }
@@ -27,6 +27,8 @@ export async function startGatewayProcess(options: {
   readonly internalToken: string;
   readonly logger: Logger;
   readonly sharedPort: boolean;
+  /** False where workflow workers run in processes of their own (`workflow_worker.processes` > 0). */
+  readonly withWorkflowWorker: boolean;
   readonly supervision?: () => readonly SupervisedProcessStatus[];
 }): Promise<GatewayProcess> {
   const { config, logger } = options;
@@ -34,14 +36,17 @@ export async function startGatewayProcess(options: {
   const client = new Client({ connection, namespace: config.temporal.namespace });
   let workflowWorker: RunningWorkflowWorker | undefined;
   try {
-    workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken: options.internalToken, logger });
+    if (options.withWorkflowWorker) {
+      workflowWorker = await startWorkflowWorker({ connection, namespace: config.temporal.namespace, internalToken: options.internalToken, logger });
+    }
     const gateway = await startGateway({
       config,
       configPath: options.configPath,
       client,
       logger,
       internalToken: options.internalToken,
-      eagerWorkflowStart: true,
+      // Eager starts need a workflow worker on this connection.
+      eagerWorkflowStart: workflowWorker !== undefined,
       supervision: options.supervision,
       ...(options.sharedPort ? { internalListen: { host: config.gateway.host } } : {}),
     });
@@ -56,10 +61,10 @@ export async function startGatewayProcess(options: {
     const running = workflowWorker;
     return {
       gateway,
-      workflowWorkerDone: running.done,
+      workflowWorkerDone: running?.done ?? new Promise<void>(() => undefined),
       stop: async () => {
         await gateway.close();
-        await running.stop();
+        await running?.stop();
         await connection.close();
       },
     };

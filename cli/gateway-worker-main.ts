@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     internalToken: internalTokenFromEnv({ mintIfMissing: false }),
     logger,
     sharedPort: true,
+    withWorkflowWorker: config.workflow_worker.processes === 0,
     supervision: () => supervised,
   });
   process.send?.({ event: 'gateway-listening', url: running.gateway.url });

@@ -12,6 +12,7 @@ import { reapLeftoverChildren, superviseChild, type SupervisedChild, type Superv
 import { handleStackShutdown, type StackShutdown } from './supervision/stack-shutdown';
 import { SupervisionBoard } from './supervision/supervision-board';
 import { startGatewayCluster } from './gateway-cluster';
+import { WORKFLOW_WORKER_POLLING_EVENT } from '../workflows/workflow-worker-events';
 import { takeStackLock } from './stack-lock';
 import { startGatewayProcess } from './gateway-process';
 import { ensureDevApiKey, printDevApiKey } from './dev-api-key';
@@ -51,15 +52,17 @@ async function main(): Promise<void> {
   // Filled as the parts start: a stop during start-up stops what is already there.
   const started: { gateways?: { url: string; stop(): Promise<void> } } = {};
   const poolWorkers: SupervisedChild[] = [];
+  const workflowWorkers: SupervisedChild[] = [];
   const shutdown = handleStackShutdown(logger, {
     boundMs: STOP_BOUND_MS,
     stop: async () => {
       await Promise.all(poolWorkers.map((child) => child.stop()));
       await started.gateways?.stop();
+      await Promise.all(workflowWorkers.map((child) => child.stop()));
       await temporal?.stop();
     },
     forceKill: () => {
-      for (const child of [...poolWorkers, ...(temporal ? [temporal] : [])]) child.kill();
+      for (const child of [...poolWorkers, ...workflowWorkers, ...(temporal ? [temporal] : [])]) child.kill();
     },
   });
   const supervision: SupervisionContext = { board, logger, runDir, onGiveUp: (name, reason) => shutdown.fail(`${name} cannot be restarted: ${reason}`) };
@@ -113,6 +116,26 @@ async function main(): Promise<void> {
 
   started.gateways = gateways;
 
+  for (let index = 0; index < config.workflow_worker.processes; index += 1) {
+    workflowWorkers.push(
+      superviseChild(
+        {
+          name: `workflow-worker-${index}`,
+          role: 'workflow-worker',
+          command: process.execPath,
+          args: [resolve(__dirname, '../workflows/workflow-worker-main.js'), '--config', configPath],
+          env: childEnv,
+          output: 'inherit',
+          ipc: true,
+          ready: workflowWorkerPolling,
+          stopGraceMs: 15_000,
+          firstBackoffMs: 250,
+        },
+        supervision,
+      ),
+    );
+  }
+
   // The llama-server build and the models, into the cache with progress, before any replica needs them.
   await provisionPools(config);
   for (const pool of config.pools) {
@@ -144,6 +167,16 @@ async function main(): Promise<void> {
   if (devApiKey) printDevApiKey(devApiKey, gateways.url);
 }
 
+/** A workflow worker of its own serves once it polls its queue; it says so over IPC (workflows/workflow-worker-main.ts). */
+function workflowWorkerPolling(child: ChildProcess): Promise<void> {
+  return new Promise((resolveReady, reject) => {
+    child.on('message', (message: unknown) => {
+      if ((message as { event?: unknown }).event === WORKFLOW_WORKER_POLLING_EVENT) resolveReady();
+    });
+    child.once('exit', () => reject(new Error('exited before it polled')));
+  });
+}
+
 /**
  * A pool worker serves once its replica is Ready (or drained by an operator); it says so over IPC
  * (gpu-workers/pool-worker-main.ts). No time limit: loading a model can take long, and a replica that
@@ -159,18 +192,18 @@ function poolWorkerReplicaReady(child: ChildProcess): Promise<void> {
 }
 
 /**
- * The gateway with its workflow worker in this process, or `gateway.processes` of them as cluster workers
+ * The gateway (with its workflow worker, unless those run apart) in this process, or `gateway.processes` of them as cluster workers
  * sharing the port (admission and refusals then use that many cores; streams relay between them).
  */
 async function startGateways(
   processes: number,
-  options: Omit<Parameters<typeof startGatewayProcess>[0], 'sharedPort' | 'supervision'>,
+  options: Omit<Parameters<typeof startGatewayProcess>[0], 'sharedPort' | 'supervision' | 'withWorkflowWorker'>,
   childEnv: NodeJS.ProcessEnv,
   board: SupervisionBoard,
   shutdown: StackShutdown,
 ): Promise<{ url: string; stop(): Promise<void> }> {
   if (processes <= 1) {
-    const running = await startGatewayProcess({ ...options, sharedPort: false, supervision: () => board.snapshot() });
+    const running = await startGatewayProcess({ ...options, sharedPort: false, withWorkflowWorker: options.config.workflow_worker.processes === 0, supervision: () => board.snapshot() });
     // Without its workflow worker this process admits tasks nothing runs: end, and let the outer supervisor restart.
     void running.workflowWorkerDone.then(
       () => shutdown.fail('the workflow worker stopped'),

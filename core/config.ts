@@ -136,6 +136,14 @@ function buildConfigSchema(strict: boolean) {
        */
       processes: z.int().min(1).max(64).default(1),
     }).default({ host: '127.0.0.1', port: 8080, processes: 1 }),
+    workflow_worker: object({
+      /**
+       * 0: each gateway process runs a workflow worker beside it (eager workflow starts: the first workflow
+       * task runs without a matching round trip). N: `npm start` runs N workflow-worker processes of their
+       * own, supervised like pool workers, and the gateways run none (the layout of several hosts).
+       */
+      processes: z.int().min(0).max(64).default(0),
+    }).default({ processes: 0 }),
     streams: object({
       /** Frames kept per live stream for Last-Event-ID resume. */
       replay_buffer_frames: z.int().min(16).default(4096),

@@ -2,7 +2,7 @@
  * What `npm start` reports of each process it runs (issue 15 item 5): the start-up print, `GET /health`
  * and the `supervised_process_*` metrics all read this one shape.
  */
-export type SupervisedProcessRole = 'main' | 'temporal' | 'gateway' | 'pool-worker';
+export type SupervisedProcessRole = 'main' | 'temporal' | 'gateway' | 'workflow-worker' | 'pool-worker';
 
 /**
  * starting: spawned, not yet serving · running · restarting: exited on its own, the next start is
