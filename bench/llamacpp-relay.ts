@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const binary = await ensureLlamaServer();
   const model = MODEL === 'smollm2' ? await ensureTinyModel() : await ensureSyntheticModel(DEFAULT_SYNTHETIC_MODEL_SPEC);
   const args = llamaServerArguments(
-    { modelPath: model.path, slots: 1, contextPerSlot: CONTEXT_TOKENS, threads: THREADS, useGpu: binary.backend === 'cuda', extraArgs: [] },
+    { modelPath: model.path, slots: 1, contextPerSlot: CONTEXT_TOKENS, threads: THREADS, useGpu: binary.backend === 'cuda', extraArgs: [], devices: [0] },
     await llamaServerFlags(binary.path),
   );
   const engine = await spawnLlamaServer({ binary: binary.path, args, devices: [0] });

@@ -141,7 +141,7 @@ async function startLlamaServer(): Promise<Engine> {
   const binary = await ensureLlamaServer();
   const model = await ensureSyntheticModel(DEFAULT_SYNTHETIC_MODEL_SPEC);
   const args = llamaServerArguments(
-    { modelPath: model.path, slots: LLAMA_SLOTS, contextPerSlot: 1024, threads: 2, useGpu: binary.backend === 'cuda', extraArgs: [] },
+    { modelPath: model.path, slots: LLAMA_SLOTS, contextPerSlot: 1024, threads: 2, useGpu: binary.backend === 'cuda', extraArgs: [], devices: [0] },
     await llamaServerFlags(binary.path),
   );
   const engine = await spawnLlamaServer({ binary: binary.path, args, devices: [0] });

@@ -74,7 +74,17 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       progress.enter('loading');
       const flags = await llamaServerFlags(binary.path);
       const args = llamaServerArguments(
-        { modelPath: verified.path, slots: runtime.slots, contextPerSlot, threads: runtime.threads, useGpu, extraArgs: runtime.extra_args, slotSavePath: slotSavePathOf(options.slotSavePath) },
+        {
+          modelPath: verified.path,
+          slots: runtime.slots,
+          contextPerSlot,
+          threads: runtime.threads,
+          useGpu,
+          extraArgs: runtime.extra_args,
+          slotSavePath: slotSavePathOf(options.slotSavePath),
+          devices: pool.devices,
+          tensorSplit: pool.tensor_split,
+        },
         flags,
       );
       const engine = await spawnLlamaServer({ binary: binary.path, args, devices: pool.devices });

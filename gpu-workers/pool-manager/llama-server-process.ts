@@ -5,6 +5,7 @@ import { freemem, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ErrorCode } from '../../core/errors';
+import { tensorSplitOf } from '../models/model-quant';
 import type { EngineAdapterV1 } from '../engines/engine-adapter';
 import { classifyEngineExit } from './crash-classification';
 import type { EngineExit } from './crash-classification';
@@ -42,6 +43,23 @@ export interface LlamaServerLaunch {
   readonly extraArgs: readonly string[];
   /** `--slot-save-path`: enables llama-server's slot erase action (session KV eviction). */
   readonly slotSavePath?: string | undefined;
+  /** The pool's device mask; the engine sees it renumbered from 0 (CUDA_VISIBLE_DEVICES). */
+  readonly devices: readonly number[];
+  /** The pool's `tensor_split`, one ratio per device (ORCH-3012); absent → no cross-GPU split. */
+  readonly tensorSplit?: readonly number[] | null | undefined;
+}
+
+/**
+ * ORCH-3012: splitting a model across GPUs is opt-in. A multi-device mask with ratios splits layers by
+ * them; without ratios the engine runs on the mask's first device alone (llama.cpp's default would
+ * split layers across every visible GPU). Passed whether or not `--help` lists them: a build that
+ * cannot honour the split must fail to start, not quietly split its own way.
+ */
+function splitArguments(devices: readonly number[], ratios: readonly number[] | null | undefined): string[] {
+  if (devices.length <= 1) return [];
+  const split = tensorSplitOf(devices, ratios);
+  if (split === null) return ['--split-mode', 'none', '--main-gpu', '0'];
+  return ['--split-mode', 'layer', '--tensor-split', split.join(',')];
 }
 
 /**
@@ -51,6 +69,7 @@ export interface LlamaServerLaunch {
 export function llamaServerArguments(launch: LlamaServerLaunch, flags: ReadonlySet<string>): string[] {
   const args = ['-m', launch.modelPath, '-np', String(launch.slots), '-c', String(launch.contextPerSlot * launch.slots), '--metrics'];
   if (launch.threads != null) args.push('-t', String(launch.threads));
+  args.push(...splitArguments(launch.devices, launch.tensorSplit));
   const optional: (readonly [string, ...string[]])[] = [
     ['--slots'],
     ['--no-webui'],

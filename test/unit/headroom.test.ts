@@ -52,7 +52,7 @@ test('ORCH-1101 OC-POOL-3012: inference needs an NVIDIA GPU and a CUDA engine, u
 });
 
 test('OC-TEST-7002: one slot gets the deterministic profile; optional flags only when the build lists them', () => {
-  const launch = { modelPath: '/m.gguf', slots: 1, contextPerSlot: 512, threads: 2, useGpu: false, extraArgs: ['--foo'] };
+  const launch = { modelPath: '/m.gguf', slots: 1, contextPerSlot: 512, threads: 2, useGpu: false, extraArgs: ['--foo'], devices: [0] };
   const all = new Set(['--slots', '--no-webui', '--n-gpu-layers', '--fit', '--cache-ram', '--no-cont-batching']);
   expect(llamaServerArguments(launch, all)).toEqual([
     '-m', '/m.gguf', '-np', '1', '-c', '512', '--metrics', '-t', '2',
@@ -64,7 +64,20 @@ test('OC-TEST-7002: one slot gets the deterministic profile; optional flags only
 });
 
 test('ORCH-2005: --slot-save-path (needed by llama-server\'s slot erase) is passed when given and the build knows it', () => {
-  const launch = { modelPath: '/m.gguf', slots: 2, contextPerSlot: 512, threads: undefined, useGpu: false, extraArgs: [], slotSavePath: '/data/slots/p-r0' };
+  const launch = { modelPath: '/m.gguf', slots: 2, contextPerSlot: 512, threads: undefined, useGpu: false, extraArgs: [], slotSavePath: '/data/slots/p-r0', devices: [0] };
   expect(llamaServerArguments(launch, new Set(['--slot-save-path']))).toEqual(['-m', '/m.gguf', '-np', '2', '-c', '1024', '--metrics', '--slot-save-path', '/data/slots/p-r0']);
   expect(llamaServerArguments(launch, new Set())).not.toContain('--slot-save-path');
+});
+
+test('ORCH-3012: a multi-device pool splits only by configured ratios; without them it runs on the mask\'s first device alone', () => {
+  const launch = { modelPath: '/m.gguf', slots: 1, contextPerSlot: 512, threads: undefined, useGpu: true, extraArgs: [], devices: [2, 3] };
+  const base = ['-m', '/m.gguf', '-np', '1', '-c', '512', '--metrics'];
+  // Not listed by --help, still passed: a build that cannot split as configured must fail to start.
+  expect(llamaServerArguments({ ...launch, tensorSplit: [0.67, 0.33] }, new Set())).toEqual([...base, '--split-mode', 'layer', '--tensor-split', '0.67,0.33']);
+  // Devices are renumbered from 0 under CUDA_VISIBLE_DEVICES=2,3: 0 is physical device 2.
+  expect(llamaServerArguments(launch, new Set())).toEqual([...base, '--split-mode', 'none', '--main-gpu', '0']);
+  expect(llamaServerArguments({ ...launch, tensorSplit: null }, new Set())).toEqual([...base, '--split-mode', 'none', '--main-gpu', '0']);
+  // One device: nothing to split, no split flags.
+  const single = llamaServerArguments({ ...launch, devices: [1], tensorSplit: [1] }, new Set());
+  expect(single).toEqual(base);
 });

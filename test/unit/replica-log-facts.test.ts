@@ -21,10 +21,12 @@ describe('ORCH-3027 OC-CORE-1040: the replica facts a pool worker\'s job lines c
     expect(quantFromName('mock:t-1234abcd')).toBeNull();
   });
 
-  test('ORCH-3027: tensor_split is null on one device and one ratio per device otherwise (even when not configured)', () => {
+  test('ORCH-3027 ORCH-3012: tensor_split is the configured ratios the engine splits by, null when none are configured or on one device (never made up)', () => {
+    expect(describeTensorSplit([0, 1], [0.67, 0.33])).toBe('0.67,0.33');
+    expect(describeTensorSplit([0, 1, 2], null)).toBeNull();
+    expect(describeTensorSplit([0, 1], undefined)).toBeNull();
     expect(describeTensorSplit([0], undefined)).toBeNull();
-    expect(describeTensorSplit([0, 1], [3, 1])).toBe('3,1');
-    expect(describeTensorSplit([0, 1, 2], null)).toBe('1,1,1');
+    expect(describeTensorSplit([0], [1])).toBeNull();
   });
 
   test('ORCH-3027: OOM and driver-reset counters count the supervisor\'s crash classes; other failures count nowhere', () => {
