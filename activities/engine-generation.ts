@@ -57,7 +57,7 @@ export interface EngineGeneration {
   abort(cause: AbortCause): void;
 }
 
-const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, driver_reset_events: 0 };
+const NO_EVENTS: ReplicaEventCounts = { eviction_events: 0, oom_events: 0, driver_reset_events: 0, ecc_events: 0 };
 
 /** How long after an abort the engine has to report the slot free before the replica is suspect. */
 const SLOT_RELEASE_TIMEOUT_MS = 2_000;

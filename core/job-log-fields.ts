@@ -9,7 +9,7 @@ export interface ReplicaLogFacts {
   readonly engineVersion: string;
   /** null when neither the pool, the GGUF nor the model's name says (never guessed). */
   readonly quant?: string | null | undefined;
-  /** Comma-joined ratios; null on a single device. */
+  /** The configured ratios, comma-joined, where the engine splits by them (ORCH-3012); else null. */
   readonly tensorSplit?: string | null | undefined;
 }
 

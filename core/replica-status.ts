@@ -21,8 +21,8 @@ export const REPLICA_STATES = [
 export type ReplicaState = (typeof REPLICA_STATES)[number];
 
 /**
- * Why a replica is not serving, finer than the error code: ORCH-3039/3053 want VRAM OOM, host OOM
- * and driver resets told apart.
+ * Why a replica is not serving, finer than the error code: ORCH-3039/3053 want VRAM OOM, host OOM,
+ * driver resets and ECC errors told apart.
  */
 export const REPLICA_FAILURE_KINDS = [
   'untrusted_artifact',
@@ -32,6 +32,7 @@ export const REPLICA_FAILURE_KINDS = [
   'vram_oom',
   'host_oom',
   'driver_reset',
+  'ecc_error',
   'engine_exit',
   'load_timeout',
   'self_test_failed',

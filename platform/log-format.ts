@@ -49,7 +49,7 @@ const ENVELOPE = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'v'
  */
 const CONTEXT = new Set([
   'session_id', 'client_id', 'engine', 'model_id', 'quant', 'ctx', 'tensor_split', 'engine_version', 'sampler_profile_version',
-  'kv_warmth', 'queue_time_ms', 'eviction_events', 'oom_events', 'driver_reset_events', 'tokens_in',
+  'kv_warmth', 'queue_time_ms', 'eviction_events', 'oom_events', 'driver_reset_events', 'ecc_events', 'tokens_in',
   'namespace', 'isLocal', 'activityId', 'workflowId', 'workflowType', 'runId', 'workflowRunId', 'target', 'spanContexts',
   'correlation_id', 'restarts', 'breaker_open', 'cpu_inference_override', 'mock_engine', 'model_digest',
 ]);

@@ -19,6 +19,47 @@ export async function probeNvidiaGpus(): Promise<GpuProbeResult> {
   }
 }
 
+/**
+ * `nvidia-smi --query-gpu=index,ecc.errors.uncorrected.volatile.total` lines → count by device. A GPU
+ * without ECC (or with it off) answers `[N/A]` and is left out.
+ */
+export function parseNvidiaSmiEcc(stdout: string): ReadonlyMap<number, number> {
+  const counts = new Map<number, number>();
+  for (const line of stdout.split('\n')) {
+    const match = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(line);
+    if (match) counts.set(Number(match[1]), Number(match[2]));
+  }
+  return counts;
+}
+
+/**
+ * The driver's volatile uncorrected ECC counts of `devices` (ORCH-3053); undefined when nvidia-smi is
+ * missing, fails, or does not answer within `timeoutMs` (a wedged driver often hangs it).
+ */
+export async function readUncorrectedEccCounts(devices: readonly number[], timeoutMs = 3_000): Promise<ReadonlyMap<number, number> | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)(
+      'nvidia-smi',
+      ['--query-gpu=index,ecc.errors.uncorrected.volatile.total', '--format=csv,noheader,nounits', '-i', devices.join(',')],
+      { timeout: timeoutMs, encoding: 'utf8' },
+    );
+    return parseNvidiaSmiEcc(stdout);
+  } catch {
+    return undefined;
+  }
+}
+
+/** How far each device's count rose from `before` to `after`; undefined when either read failed. */
+export function eccIncrease(before: ReadonlyMap<number, number> | undefined, after: ReadonlyMap<number, number> | undefined): ReadonlyMap<number, number> | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const increase = new Map<number, number>();
+  for (const [device, count] of after) {
+    const start = before.get(device);
+    if (start !== undefined) increase.set(device, Math.max(0, count - start));
+  }
+  return increase;
+}
+
 export interface InferenceHostDecision {
   /** True when inference runs on the CPU under the development override. */
   readonly cpuInference: boolean;

@@ -9,6 +9,7 @@ import { tensorSplitOf } from '../models/model-quant';
 import type { EngineAdapterV1 } from '../engines/engine-adapter';
 import { classifyEngineExit } from './crash-classification';
 import type { EngineExit } from './crash-classification';
+import { eccIncrease, readUncorrectedEccCounts } from './gpu-probe';
 import { ReplicaFailure } from './replica-failure';
 import { boundToParent } from '../../platform/parent-death';
 
@@ -103,6 +104,8 @@ export interface SpawnLlamaServerOptions {
   readonly args: readonly string[];
   /** The pool's device mask (ORCH-3001): the engine sees only these GPUs. */
   readonly devices: readonly number[];
+  /** The driver's uncorrected ECC counts of the mask, read at start and at exit (ORCH-3053); nvidia-smi by default. */
+  readonly readEccCounts?: (devices: readonly number[]) => Promise<ReadonlyMap<number, number> | undefined>;
 }
 
 async function freeLoopbackPort(): Promise<number> {
@@ -131,6 +134,9 @@ export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promis
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CUDA_VISIBLE_DEVICES: options.devices.join(',') },
   });
+  const readEcc = options.readEccCounts ?? readUncorrectedEccCounts;
+  // Read beside the start, never before it: an answer only matters if the engine dies.
+  const eccAtStart = readEcc(options.devices);
   let ring = '';
   const keep = (chunk: Buffer): void => {
     ring = (ring + chunk.toString('utf8')).slice(-OUTPUT_RING_CHARS);
@@ -139,8 +145,12 @@ export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promis
   child.stderr?.on('data', keep);
   const exited = new Promise<ReplicaFailure>((resolve) => {
     const settle = (exitCode: number | null, signal: NodeJS.Signals | null): void => {
-      const exit: EngineExit = { exitCode, signal, output: ring, hostFreeBytes: freemem(), hostTotalBytes: totalmem() };
-      resolve(classifyEngineExit(exit));
+      const hostFreeBytes = freemem();
+      const output = ring;
+      void Promise.all([eccAtStart, readEcc(options.devices)]).then(([before, after]) => {
+        const exit: EngineExit = { exitCode, signal, output, hostFreeBytes, hostTotalBytes: totalmem(), eccUncorrectedIncrease: eccIncrease(before, after) };
+        resolve(classifyEngineExit(exit));
+      });
     };
     child.once('error', (error) => {
       keep(Buffer.from(`spawn failed: ${error.message}\n`));

@@ -29,10 +29,10 @@ describe('ORCH-3027 OC-CORE-1040: the replica facts a pool worker\'s job lines c
     expect(describeTensorSplit([0], [1])).toBeNull();
   });
 
-  test('ORCH-3027: OOM and driver-reset counters count the supervisor\'s crash classes; other failures count nowhere', () => {
+  test('ORCH-3027 ORCH-3053: OOM, driver-reset and ECC counters count the supervisor\'s crash classes apart; other failures count nowhere', () => {
     const counters = new ReplicaEventCounters();
-    expect(counters.snapshot()).toEqual({ eviction_events: 0, oom_events: 0, driver_reset_events: 0 });
-    for (const kind of ['vram_oom', 'host_oom', 'driver_reset', 'engine_exit', 'untrusted_artifact'] as const) counters.record(kind);
-    expect(counters.snapshot()).toEqual({ eviction_events: 0, oom_events: 2, driver_reset_events: 1 });
+    expect(counters.snapshot()).toEqual({ eviction_events: 0, oom_events: 0, driver_reset_events: 0, ecc_events: 0 });
+    for (const kind of ['vram_oom', 'host_oom', 'driver_reset', 'ecc_error', 'ecc_error', 'engine_exit', 'untrusted_artifact'] as const) counters.record(kind);
+    expect(counters.snapshot()).toEqual({ eviction_events: 0, oom_events: 2, driver_reset_events: 1, ecc_events: 2 });
   });
 });
