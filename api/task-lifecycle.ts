@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { resolvePoolTimeouts } from '../core/config';
+import { taskDeterminism } from '../core/determinism';
 import { ErrorCode, OrchError } from '../core/errors';
 import type { ChatMessage, SamplingOverrides } from '../core/generation-options';
 import { taskWorkflowId } from '../core/ids';
@@ -36,6 +37,8 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
     return admissionResponse(taskRequest.task_id, existing.admission);
   }
 
+  // ORCH-3045: the task's own determinism, else its pool's posture; strict on a best_effort pool is refused.
+  const determinism = taskDeterminism(pool, taskRequest.determinism, taskRequest.engine);
   // ORCH-3021: a session past its turns or lifetime is refused before admission and enqueue.
   assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
@@ -44,7 +47,7 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const digest = digestOf();
   // Affinity is worth a bounded wait only where the KV can be reused: strict turns never reuse it (engines.md §1.6).
-  const affinity = (taskRequest.determinism ?? 'strict') === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
+  const affinity = determinism === 'strict' ? undefined : context.sessions.affinity(clientId, taskRequest.session_id);
   const placement = await context.placement.plan(pool, taskRequest, clientId, affinity);
   const planned: TaskWorkflowInput = {
     version: 1,
@@ -52,7 +55,7 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
       ...taskRequest,
       seed: taskRequest.seed ?? defaultSeed(taskRequest.task_id),
       sampler_profile_version: taskRequest.sampler_profile_version ?? pool.sampler_profile_version ?? 'v1',
-      determinism: taskRequest.determinism ?? 'strict',
+      determinism,
     },
     poolId: pool.id,
     clientId,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DETERMINISM_MODES } from './determinism';
 import { ENGINES, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
 import { buildSecuritySchemas } from './security-config';
@@ -94,6 +95,12 @@ function buildConfigSchema(strict: boolean) {
     preload: z.boolean().nullish(),
     require_same_engine_version: z.boolean().nullish(),
     sampler_profile_version: z.enum(['v1']).nullish(),
+    /**
+     * The pool's determinism posture (ORCH-3045, core/determinism.ts): absent or `strict`, a task's stream is
+     * a function of its inputs; `best_effort`, tasks default to best effort and one asking for strict is
+     * refused. A llama-server pool of more than one slot must declare best_effort: its slots share batches.
+     */
+    determinism: z.enum(DETERMINISM_MODES).nullish(),
     queue: object({
       capacity: z.int().min(0).nullish(),
       full_policy: z.enum(FULL_QUEUE_POLICIES).nullish(),
@@ -207,6 +214,16 @@ function buildConfigSchema(strict: boolean) {
       }
       if (pool.tensor_split && pool.tensor_split.length !== pool.devices.length) {
         context.addIssue({ code: 'custom', path: ['pools', index, 'tensor_split'], message: 'needs one ratio per device' });
+      }
+      const runtime = pool.engine_runtime;
+      if (runtime.kind === 'llama-server' && runtime.slots > 1 && (pool.determinism ?? 'strict') === 'strict') {
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'engine_runtime', 'slots'],
+          message:
+            `llama-server decodes the requests of its ${runtime.slots} slots in shared batches, so a task's tokens depend on what runs beside it ` +
+            '(strict determinism, ORCH-3045, does not hold): use slots: 1, or declare determinism: best_effort on this pool',
+        });
       }
     });
   });

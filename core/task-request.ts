@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DETERMINISM_MODES } from './determinism';
 import { ENGINES, PRIORITIES } from './engines';
 
 /** Prompts ride in workflow history; this bound keeps one task far below Temporal's 2 MB blob limit. */
@@ -21,7 +22,7 @@ export const TaskRequestSchema = z
     ctx: z.int().min(1).max(2_147_483_647),
     priority: z.enum(PRIORITIES),
     seed: seedSchema.optional(),
-    determinism: z.enum(['strict', 'best_effort']).optional(),
+    determinism: z.enum(DETERMINISM_MODES).optional(),
     sampler_profile_version: z.enum(['v1']).optional(),
     prompt: z
       .string()

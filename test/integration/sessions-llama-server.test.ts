@@ -13,7 +13,7 @@ let stack: TestStack;
 
 beforeAll(async () => {
   await provisionSyntheticEngine();
-  stack = await startTestStack({ ctx: 512, inProcessReplicas: 0, custom: llamaServerPool({ slots: 2 }), replicaOptions: cpuReplicaOptions });
+  stack = await startTestStack({ ctx: 512, inProcessReplicas: 0, custom: { ...llamaServerPool({ slots: 2 }), determinism: 'best_effort' }, replicaOptions: cpuReplicaOptions });
   await stack.addPoolReplica(0);
 }, PROVISION_TIMEOUT_MS);
 afterAll(async () => {

@@ -106,6 +106,7 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
         ...(overrides.priorities ? { admission: { priorities: overrides.priorities } } : {}),
         ...(overrides.policyPlugin ? { policy_plugin: overrides.policyPlugin } : {}),
         ...(custom.engineRuntime ? { engine_runtime: custom.engineRuntime } : {}),
+        ...(custom.determinism ? { determinism: custom.determinism } : {}),
       },
     ],
     streams: { replay_buffer_frames: 4096, linger_ms: 60_000 },
@@ -119,6 +120,8 @@ export interface CustomPool {
   readonly models?: readonly unknown[];
   readonly dev?: Record<string, unknown>;
   readonly engineRuntime?: Record<string, unknown>;
+  /** The pool's determinism posture (a llama-server pool of several slots must say `best_effort`). */
+  readonly determinism?: 'strict' | 'best_effort';
   /** Top-level sections (issue 5): `auth` replaces the test keys; `quotas`, `slo` as in the config. */
   readonly auth?: Record<string, unknown>;
   readonly quotas?: Record<string, unknown>;
