@@ -8,7 +8,7 @@ import {
   poolOperationWorkflowId,
   poolStateWorkflowId,
 } from '../core/pool-state';
-import type { BeginPoolOperation, BeginPoolOperationResult, FinishPoolOperation, PoolMode, PoolOperationInput, PoolOperationKind, PoolState } from '../core/pool-state';
+import type { BeginPoolOperation, BeginPoolOperationResult, FinishPoolOperation, PoolMode, PoolOperationInput, PoolOperationKind, PoolState, ReloadProgress } from '../core/pool-state';
 import { replicaId } from '../core/replica-status';
 import { SearchAttr } from '../core/search-attributes';
 import { WORKFLOW_TASK_QUEUE } from '../core/task-queues';
@@ -31,8 +31,17 @@ export interface OperationSpec<Input extends PoolOperationInput> {
   /** The mode the pool enters when the operation is claimed. */
   readonly mode: PoolMode;
   readonly model: string;
+  /** A reload's progress as it begins (strategy, first phase), shown in health from the claim on. */
+  readonly reload?: ReloadProgress | undefined;
   /** The operation's input; `state` is the pool's record as the claim left it (the authoritative current model). */
   readonly input: (base: PoolOperationInput, state: PoolState) => Input;
+}
+
+/** Every replica an operation acts on: the configured ones and any others seen polling (extra hosts), in order. */
+export function operationReplicaIds(context: Pick<GatewayContext, 'replicas'>, pool: PoolConfig): string[] {
+  const known = context.replicas.replicas(pool.id).map((replica) => replica.replica_id);
+  const configured = Array.from({ length: pool.replicas }, (_unused, index) => replicaId(pool.id, index));
+  return [...new Set([...configured, ...known])];
 }
 
 /**
@@ -51,7 +60,7 @@ export async function startPoolOperation<Input extends PoolOperationInput>(conte
     typedSearchAttributes: [{ key: SearchAttr.pool, value: pool.id }],
   });
   const previousMode = context.poolStates.state(pool.id).mode;
-  const claim: BeginPoolOperation = { operation: { id: operationId, kind: spec.kind, started_at: new Date().toISOString() }, mode: spec.mode };
+  const claim: BeginPoolOperation = { operation: { id: operationId, kind: spec.kind, started_at: new Date().toISOString(), ...(spec.reload ? { reload: spec.reload } : {}) }, mode: spec.mode };
   const claimed = await stateHandle.executeUpdate<BeginPoolOperationResult, [BeginPoolOperation]>(BEGIN_POOL_OPERATION_UPDATE, { args: [claim] });
   if (!claimed.accepted) {
     throw new OrchError(ErrorCode.POOL_UNAVAILABLE, `pool ${pool.id} is busy with operation ${claimed.running.id} (${claimed.running.kind}, since ${claimed.running.started_at}); one operation per pool at a time`, {
@@ -60,9 +69,7 @@ export async function startPoolOperation<Input extends PoolOperationInput>(conte
     });
   }
   context.poolStates.remember(claimed.state);
-  const known = context.replicas.replicas(pool.id).map((replica) => replica.replica_id);
-  const configured = Array.from({ length: pool.replicas }, (_unused, index) => replicaId(pool.id, index));
-  const input = spec.input({ version: 1, poolId: pool.id, operationId, replicaIds: [...new Set([...configured, ...known])] }, claimed.state);
+  const input = spec.input({ version: 1, poolId: pool.id, operationId, replicaIds: operationReplicaIds(context, pool) }, claimed.state);
   try {
     await client.workflow.start(spec.workflowType, {
       workflowId: operationId,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DETERMINISM_MODES } from './determinism';
 import { ENGINES, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
+import { RELOAD_STRATEGIES } from './pool-state';
 import { buildSecuritySchemas } from './security-config';
 
 /** Ids end up in task-queue names, metric labels and replica identities: keep them plain. */
@@ -194,7 +195,14 @@ function buildConfigSchema(strict: boolean) {
       reload_drain_deadline_ms: z.int().min(0).max(3_600_000).default(30_000),
       /** How long one replica's engine may take to come up on the new model (checksum, load, self-test). */
       reload_load_timeout_ms: msSchema.default(300_000),
-    }).default({ reload_drain_deadline_ms: 30_000, reload_load_timeout_ms: 300_000 }),
+      /**
+       * ORCH-3033: `canary` reloads one replica first (the others keep serving) and the rest once it passed;
+       * `all_at_once` drains and reloads every replica together. A pool of one replica always reloads all at once.
+       */
+      reload_strategy: z.enum(RELOAD_STRATEGIES).default('canary'),
+      /** How long a canary is watched on the new model (checked every 5 s: up, drained, self-test) before the rest follow. */
+      reload_canary_observe_ms: z.int().min(0).max(3_600_000).default(0),
+    }).default({ reload_drain_deadline_ms: 30_000, reload_load_timeout_ms: 300_000, reload_strategy: 'canary', reload_canary_observe_ms: 0 }),
     /** Issue 5: API keys and tenants, per-tenant quotas, per-priority SLOs (core/security-config.ts). */
     auth: security.auth.prefault({}),
     quotas: security.quotas.prefault({}),

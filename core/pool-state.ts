@@ -22,6 +22,60 @@ export interface PoolOperationRef {
   readonly kind: PoolOperationKind;
   /** ISO-8601. */
   readonly started_at: string;
+  /** A reload's progress (ORCH-3033): its strategy, phase and steps so far; kept in `last_operation` when it ends. */
+  readonly reload?: ReloadProgress | undefined;
+}
+
+/**
+ * How a reload moves the replicas (ORCH-3033): `canary` switches ONE replica first — drained while the
+ * others keep serving the old model — checks it, then reloads the rest; `all_at_once` drains and reloads
+ * every replica together. A canary that fails is the only replica rolled back.
+ */
+export const RELOAD_STRATEGIES = ['canary', 'all_at_once'] as const;
+export type ReloadStrategy = (typeof RELOAD_STRATEGIES)[number];
+
+/**
+ * A reload's phases, in the order a canary reload goes through them:
+ * - `canary`: one replica drains and loads the new model (checksum, headroom, self-test); the pool serves.
+ * - `canary_observing`: the canary is up on the new model, drained, and checked again (Ready, self-test)
+ *   until the observation period ends; the pool serves.
+ * - `rolling_out`: the pool is drained (admission closed) and the other replicas load the new model; an
+ *   all-at-once reload starts here with every replica.
+ * - `switched`: every running replica serves the new model; the pool's model is switched and they resume.
+ * - `rolling_back`: something failed; the replicas that had switched go back to the previous model.
+ */
+export const RELOAD_PHASES = ['canary', 'canary_observing', 'rolling_out', 'switched', 'rolling_back'] as const;
+export type ReloadPhase = (typeof RELOAD_PHASES)[number];
+
+export interface ReloadStep {
+  readonly phase: ReloadPhase;
+  /** The replicas the phase acts on. */
+  readonly replica_ids: readonly string[];
+  /** The model they go to in this phase (the previous one when rolling back). */
+  readonly model_ref: string;
+  /** ISO-8601, when the phase began (workflow time). */
+  readonly at: string;
+}
+
+export interface ReloadProgress {
+  readonly strategy: ReloadStrategy;
+  readonly phase: ReloadPhase;
+  /** The replica that loads the new model first; null for an all-at-once reload or before one is chosen. */
+  readonly canary_replica_id: string | null;
+  /** How long the canary is watched on the new model before the rest follow (0: once it passed its self-test). */
+  readonly canary_observe_ms: number;
+  /** Every phase so far, in order. */
+  readonly steps: readonly ReloadStep[];
+}
+
+/** The strategy a reload runs with: a canary needs a second replica to keep serving meanwhile. */
+export function effectiveReloadStrategy(requested: ReloadStrategy, replicaCount: number): ReloadStrategy {
+  return requested === 'canary' && replicaCount > 1 ? 'canary' : 'all_at_once';
+}
+
+/** The mode a reload claims the pool with: a canary keeps it serving (admission open) until the rollout. */
+export function reloadClaimMode(strategy: ReloadStrategy): PoolMode {
+  return strategy === 'canary' ? 'serving' : 'reloading';
 }
 
 export interface PoolOperationRecord extends PoolOperationRef {
@@ -101,6 +155,8 @@ export interface PoolOperationProgress {
    * this ref to the pool from then on, and `previous_model_ref` becomes the manual rollback target.
    */
   readonly switchModel?: { readonly modelRef: string; readonly previousModelRef: string } | undefined;
+  /** A reload's progress so far (replaces the running operation's `reload`). */
+  readonly reload?: ReloadProgress | undefined;
 }
 
 export interface FinishPoolOperation {
@@ -119,6 +175,8 @@ export const FINISH_POOL_OPERATION_SIGNAL = 'finishPoolOperation';
 export const DRAIN_POOL_WORKFLOW_TYPE = 'drainPoolWorkflow';
 export const RESUME_POOL_WORKFLOW_TYPE = 'resumePoolWorkflow';
 export const RELOAD_POOL_WORKFLOW_TYPE = 'reloadPoolWorkflow';
+/** The reload workflow's progress query (the Web UI's Queries tab); the same object as health's `operation.reload`. */
+export const RELOAD_PROGRESS_QUERY = 'reloadProgress';
 
 export function poolStateWorkflowId(poolId: string): string {
   return `pool-state-${poolId}`;
@@ -147,6 +205,10 @@ export interface ReloadPoolInput extends PoolOperationInput {
   readonly drainDeadlineMs: number;
   /** How long one replica's engine may take to come up on the new model. */
   readonly loadTimeoutMs: number;
+  /** ORCH-3033; absent in reloads started before canaries existed (they ran all at once). */
+  readonly strategy?: ReloadStrategy | undefined;
+  /** How long the canary is watched on the new model before the rest follow. */
+  readonly canaryObserveMs?: number | undefined;
 }
 
 export interface PoolOperationResult {
@@ -170,4 +232,9 @@ export interface ReplicaControlActivities {
   drainReplica(input: { readonly deadlineMs: number }): Promise<ReplicaControlResult>;
   resumeReplica(): Promise<ReplicaControlResult>;
   reloadReplica(input: { readonly modelRef: string }): Promise<ReplicaControlResult>;
+  /**
+   * ORCH-3033: a canary's check — the replica is up and drained on `modelRef` and its engine passes the
+   * self-test again (a health check where the runtime has no self-test); fails with the cause otherwise.
+   */
+  checkReplica(input: { readonly modelRef: string }): Promise<ReplicaControlResult>;
 }

@@ -2,4 +2,5 @@ export { taskWorkflow } from './task-workflow';
 export { replicaStatusWorkflow } from './replica-status-workflow';
 export { sessionKvEvictionWorkflow } from './session-kv-eviction-workflow';
 export { poolStateWorkflow } from './pool-state-workflow';
-export { drainPoolWorkflow, reloadPoolWorkflow, resumePoolWorkflow } from './pool-operations';
+export { drainPoolWorkflow, resumePoolWorkflow } from './pool-operations';
+export { reloadPoolWorkflow } from './pool-reload';

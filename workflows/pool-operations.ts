@@ -1,7 +1,7 @@
 import { ActivityFailure, ApplicationFailure, getExternalWorkflowHandle, log, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import { poolStateWorkflowId } from '../core/pool-state';
-import type { DrainPoolInput, FinishPoolOperation, PoolOperationInput, PoolOperationProgress, PoolOperationResult, ReloadPoolInput, ReplicaControlActivities, ReplicaControlResult } from '../core/pool-state';
+import type { DrainPoolInput, FinishPoolOperation, PoolOperationInput, PoolOperationProgress, PoolOperationResult, ReplicaControlActivities, ReplicaControlResult } from '../core/pool-state';
 import { replicaControlTaskQueue } from '../core/task-queues';
 import { finishPoolOperationSignal, poolOperationProgressSignal } from './pool-state-workflow';
 
@@ -13,11 +13,11 @@ const CONTROL_SCHEDULE_TO_START_MS = 10_000;
 /** Control activities heartbeat while they wait; a pool worker that dies is noticed within this. */
 const CONTROL_HEARTBEAT_MS = 10_000;
 /** Beyond a drain's deadline: time to abort what still runs and report. */
-const DRAIN_MARGIN_MS = 30_000;
+export const DRAIN_MARGIN_MS = 30_000;
 /** Resuming only starts a poller on a live engine. */
-const RESUME_TIMEOUT_MS = 60_000;
+export const RESUME_TIMEOUT_MS = 60_000;
 
-type ReplicaOutcome = { readonly replicaId: string; readonly result: ReplicaControlResult | 'absent' } | { readonly replicaId: string; readonly error: string };
+export type ReplicaOutcome = { readonly replicaId: string; readonly result: ReplicaControlResult | 'absent' } | { readonly replicaId: string; readonly error: string };
 
 function controlActivities(replicaId: string, startToCloseMs: number): ReplicaControlActivities {
   return proxyActivities<ReplicaControlActivities>({
@@ -102,40 +102,4 @@ export async function resumePoolWorkflow(input: PoolOperationInput): Promise<Poo
   // Serving even if one replica failed: the others poll, and the failed one resumes when it restarts.
   await finish(input, { outcome: result.outcome, cause, mode: 'serving' });
   return result;
-}
-
-/**
- * ORCH-2102 / OC-CTRL-2003 / ORCH-3031 / ORCH-3033: drain + replace, atomic, rolled back on failure. Drains
- * the pool, restarts every replica's engine on the new model (same launch path: checksum, headroom,
- * self-test), and only if every replica came up on it switches the pool's model in ONE signal to the
- * pool-state workflow, then resumes. If any replica fails, the replicas already on the new model go back to
- * the previous one (the failed ones did so by themselves), the pool resumes on the old model, and the result
- * is `rolled_back` with the cause.
- */
-export async function reloadPoolWorkflow(input: ReloadPoolInput): Promise<PoolOperationResult> {
-  const drained = await onEveryReplica(input.replicaIds, input.drainDeadlineMs + DRAIN_MARGIN_MS, (replica) => replica.drainReplica({ deadlineMs: input.drainDeadlineMs }));
-  const present = drained.flatMap((outcome) => ('result' in outcome && outcome.result !== 'absent' ? [outcome.replicaId] : []));
-  let cause = firstError(drained);
-  let reloaded: ReplicaOutcome[] = [];
-  if (cause === null && present.length === 0) cause = 'no replica of the pool is running: nothing could load the new model';
-  if (cause === null) {
-    reloaded = await onEveryReplica(present, input.loadTimeoutMs, (replica) => replica.reloadReplica({ modelRef: input.modelRef }));
-    cause = firstError(reloaded);
-  }
-  if (cause === null) {
-    await reportProgress(input, { mode: 'reloading', switchModel: { modelRef: input.modelRef, previousModelRef: input.previousModelRef } });
-    const resumed = await onEveryReplica(input.replicaIds, RESUME_TIMEOUT_MS, (replica) => replica.resumeReplica());
-    const resumeError = firstError(resumed);
-    await finish(input, { outcome: 'completed', cause: resumeError, mode: 'serving' });
-    return { outcome: 'completed', cause: resumeError, replicas: summarize(reloaded) };
-  }
-  // Rollback in one action: every replica that switched goes back; the failed ones already did.
-  const switched = reloaded.flatMap((outcome) => ('result' in outcome && outcome.result !== 'absent' ? [outcome.replicaId] : []));
-  const restored = await onEveryReplica(switched, input.loadTimeoutMs, (replica) => replica.reloadReplica({ modelRef: input.previousModelRef }));
-  const restoreError = firstError(restored);
-  await onEveryReplica(input.replicaIds, RESUME_TIMEOUT_MS, (replica) => replica.resumeReplica());
-  const fullCause = restoreError === null ? cause : `${cause}; rollback: ${restoreError}`;
-  log.warn('reload rolled back', { poolId: input.poolId, cause: fullCause });
-  await finish(input, { outcome: restoreError === null ? 'rolled_back' : 'failed', cause: fullCause, mode: 'serving' });
-  return { outcome: restoreError === null ? 'rolled_back' : 'failed', cause: fullCause, replicas: summarize([...reloaded, ...restored]) };
 }

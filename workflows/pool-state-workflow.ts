@@ -35,9 +35,15 @@ export async function poolStateWorkflow(input: { poolId: string; state: PoolStat
     change({ ...state, operation, mode });
     return { accepted: true, state };
   });
-  setHandler(poolOperationProgressSignal, ({ id, mode, switchModel }) => {
-    if (state.operation?.id !== id) return;
-    change({ ...state, mode, ...(switchModel ? { model_ref: switchModel.modelRef, previous_model_ref: switchModel.previousModelRef } : {}) });
+  setHandler(poolOperationProgressSignal, ({ id, mode, switchModel, reload }) => {
+    const running = state.operation;
+    if (running?.id !== id) return;
+    change({
+      ...state,
+      mode,
+      ...(switchModel ? { model_ref: switchModel.modelRef, previous_model_ref: switchModel.previousModelRef } : {}),
+      ...(reload ? { operation: { ...running, reload } } : {}),
+    });
   });
   setHandler(finishPoolOperationSignal, ({ id, outcome, cause, mode }) => {
     const running = state.operation;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ENGINES } from '../../core/engines';
 import { ERROR_CODES } from '../../core/errors';
-import { MAX_DRAIN_DEADLINE_MS, POOL_MODES, POOL_OPERATION_KINDS } from '../../core/pool-state';
+import { MAX_DRAIN_DEADLINE_MS, POOL_MODES, POOL_OPERATION_KINDS, RELOAD_STRATEGIES } from '../../core/pool-state';
 
 /**
  * Response shapes of the public API as zod schemas: the OpenAPI document is generated from these and
@@ -38,8 +38,16 @@ export const PoolHealthSchema = z.object({
 /** ORCH-2101: the drain's deadline; in-flight tasks still running at it end with POOL_UNAVAILABLE. */
 export const DrainRequestSchema = z.strictObject({ deadline_ms: z.int().min(0).max(MAX_DRAIN_DEADLINE_MS) });
 
-/** ORCH-2102: a catalog model ref (llama-server pools) or a `mock:` ref (mock pools). */
-export const ReloadRequestSchema = z.strictObject({ new_model_ref: z.string().min(1).max(256) });
+/**
+ * ORCH-2102: a catalog model ref (llama-server pools) or a `mock:` ref (mock pools). ORCH-3033 (llama-orch's
+ * additions): `strategy` overrides the config's `control.reload_strategy` (`canary`: one replica first, then
+ * the rest; `all_at_once`), `canary_observe_ms` its `control.reload_canary_observe_ms`.
+ */
+export const ReloadRequestSchema = z.strictObject({
+  new_model_ref: z.string().min(1).max(256),
+  strategy: z.enum(RELOAD_STRATEGIES).optional(),
+  canary_observe_ms: z.int().min(0).max(MAX_DRAIN_DEADLINE_MS).optional(),
+});
 
 /** 202 of a pool operation (drain, resume, reload): its workflow id, to follow in the Web UI and in health. */
 export const PoolOperationAcceptedSchema = z.strictObject({
@@ -49,6 +57,9 @@ export const PoolOperationAcceptedSchema = z.strictObject({
   mode: z.enum(POOL_MODES),
   deadline_ms: z.int().min(0).optional(),
   new_model_ref: z.string().optional(),
+  /** A reload's strategy as it runs: `canary` needs more than one replica, else the reload runs all at once. */
+  strategy: z.enum(RELOAD_STRATEGIES).optional(),
+  canary_observe_ms: z.int().min(0).optional(),
 });
 
 /** OC-CTRL-2004: spec §2.9 ReplicaSet (id, engine, load, slots, slo) plus llama-orch's additive fields. */

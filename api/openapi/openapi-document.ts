@@ -181,7 +181,7 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'reloadPool',
           'x-req-id': ['ORCH-2102', 'OC-CTRL-2003', 'ORCH-3031', 'ORCH-3033'],
           description:
-            'Starts a reload workflow: drain, restart every replica on new_model_ref (checksum, headroom, self-test), switch the pool to it in one step, resume; if any replica fails, every replica goes back to the previous model (result rolled_back). Reloading to the previous ref is the manual rollback. 400 when the ref is not servable by the pool.',
+            'Starts a reload workflow. Canary (ORCH-3033; the default on a serving pool of more than one replica): one replica drains and restarts on new_model_ref (checksum, headroom, self-test) while the others keep serving the old model, is checked again for canary_observe_ms, then the pool drains and the rest follow; a canary that fails is the only replica rolled back. all_at_once: every replica drains and restarts together. Either way the pool switches to the new model in one step once every replica runs it, then resumes; a replica that fails after the canary sends every replica back to the previous model (result rolled_back). Progress: health metrics.pool_state.operation.reload (phase, steps). Reloading to the previous ref is the manual rollback. 400 when the ref is not servable by the pool.',
           parameters: [poolIdParameter, correlationParameter],
           requestBody: { required: true, content: { 'application/json': { schema: ref('ReloadRequest') } } },
           responses: {

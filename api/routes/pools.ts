@@ -18,6 +18,8 @@ interface ReplicaHealth {
   readonly polling: boolean;
   readonly engine_version: string | null;
   readonly model_digest: string | null;
+  /** The model this replica serves or loads now: during a canary reload (ORCH-3033) replicas differ. */
+  readonly model_ref: string | null;
   readonly last_error: ReplicaStatus['last_error'];
   readonly restarts: number;
   readonly breaker_open: boolean;
@@ -67,6 +69,7 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
         polling: poller !== undefined,
         engine_version: status?.engine_version ?? poller?.engineVersion ?? null,
         model_digest: status?.model_digest ?? null,
+        model_ref: status?.model_ref ?? null,
         last_error: status?.last_error ?? null,
         restarts: status?.restarts ?? 0,
         breaker_open: status?.breaker_open ?? false,

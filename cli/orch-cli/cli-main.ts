@@ -21,7 +21,9 @@ const USAGE = `llama-orch — the command line for a running stack (npm run cli 
   pools                            a health table of every pool
   drain POOL [--deadline-ms N]     drain a pool, showing progress until it ends
   resume POOL                      resume a drained pool
-  reload POOL MODEL_REF            reload a pool on another model (rolls back on failure)
+  reload POOL MODEL_REF [--all-at-once] [--canary-observe-ms N]
+                                   reload a pool on another model: one replica first (canary), then the rest;
+                                   rolls back on failure
   keys list | keys create --tenant T [--scopes data,control] [--id ID] | keys revoke ID
                                    API keys in <data_dir>/api-keys.json (or --keys-file); applied by a config reload
 
@@ -42,6 +44,8 @@ const OPTIONS = {
   state: { type: 'string' },
   limit: { type: 'string', default: '20' },
   'deadline-ms': { type: 'string', default: '60000' },
+  'all-at-once': { type: 'boolean', default: false },
+  'canary-observe-ms': { type: 'string' },
   tenant: { type: 'string' },
   scopes: { type: 'string', default: 'data' },
   id: { type: 'string' },
@@ -102,7 +106,14 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'resume':
       return poolOperationCommand(api, api.resume(need(rest[0], 'a pool id')), output);
     case 'reload':
-      return poolOperationCommand(api, api.reload(need(rest[0], 'a pool id'), need(rest[1], 'a model ref')), output);
+      return poolOperationCommand(
+        api,
+        api.reload(need(rest[0], 'a pool id'), need(rest[1], 'a model ref'), {
+          ...(values['all-at-once'] ? { strategy: 'all_at_once' as const } : {}),
+          ...(values['canary-observe-ms'] === undefined ? {} : { canary_observe_ms: Number(values['canary-observe-ms']) }),
+        }),
+        output,
+      );
     case 'keys': {
       const action = rest[0];
       if (action === 'list') return listKeys(keysFile, output);

@@ -4,11 +4,12 @@ import type { CliOutput } from './cli-output';
 interface ReplicaLine {
   readonly replica_id: string;
   readonly state: string;
+  readonly model_ref?: string | null;
 }
 
 const replicasOf = (health: PoolHealth): ReplicaLine[] => (health.metrics['replicas'] as ReplicaLine[] | undefined) ?? [];
-const poolStateOf = (health: PoolHealth): { mode?: string; model_ref?: string; operation?: { id: string; kind: string } | null } =>
-  (health.metrics['pool_state'] as { mode?: string; model_ref?: string; operation?: { id: string; kind: string } | null } | undefined) ?? {};
+type PoolStateView = { mode?: string; model_ref?: string; operation?: { id: string; kind: string; reload?: { phase: string } } | null };
+const poolStateOf = (health: PoolHealth): PoolStateView => (health.metrics['pool_state'] as PoolStateView | undefined) ?? {};
 
 /** `pools`: one line per pool — model, mode, replicas ready of known, backlog, the last error. */
 export async function poolsCommand(api: OrchClient, poolIds: readonly string[], output: CliOutput): Promise<void> {
@@ -42,10 +43,12 @@ export async function poolOperationCommand(api: OrchClient, started: Promise<Poo
   const ended = await api.waitForOperation(accepted, {
     onProgress: (health) => {
       const replicas = replicasOf(health)
-        .map((replica) => `${replica.replica_id} ${replica.state}`)
+        .map((replica) => `${replica.replica_id} ${replica.state}${replica.model_ref ? ` (${replica.model_ref})` : ''}`)
         .join(', ');
       const seconds = Math.round((Date.now() - startedAt) / 1000);
-      if (!output.json) output.progress(`${accepted.kind} ${accepted.pool_id}: ${replicas || 'no replica reporting'}; backlog ${typeof health.metrics['backlog'] === 'number' ? health.metrics['backlog'] : 0} (${seconds} s)`);
+      // A reload's phase (ORCH-3033): canary, canary_observing, rolling_out, switched, rolling_back.
+      const phase = poolStateOf(health).operation?.reload?.phase;
+      if (!output.json) output.progress(`${accepted.kind} ${accepted.pool_id}${phase ? ` [${phase}]` : ''}: ${replicas || 'no replica reporting'}; backlog ${typeof health.metrics['backlog'] === 'number' ? health.metrics['backlog'] : 0} (${seconds} s)`);
     },
   });
   output.endProgress();

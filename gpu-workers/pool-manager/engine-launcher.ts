@@ -20,6 +20,8 @@ export interface LaunchedEngine {
   readonly modelDigest: string | undefined;
   /** The engine's process id, when the replica owns the process. */
   readonly pid: number | undefined;
+  /** Runs the start-up self-test again on the live engine (a reload's canary check); absent where the runtime has none. */
+  readonly selfTest?: (() => Promise<void>) | undefined;
   /** Resolves when the engine fails on its own (crash); never rejects. */
   readonly failed: Promise<ReplicaFailure>;
   stop(): Promise<void>;

@@ -113,6 +113,10 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
           modelRef,
           modelDigest: verified.digest,
           pid: engine.pid,
+          selfTest: async () => {
+            const again = await runSelfTest(adapter, { slots: runtime.slots, contextPerSlot });
+            logger.info({ self_test_ms: again.durationMs, decoded_tokens: again.decodedTokens }, 'self-test passed again');
+          },
           failed: engine.exited,
           stop,
         };

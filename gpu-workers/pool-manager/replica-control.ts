@@ -17,7 +17,7 @@ export interface ReplicaControlOptions {
   readonly namespace: string;
   readonly connection: NativeConnection;
   readonly identity: string;
-  readonly supervisor: Pick<ReplicaSupervisor, 'drain' | 'resume' | 'reload'>;
+  readonly supervisor: Pick<ReplicaSupervisor, 'drain' | 'resume' | 'reload' | 'check'>;
   readonly machine: Pick<ReplicaStateMachine, 'status'>;
   readonly logger: Logger;
 }
@@ -60,6 +60,16 @@ export function createReplicaControlActivities(options: Pick<ReplicaControlOptio
       } catch (error) {
         // Typed and final: the same model fails the same checks again; the workflow rolls back instead.
         const failure = asReplicaFailure(error, 'config_mismatch');
+        throw ApplicationFailure.create({ type: failure.code, message: `${failure.kind}: ${failure.message}`, nonRetryable: true });
+      }
+      return result();
+    },
+    async checkReplica({ modelRef }) {
+      try {
+        await heartbeating(supervisor.check(modelRef));
+      } catch (error) {
+        // The canary failed its check: the workflow rolls it back rather than check again.
+        const failure = asReplicaFailure(error, 'self_test_failed');
         throw ApplicationFailure.create({ type: failure.code, message: `${failure.kind}: ${failure.message}`, nonRetryable: true });
       }
       return result();

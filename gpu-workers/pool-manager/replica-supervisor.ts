@@ -118,6 +118,8 @@ export class ReplicaSupervisor {
    * Idempotent: a retried reload on a replica that already serves the model resolves at once.
    */
   async reload(modelRef: string): Promise<void> {
+    // Already there (a canary that restarted onto the pool's model and is rolled back to it): nothing to do.
+    if (!this.reloading && this.modelRef === modelRef && this.engine?.modelRef === modelRef && (this.options.machine.state === 'drained' || this.options.machine.state === 'ready')) return;
     if (!this.drained) throw new ReplicaFailure(ErrorCode.POOL_UNAVAILABLE, 'config_mismatch', 'a replica is reloaded only while drained', false);
     if (this.reloading) {
       if (this.reloading.target !== modelRef) throw new ReplicaFailure(ErrorCode.POOL_UNAVAILABLE, 'config_mismatch', `already reloading to ${this.reloading.target}`, false);
@@ -134,6 +136,27 @@ export class ReplicaSupervisor {
     this.modelRef = modelRef;
     this.controlRequest?.({ kind: 'reload' });
     return done;
+  }
+
+  /**
+   * ORCH-3033: a reload's canary check. Passes while the replica is up and drained on `modelRef` and its
+   * engine passes the self-test again (a health check where the runtime has none); otherwise throws why
+   * (its last error when the engine failed meanwhile).
+   */
+  async check(modelRef: string): Promise<void> {
+    const { machine } = this.options;
+    const engine = this.engine;
+    if (machine.state !== 'drained' || engine?.modelRef !== modelRef) {
+      const lastError = machine.status.last_error;
+      const why = lastError ? `; last error ${lastError.code} (${lastError.kind}): ${lastError.message}` : '';
+      throw new ReplicaFailure(lastError?.code ?? ErrorCode.WORKER_RESET, lastError?.kind ?? 'engine_exit', `the replica is ${machine.state} on ${engine?.modelRef ?? machine.status.model_ref}, not drained on ${modelRef}${why}`);
+    }
+    if (engine.selfTest) {
+      await engine.selfTest();
+      return;
+    }
+    const health = await engine.adapter.health();
+    if (!health.ready) throw new ReplicaFailure(ErrorCode.WORKER_RESET, 'engine_exit', `the engine is not ready${health.detail ? `: ${health.detail}` : ''}`);
   }
 
   private settleReload(failure?: ReplicaFailure): void {

@@ -6,6 +6,7 @@ import type {
   PoolHealth,
   PoolOperationAccepted,
   PoolOperationRecord,
+  ReloadOptions,
   ReplicaSet,
   SessionInfo,
   StackHealth,
@@ -152,8 +153,9 @@ export class OrchClient {
     return this.call('drain', { id: poolId }, { deadline_ms: deadlineMs });
   }
 
-  reload(poolId: string, newModelRef: string): Promise<PoolOperationAccepted> {
-    return this.call('reload', { id: poolId }, { new_model_ref: newModelRef });
+  /** ORCH-3033: a pool of several replicas reloads a canary first unless `options.strategy` is `all_at_once`. */
+  reload(poolId: string, newModelRef: string, options: ReloadOptions = {}): Promise<PoolOperationAccepted> {
+    return this.call('reload', { id: poolId }, { new_model_ref: newModelRef, ...options });
   }
 
   resume(poolId: string): Promise<PoolOperationAccepted> {

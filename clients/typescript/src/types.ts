@@ -74,6 +74,26 @@ export interface PoolOperationAccepted {
   mode: string;
   deadline_ms?: number | undefined;
   new_model_ref?: string | undefined;
+  /** A reload's strategy as it runs (ORCH-3033): `canary` on a pool of more than one replica unless asked otherwise. */
+  strategy?: ReloadStrategy | undefined;
+  canary_observe_ms?: number | undefined;
+}
+
+export type ReloadStrategy = 'canary' | 'all_at_once';
+
+/** `POST /v1/pools/{id}/reload` options beside the model ref; absent ones come from the server's config. */
+export interface ReloadOptions {
+  strategy?: ReloadStrategy | undefined;
+  canary_observe_ms?: number | undefined;
+}
+
+/** A reload's progress (health's `metrics.pool_state.operation.reload`, kept in `last_operation`). */
+export interface ReloadProgress {
+  strategy: ReloadStrategy;
+  phase: 'canary' | 'canary_observing' | 'rolling_out' | 'switched' | 'rolling_back';
+  canary_replica_id: string | null;
+  canary_observe_ms: number;
+  steps: { phase: ReloadProgress['phase']; replica_ids: string[]; model_ref: string; at: string }[];
 }
 
 /** A pool operation once it ended (pool health's `metrics.pool_state.last_operation`). */
@@ -85,6 +105,7 @@ export interface PoolOperationRecord {
   /** Why a reload rolled back or an operation failed; null when it completed. */
   cause: string | null;
   finished_at: string;
+  reload?: ReloadProgress | undefined;
 }
 
 export interface ReplicaSet {
