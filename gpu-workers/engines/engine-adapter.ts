@@ -60,6 +60,13 @@ export interface EngineHealth {
 export interface SlotState {
   readonly id: number;
   readonly isProcessing: boolean;
+  /** The slot's context window in tokens, when the engine says (llama-server `n_ctx`). */
+  readonly contextTokens?: number | undefined;
+  /**
+   * Tokens the slot's KV holds now: a running task's prompt and what it generated so far, or what an idle
+   * slot still caches from its last task (llama-server `n_prompt_tokens`). Absent when the engine does not say.
+   */
+  readonly heldTokens?: number | undefined;
 }
 
 /**
@@ -81,6 +88,12 @@ export interface EngineAdapterV1 {
   confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
   /** The prompt the model's own chat template makes of `messages`, ending with the assistant's turn (llama-server `POST /apply-template`). */
   applyChatTemplate(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<string>;
+  /**
+   * The prompt's tokens as a completion of `prompt` would count them — the model's special tokens (BOS)
+   * added and special-token text parsed, as `complete` sends it (llama-server `POST /tokenize`). Admission
+   * checks prompt + max_tokens against ctx with it (ORCH-3015).
+   */
+  tokenize(prompt: string, signal?: AbortSignal): Promise<readonly number[]>;
   /** Drops the KV a slot holds (llama-server `POST /slots/<id>?action=erase`); the slot must be idle. */
   eraseSlot(slotId: number, signal?: AbortSignal): Promise<void>;
   /** Engine-native Prometheus text (llama-server `--metrics`). */

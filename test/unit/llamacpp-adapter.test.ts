@@ -245,19 +245,21 @@ describe('llama.cpp adapter against the mock engine', () => {
     expect(gone).toMatchObject({ live: false, ready: false });
   });
 
-  test('ORCH-3019: slots() maps /slots while a completion holds slot 0', async () => {
+  test('ORCH-3019: slots() maps /slots while a completion holds slot 0, with each slot\'s context and the tokens its KV holds (issue 13)', async () => {
     const engine = await mockEngine({ slots: 2, ttftMs: 0, interTokenMs: 10 });
     const adapter = adapterFor(engine.url);
     expect(await adapter.slots()).toEqual([
-      { id: 0, isProcessing: false },
-      { id: 1, isProcessing: false },
+      { id: 0, isProcessing: false, contextTokens: 4096, heldTokens: 0 },
+      { id: 1, isProcessing: false, contextTokens: 4096, heldTokens: 0 },
     ]);
     const stream = adapter.complete({ ...REQUEST, maxTokens: 1000, slotId: 0 }, newController().signal);
     await stream.next();
+    const promptTokens = (await adapter.tokenize(REQUEST.prompt)).length;
     expect(await adapter.slots()).toEqual([
-      { id: 0, isProcessing: true },
-      { id: 1, isProcessing: false },
+      { id: 0, isProcessing: true, contextTokens: 4096, heldTokens: expect.any(Number) },
+      { id: 1, isProcessing: false, contextTokens: 4096, heldTokens: 0 },
     ]);
+    expect((await adapter.slots())[0]?.heldTokens).toBeGreaterThan(promptTokens);
     await stream.return(undefined as never);
   });
 

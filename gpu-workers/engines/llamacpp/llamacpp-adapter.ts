@@ -15,7 +15,7 @@ import type {
 } from '../engine-adapter';
 import { buildCompletionBody } from './completion-request-body';
 import { readCompletionStream } from './completion-stream';
-import { AppliedTemplateSchema, ErrorEnvelopeSchema, PropsSchema, SlotsSchema } from './llamacpp-api-types';
+import { AppliedTemplateSchema, ErrorEnvelopeSchema, PropsSchema, SlotsSchema, TokenizeSchema } from './llamacpp-api-types';
 import type { ChatMessage } from '../../../core/generation-options';
 import { fromHttpStatus, fromTransportFailure, workerReset } from './llamacpp-errors';
 import { parseSseEvents } from './sse-events';
@@ -100,6 +100,8 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     return parsed.data.map((slot) => ({
       id: slot.id,
       isProcessing: slot.is_processing ?? (slot.state != null && slot.state !== 0),
+      contextTokens: slot.n_ctx ?? undefined,
+      heldTokens: slot.n_prompt_tokens ?? undefined,
     }));
   }
 
@@ -234,6 +236,15 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     return parsed.data.prompt;
   }
 
+  async function tokenize(prompt: string, signal?: AbortSignal): Promise<readonly number[]> {
+    // As POST /completion tokenizes a string prompt: the model's BOS/EOS added, special-token text parsed.
+    const response = await postControl('tokenize', { content: prompt, add_special: true, parse_special: true }, signal);
+    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+    const parsed = TokenizeSchema.safeParse(parseJson(response.text, '/tokenize'));
+    if (!parsed.success) throw workerReset(`unexpected /tokenize answer: ${parsed.error.message}`);
+    return parsed.data.tokens;
+  }
+
   async function scrapeMetrics(signal?: AbortSignal): Promise<string> {
     const response = await getText('metrics', signal);
     // 501 means llama-server runs without --metrics.
@@ -251,6 +262,7 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     confirmSlotFree,
     eraseSlot,
     applyChatTemplate,
+    tokenize,
     scrapeMetrics,
     close: async () => {
       await ownAgent?.close();

@@ -52,8 +52,14 @@ export const SlotsSchema = z.array(
     is_processing: z.boolean().nullish(),
     /** Older builds: 0 = idle, anything else = busy. */
     state: z.number().nullish(),
+    n_ctx: z.number().nullish(),
+    /** Tokens in the slot's KV: the running (or last) task's prompt plus what it generated. */
+    n_prompt_tokens: z.number().nullish(),
   }),
 );
+
+/** POST /tokenize: the token ids (with `with_pieces` off, the default). */
+export const TokenizeSchema = z.object({ tokens: z.array(z.number()) });
 
 /** POST /apply-template: the chat template rendered for `messages`, with the generation prompt. */
 export const AppliedTemplateSchema = z.object({ prompt: z.string() });

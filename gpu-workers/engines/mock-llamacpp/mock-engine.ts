@@ -10,6 +10,7 @@ import { renderMockMetrics } from './mock-metrics';
 import type { MockMetricsSnapshot } from './mock-metrics';
 import { LOADING_ERROR, NOT_FOUND_ERROR, readJsonBody, sendJson } from './mock-http';
 import { MockSlotPool } from './mock-slot-pool';
+import { mockTokenize } from './mock-vocabulary';
 import { applyTemplateAnswer, modelsBody, openAiChatWire, openAiCompletionWire, parseOpenAiChatBody, parseOpenAiCompletionBody } from './mock-openai';
 
 /**
@@ -116,6 +117,8 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       is_processing: slot.isProcessing,
       params: { seed: slot.seed, ...slot.params },
       prompt: '',
+      // What the slot's KV holds: the running task's prompt and output so far, or the last task's.
+      n_prompt_tokens: slot.nHeld,
       next_token: {
         has_next_token: slot.isProcessing,
         has_new_line: false,
@@ -198,8 +201,16 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       const erased = slot.nCached;
       slot.cachedText = '';
       slot.nCached = 0;
+      slot.nHeld = 0;
       req.resume();
       return sendJson(res, 200, { id_slot: slot.id, n_erased: erased });
+    }
+    if (method === 'POST' && path === '/tokenize') {
+      void readJsonBody(req).then((body) => {
+        const answer = body.ok ? tokenizeAnswer(body.value) : body.error;
+        sendJson(res, answer.status, answer.body);
+      });
+      return;
     }
     if (method === 'POST' && path === '/apply-template') {
       void readJsonBody(req).then((body) => {
@@ -263,4 +274,13 @@ export async function startMockEngine(options: MockEngineOptions = {}): Promise<
       return closing;
     },
   };
+}
+
+/** POST /tokenize (llama-server): `{content, add_special?}` → `{tokens}`; add_special defaults to false there too. */
+function tokenizeAnswer(raw: unknown): { status: number; body: unknown } {
+  const body = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const content = body['content'];
+  if (content === undefined) return { status: 200, body: { tokens: [] } };
+  if (typeof content !== 'string') return { status: 400, body: { error: { code: 400, message: '"content" must be a string', type: 'invalid_request_error' } } };
+  return { status: 200, body: { tokens: mockTokenize(content, body['add_special'] === true) } };
 }

@@ -127,6 +127,7 @@ export class MockGeneration {
       this.cacheN = Math.min(slot.nCached, this.params.promptTokens - 1);
     }
     slot.seed = this.params.seed;
+    slot.nHeld = this.params.promptTokens;
     slot.nRemain = this.params.tokenLimit;
     slot.params = { seed: this.params.seed, n_predict: this.params.nPredict, ...this.params.samplerSettings };
     this.grantedAt = performance.now();
@@ -187,6 +188,7 @@ export class MockGeneration {
     this.counters.tokensPredictedTotal++;
     if (this.slot !== undefined) {
       this.slot.nDecoded = this.generated;
+      this.slot.nHeld = this.params.promptTokens + this.generated;
       this.slot.nRemain = Math.max(0, this.params.tokenLimit - this.generated);
     }
   }
@@ -201,6 +203,7 @@ export class MockGeneration {
     if (this.slot !== undefined) {
       this.slot.cachedText = (typeof this.params.prompt === 'string' ? this.params.prompt : '') + this.pieces.join('');
       this.slot.nCached = this.params.promptTokens + this.generated;
+      this.slot.nHeld = this.slot.nCached;
     }
     if (this.params.stream) {
       this.res.end(this.wire.streamEnd(final));

@@ -11,6 +11,8 @@ export interface MockSlot {
   /** What the slot's KV holds after its last request (prompt + output), like llama.cpp's slot cache. */
   cachedText: string;
   nCached: number;
+  /** Tokens the slot's KV holds now (GET /slots `n_prompt_tokens`): the running task's prompt and output so far, else nCached. */
+  nHeld: number;
 }
 
 export type SlotGrant = (slot: MockSlot) => void;
@@ -48,6 +50,7 @@ export class MockSlotPool {
       params: {},
       cachedText: '',
       nCached: 0,
+      nHeld: 0,
     }));
   }
 

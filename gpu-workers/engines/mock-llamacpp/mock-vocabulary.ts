@@ -48,6 +48,28 @@ export function countPromptTokens(prompt: string | readonly number[]): number {
   return words + 1;
 }
 
+/** The BOS id the mock's tokenizer adds (a special id, below the pieces). */
+export const MOCK_BOS_TOKEN_ID = 1;
+
+/**
+ * POST /tokenize's answer: one id per whitespace-separated word, plus BOS when `addSpecial` — the same
+ * count `countPromptTokens` gives a completion's prompt (and its `tokens_evaluated`). The ids are a hash of
+ * each word onto the pieces: deterministic, and never special.
+ */
+export function mockTokenize(content: string, addSpecial: boolean): number[] {
+  const ids = addSpecial ? [MOCK_BOS_TOKEN_ID] : [];
+  let wordStart = -1;
+  for (let i = 0; i <= content.length; i++) {
+    const isSpace = i === content.length || content.charCodeAt(i) <= 0x20;
+    if (!isSpace && wordStart < 0) wordStart = i;
+    if (isSpace && wordStart >= 0) {
+      ids.push(FIRST_PIECE_ID + (hashSeedAndPrompt(0, content.slice(wordStart, i)) % PIECES.length));
+      wordStart = -1;
+    }
+  }
+  return ids;
+}
+
 /** FNV-1a over UTF-16 code units, then mixed with the seed and finalised with murmur3's fmix32. */
 function hashSeedAndPrompt(seed: number, promptKey: string): number {
   let hash = 0x811c9dc5;
