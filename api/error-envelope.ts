@@ -30,11 +30,12 @@ export function sendError(reply: FastifyReply, error: TypedErrorLike): FastifyRe
 
 /**
  * The same error in OpenAI's shape, for the OpenAI-compatible routes (api/openai/): the contract's code
- * rides in `code`, the status and Retry-After are the contract's, so clients' retry logic works unchanged.
+ * rides in `code` (OpenAI's own where it has one: `context_length_exceeded`), the status and Retry-After
+ * are the contract's, so clients' retry logic works unchanged.
  */
 export function sendOpenAiError(reply: FastifyReply, error: TypedErrorLike): FastifyReply {
   const status = prepareErrorReply(reply, error);
-  return reply.code(status).send({ error: { message: error.message, type: openAiErrorType(status), param: null, code: error.code } });
+  return reply.code(status).send({ error: { message: error.message, type: openAiErrorType(status), param: null, code: error.details?.openAiCode ?? error.code } });
 }
 
 /** Status and headers (WWW-Authenticate, Retry-After, X-Backoff-Ms) of a typed error. */

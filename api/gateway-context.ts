@@ -10,6 +10,7 @@ import type { ReplicaFrameMetrics } from './observability/replica-frame-metrics'
 import type { OrchMetrics } from './observability/metrics';
 import type { PlacementPlanner } from './placement/placement-planner';
 import type { FastStarter } from './fast-start/fast-starter';
+import type { PromptTokenBudget } from './admission/prompt-token-budget';
 import type { SloTracker } from './observability/slo-tracker';
 import type { PoolStateDirectory } from './pool-state-directory';
 import type { ReplicaDirectory } from './replica-directory';
@@ -38,6 +39,8 @@ export interface GatewayContext {
   readonly placement: PlacementPlanner;
   /** Starts decoding on a free replica while the workflow is written, when nothing waits (ADR 2026-12-06). */
   readonly fastStarter: FastStarter;
+  /** ORCH-3015: prompt + max_tokens ≤ ctx before enqueue, the prompt counted by a replica's tokenizer. */
+  readonly promptBudget: Pick<PromptTokenBudget, 'check'>;
   /** Short-lived sessions (ORCH-3021): turns, TTL, affinity and KV state, per gateway. */
   readonly sessions: SessionRegistry;
   /** Metrics from replica frames: the lane hit rate (dispatched) and KV pressure (kv; ORCH-3022/3028). */

@@ -15,6 +15,7 @@ import { TemporalBacklog } from './admission/temporal-backlog';
 import { PoolStateDirectory } from './pool-state-directory';
 import { ReplicaDirectory } from './replica-directory';
 import { FastStarter } from './fast-start/fast-starter';
+import { PromptTokenBudget } from './admission/prompt-token-budget';
 import { PlacementPlanner } from './placement/placement-planner';
 import { SessionRegistry } from './sessions/session-registry';
 import { ReplicaFrameMetrics } from './observability/replica-frame-metrics';
@@ -139,6 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger: options.logger,
   });
   ledger.onForget((taskId) => fastStarter.forget(taskId));
+  const promptBudget = new PromptTokenBudget({ replicas, internalToken: options.internalToken, metrics: observability.metrics, poolIds: config.pools.map((pool) => pool.id), logger: options.logger });
   const listen = options.listen ?? { host: config.gateway.host, port: config.gateway.port };
   let internalUrl = config.gateway.internal_url ?? '';
   const app = buildApp({
@@ -158,6 +160,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     replicas,
     placement: new PlacementPlanner({ policies, replicas, waitMs: config.placement.affinity_wait_ms, logger: options.logger }),
     fastStarter,
+    promptBudget,
     sessions,
     replicaFrames: new ReplicaFrameMetrics(observability.metrics, config.pools.map((pool) => pool.id)),
     poolStates,
@@ -204,6 +207,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       await internalServer?.close();
       await app.close();
       await fastStarter.close();
+      await promptBudget.close();
       await Promise.all([...policies.values()].map((policy) => policy.close()));
     },
   };

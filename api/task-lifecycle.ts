@@ -18,6 +18,8 @@ import { requestDigest, startTaskWorkflow } from './task-starter';
 export interface TaskGeneration {
   readonly chat?: readonly ChatMessage[] | undefined;
   readonly sampling?: SamplingOverrides | undefined;
+  /** max_tokens was not asked for (OpenAI's default): lowered to what the context leaves rather than refused. */
+  readonly maxTokensDefaulted?: boolean | undefined;
 }
 
 /**
@@ -25,10 +27,11 @@ export interface TaskGeneration {
  * OpenAI-compatible routes): admission, placement, fast start, the durable workflow start, cancel and
  * eviction. The routes only parse requests and shape answers.
  */
-export async function submitTask(context: GatewayContext, taskRequest: TaskRequest, clientId: string, log: FastifyBaseLogger, generation?: TaskGeneration): Promise<AdmissionResponse> {
+export async function submitTask(context: GatewayContext, submitted: TaskRequest, clientId: string, log: FastifyBaseLogger, generation?: TaskGeneration): Promise<AdmissionResponse> {
+  let taskRequest = submitted;
   // The tenant is part of the digest: another tenant reusing a task_id gets 400, never this task. Hashed
   // only once the task gets past admission (or finds its stream), so a refusal costs no hash.
-  const digestOf = (): string => requestDigest({ ...taskRequest, tenant: clientId });
+  const digestOf = (): string => requestDigest({ ...submitted, tenant: clientId });
   const pool = selectPool(context.config, taskRequest, (candidate) => context.poolStates.modelOf(candidate));
 
   const existing = context.hub.get(taskRequest.task_id);
@@ -43,6 +46,9 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
   assertSessionMayTakeTurn(context, clientId, taskRequest.session_id, taskRequest.engine);
   assertPoolAdmits(context.poolStates, pool, taskRequest.engine);
   assertPoolHasReadyReplica(await context.poolHasReadyReplica(pool.id), pool, taskRequest.engine);
+  // ORCH-3015: prompt tokens (the pool's tokenizer) + max_tokens ≤ ctx, before the ledger, the policy or Temporal.
+  const budget = await context.promptBudget.check(pool, taskRequest, generation?.chat, generation?.maxTokensDefaulted);
+  taskRequest = budget.request;
   // Holds the task's place in the ledger from here on; every exit below that does not admit releases it.
   const { estimate, victimTaskId, decidedBy } = await context.admission.admit(pool, taskRequest, clientId);
   const digest = digestOf();
@@ -68,7 +74,7 @@ export async function submitTask(context: GatewayContext, taskRequest: TaskReque
   };
   // The stream exists before any replica may push to it (a fast start decodes from the next line on).
   context.hub.open(taskRequest.task_id, taskRequest.engine, { type: 'started', ...estimate }, { requestDigest: digest, admission: estimate, poolId: pool.id, tenant: clientId });
-  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: planned.request.sampler_profile_version, prompt: taskRequest.prompt, predictedStartMs: estimate.predictedStartMs });
+  context.telemetry.admitted({ taskId: taskRequest.task_id, sessionId: taskRequest.session_id, clientId, pool, engine: taskRequest.engine, priority: taskRequest.priority, modelId: taskRequest.model_ref, ctx: taskRequest.ctx, samplerProfileVersion: planned.request.sampler_profile_version, prompt: taskRequest.prompt, promptTokens: budget.promptTokens, predictedStartMs: estimate.predictedStartMs });
   const fastStarted = await context.fastStarter.start(planned);
   if (fastStarted) context.ledger.dispatched(pool.id, taskRequest.task_id);
   const input = fastStarted ?? planned;

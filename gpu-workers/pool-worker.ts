@@ -218,9 +218,13 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   };
 }
 
-/** Where a pool worker of this config listens for fast starts; undefined when `placement.fast_start` is off. */
+/**
+ * Where a pool worker of this config listens for gateways: fast starts, and prompt counts for admission's
+ * token budget (ORCH-3015), which it serves whether or not `placement.fast_start` is on — that flag only
+ * stops gateways asking for fast starts (api/fast-start/fast-starter.ts).
+ */
 export function fastStartHostOf(config: Pick<OrchConfig, 'placement'>): string | undefined {
-  return config.placement.fast_start ? config.placement.fast_start_host : undefined;
+  return config.placement.fast_start_host;
 }
 
 /** A replica without its listener still serves from the queue: fast start is an optimisation. */

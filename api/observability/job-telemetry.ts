@@ -25,6 +25,8 @@ export interface AdmittedJob {
   readonly ctx: number;
   readonly samplerProfileVersion: string;
   readonly prompt: string | undefined;
+  /** The prompt's tokens as a replica's tokenizer counted them at admission (ORCH-3015), when it was counted. */
+  readonly promptTokens?: number | undefined;
   /** What admission predicted (ORCH-3029); the dispatch line sets it beside what happened. */
   readonly predictedStartMs: number;
 }
@@ -32,7 +34,7 @@ export interface AdmittedJob {
 /** Kept per queued task, so compact: the prompt itself is not kept, only its size for tokens_in. */
 interface JobRecord extends Omit<AdmittedJob, 'prompt'> {
   readonly promptBytes: number;
-  /** The engine's own count of the prompt's tokens, from the worker's `end` (issue 13: not bytes ÷ 4). */
+  /** The engine's own count of the prompt's tokens: from admission's count, then the worker's `end` (issue 13: not bytes ÷ 4). */
   engineTokensIn: number | undefined;
   readonly admittedAt: number;
   replicaId: string;
@@ -91,7 +93,8 @@ export class JobTelemetry {
       ctx: job.ctx,
       samplerProfileVersion: job.samplerProfileVersion,
       promptBytes: Buffer.byteLength(job.prompt ?? '', 'utf8'),
-      engineTokensIn: undefined,
+      // The engine's tokenizer counted it at admission when the budget check asked (ORCH-3015); the worker's end confirms it.
+      engineTokensIn: job.promptTokens,
       admittedAt: performance.now(),
       replicaId: UNASSIGNED,
       engineVersion,
@@ -144,7 +147,7 @@ export class JobTelemetry {
       if (part.type === 'metrics') this.onMetrics(job, part.values, chunk.attempt);
       else if (part.type === 'token') job.firstTokenAt ??= performance.now();
       else if (part.type === 'end') {
-        job.engineTokensIn = part.tokensIn;
+        job.engineTokensIn = part.tokensIn ?? job.engineTokensIn;
         this.finish(job, { kind: 'end', tokensOut: part.tokensOut, decodeMs: part.decodeMs });
       }
       else this.finish(job, { kind: 'error', code: part.code, message: part.message });

@@ -79,6 +79,7 @@ export const METRICS = {
   kvResidentBytes: { name: 'kv_resident_bytes', type: 'gauge', help: 'KV bytes resident sessions hold on a replica (KV pressure), as last reported.', labels: TASK_LABELS },
   kvEvictions: { name: 'kv_evictions_total', type: 'counter', help: 'Session KV evicted from a replica\'s slot to run another session (LRU, ORCH-3022).', labels: TASK_LABELS },
   placementDecisions: { name: 'placement_decisions_total', type: 'counter', help: 'Placed dispatches (session affinity, policy pin) by whether the placed replica\'s lane ran them ("lane") or the pool queue did after the wait ("fallback").', labels: ['pool_id', 'reason', 'outcome'] },
+  promptTokenChecks: { name: 'prompt_token_checks_total', type: 'counter', help: 'Admission\'s prompt + max_tokens ≤ ctx check (ORCH-3015) by outcome: "bound" (the byte bound fits, not counted), "counted" (a replica counted it; fits), "refused" (400), "unchecked" (no replica counted it in time; admitted).', labels: ['pool_id', 'outcome'] },
   sessionsActive: { name: 'sessions_active', type: 'gauge', help: 'Sessions this gateway remembers (ORCH-3021; bounded by sessions.max_entries).', labels: [] },
   supervisedProcessUp: {
     name: 'supervised_process_up',

@@ -60,7 +60,7 @@ async function serveCompletion(context: GatewayContext, request: FastifyRequest,
     deadline_ms: DEFAULT_DEADLINE_MS,
     ...(generation.seed === undefined ? {} : { seed: generation.seed }),
   };
-  await submitTask(context, taskRequest, context.auth.clientIdOf(request), request.log, { chat: generation.chat, sampling: generation.sampling });
+  await submitTask(context, taskRequest, context.auth.clientIdOf(request), request.log, { chat: generation.chat, sampling: generation.sampling, maxTokensDefaulted: generation.maxTokens === undefined });
   const stream = context.hub.get(taskRequest.task_id);
   if (!stream) throw new OrchError(ErrorCode.INTERNAL, 'the task was admitted but its stream is gone');
   const identity: ResponseIdentity = { kind, taskId: taskRequest.task_id, model: generation.model, created: Math.floor(Date.now() / 1000), systemFingerprint: null };

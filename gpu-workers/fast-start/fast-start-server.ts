@@ -39,7 +39,13 @@ export interface FastStartHandler {
   withdraw(taskId: string): boolean;
   /** The run's generation while this replica keeps it; its `done` settles with the outcome. */
   outcome(taskId: string): EngineGeneration | undefined;
+  /** The prompt's tokens as the engine counts them (chat messages rendered by its template first): admission's budget check (ORCH-3015). */
+  countPromptTokens(input: PromptToCount): Promise<number>;
 }
+
+/** POST /internal/v1/tokenize: a prompt, or an OpenAI chat's messages (rendered with the model's template first). */
+export const PromptToCountSchema = z.union([z.strictObject({ prompt: z.string() }), z.strictObject({ chat: z.array(ChatMessageSchema).min(1).max(1024) })]);
+export type PromptToCount = z.infer<typeof PromptToCountSchema>;
 
 
 
@@ -109,6 +115,7 @@ export class FastStartServer {
       const verdict = this.handler?.start(input) ?? { accepted: false, reason: 'not ready' };
       return respond(response, verdict.accepted ? 202 : 409, verdict);
     }
+    if (request.method === 'POST' && path === '/internal/v1/tokenize') return this.countPromptTokens(request, response);
     const outcome = /^\/internal\/v1\/fast-starts\/([\w-]{1,128})\/outcome$/.exec(path);
     if (request.method === 'GET' && outcome?.[1] !== undefined) {
       const generation = this.handler?.outcome(outcome[1]);
@@ -127,6 +134,19 @@ export class FastStartServer {
       return respond(response, handedOver ? 200 : 404, handedOver ? { handedOver } : { reason: 'no such run on this replica' });
     }
     respond(response, 404, { reason: 'no such route' });
+  }
+
+  /** 200 `{prompt_tokens}`; 503 while not Ready (no engine to ask); 502 when the engine failed to answer. */
+  private async countPromptTokens(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const parsed = PromptToCountSchema.safeParse(await readJson(request));
+    if (!parsed.success) return respond(response, 400, { reason: parsed.error.issues[0]?.message ?? 'expected {prompt} or {chat}' });
+    const { handler } = this;
+    if (!handler) return respond(response, 503, { reason: 'not ready' });
+    try {
+      respond(response, 200, { prompt_tokens: await handler.countPromptTokens(parsed.data) });
+    } catch (error) {
+      respond(response, 502, { reason: error instanceof Error ? error.message : String(error) });
+    }
   }
 }
 

@@ -225,5 +225,11 @@ function fastStartHandler(dependencies: GenerationDependencies, runs: FastStartR
     },
     withdraw: (taskId) => runs.withdraw(taskId),
     outcome: (taskId) => runs.outcome(taskId),
+    // As the generation builds its prompt (engine-generation.ts): a chat is rendered by the engine's template first.
+    async countPromptTokens(input) {
+      const { adapter } = dependencies;
+      const prompt = 'chat' in input ? await adapter.applyChatTemplate(input.chat) : input.prompt;
+      return (await adapter.tokenize(prompt)).length;
+    },
   };
 }
