@@ -87,6 +87,14 @@ export interface ReplicaStatus {
   readonly slots_total: number;
   readonly slots_busy: number;
   /**
+   * Issue 13 (policies see real load): tokens the engine's slots hold in KV over their context, per mille —
+   * running tasks and what idle slots still cache — and the tokens of the tasks running now (prompt plus
+   * generated so far), read from the engine's slots every second while Ready and published with the slot
+   * load. Null while not serving or where the engine does not report them; absent in older records.
+   */
+  readonly kv_used_permille?: number | null | undefined;
+  readonly inflight_tokens?: number | null | undefined;
+  /**
    * OC-POOL-3030: engine launches by outcome since the replica process started. Optional: records from
    * replicas that predate it have none.
    */

@@ -135,6 +135,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     internalToken: options.internalToken,
     logger,
     onSlotLoad: (busySlots) => machine.setSlotsBusy(busySlots),
+    onEngineLoad: (load) => machine.setEngineLoad(load),
     events,
   });
   const fastStart = options.fastStartHost === undefined ? undefined : listenForFastStarts(options.fastStartHost, options.internalToken, logger, poller, machine);

@@ -11,6 +11,7 @@ import type { TemporalBacklog } from './temporal-backlog';
 import type { TenantTokenWindow } from './tenant-token-window';
 import type { ReplicaStatus } from '../../core/replica-status';
 import { slotsPerReplicaOf } from '../pool-selection';
+import { engineLoadOf } from '../placement/placement-candidates';
 import type { AdmissionGuards } from './admission-guards';
 
 /** Policies see at most this many queued tasks (oldest first): enough to pick a victim, bounded per call. */
@@ -112,8 +113,9 @@ export class AdmissionController {
   }
 
   /**
-   * The Ready replicas with their published slot load (issue 13: policies see real load). Without records
-   * (another deployment, or none read yet) the queue's pollers stand in, with the configured slots.
+   * The Ready replicas with their published slot load, KV use and in-flight tokens (issue 13: policies see
+   * real load). Without records (another deployment, or none read yet) the queue's pollers stand in, with
+   * the configured slots and no load known (0: the ABI has no "unknown", see .specs/policy-abi.md).
    */
   private replicasFor(pool: PoolConfig): Replica[] {
     const records = (this.dependencies.replicaRecords?.(pool.id) ?? []).filter((record) => record.ready);
@@ -124,9 +126,7 @@ export class AdmissionController {
         state: 'ready',
         slotsTotal: record.slots_total,
         slotsBusy: Math.min(record.slots_busy, record.slots_total),
-        // Not published by replicas yet: the KV a turn leaves is reported per task, not per replica.
-        kvUsedPermille: 0,
-        inflightTokens: 0,
+        ...engineLoadOf(record),
       }));
     }
     const slotsPerReplica = slotsPerReplicaOf(pool);

@@ -1,5 +1,5 @@
 import type { ReplicaStatus } from '../../core/replica-status';
-import type { Replica } from '../../policy/sdk';
+import { toU32, type Replica } from '../../policy/sdk';
 
 export interface PlacementCandidates {
   readonly replicaSetKey: string;
@@ -40,8 +40,19 @@ export function placementCandidates(statuses: readonly ReplicaStatus[], affinity
       state: 'ready' as const,
       slotsTotal: status.slots_total,
       slotsBusy: Math.min(status.slots_busy, status.slots_total),
-      kvUsedPermille: 0,
-      inflightTokens: 0,
+      ...engineLoadOf(status),
     }));
   return { replicaSetKey: setKey, candidates };
+}
+
+/**
+ * A replica's KV use and in-flight tokens as it last published them (its engine's slots, read every
+ * second). The policy ABI's fields are plain u32s, so a figure the engine does not report (or an older
+ * record without it) is 0 — documented in .specs/policy-abi.md §1 "Load figures".
+ */
+export function engineLoadOf(status: Pick<ReplicaStatus, 'kv_used_permille' | 'inflight_tokens'>): Pick<Replica, 'kvUsedPermille' | 'inflightTokens'> {
+  return {
+    kvUsedPermille: Math.min(1000, Math.max(0, Math.round(status.kv_used_permille ?? 0))),
+    inflightTokens: toU32(status.inflight_tokens ?? 0),
+  };
 }

@@ -22,6 +22,7 @@ import { PoolSlotGate } from './engine-slot-gate';
 import { drainDeadlineAbort, shutdownAbort } from './replica-abort';
 import type { ReplicaAbortReason } from './replica-abort';
 import type { ReplicaEventCounters } from './replica-events';
+import { EngineLoadSampler, type EngineLoad } from './engine-load-sampler';
 
 export interface QueuePollerOptions {
   readonly pool: PoolConfig;
@@ -32,6 +33,10 @@ export interface QueuePollerOptions {
   readonly logger: Logger;
   /** Hears the engine's busy-slot count after every change. */
   readonly onSlotLoad?: ((busySlots: number) => void) | undefined;
+  /** Hears the engine's KV use and in-flight tokens, read from its slots every `engineLoadIntervalMs` while Ready. */
+  readonly onEngineLoad?: ((load: EngineLoad) => void) | undefined;
+  /** Default 1 s: the replica publishes its load at most that often anyway. */
+  readonly engineLoadIntervalMs?: number | undefined;
   readonly events?: ReplicaEventCounters | undefined;
 }
 
@@ -60,6 +65,7 @@ export class QueuePoller {
   /** The process's fast-start listener, once up; each Ready period installs its handler (ADR 2026-12-06). */
   private fastStart: FastStartServer | undefined;
   private fastStartHandler: FastStartHandler | undefined;
+  private loadSampler: EngineLoadSampler | undefined;
   /** Every decoding run's token relay, for a gateway that takes a stream over (api/stream-handover.ts). */
   private readonly relays = new LiveRelays();
 
@@ -150,6 +156,11 @@ export class QueuePoller {
     const onFailure = (error: unknown): void => failedWith(error instanceof Error ? error : new Error(String(error)));
     this.fastStartHandler = fastStartHandler(generation, fastStarts, replicaId, slotAllocator);
     this.fastStart?.serve(this.fastStartHandler);
+    const { onEngineLoad } = this.options;
+    if (onEngineLoad) {
+      this.loadSampler = new EngineLoadSampler(engine.adapter, this.options.engineLoadIntervalMs ?? 1_000, onEngineLoad, this.options.logger);
+      this.loadSampler.start();
+    }
     // Fast-started runs are in flight like the workers' activities: a drain or a stop waits for them too
     // (and aborts them at its deadline through the replica abort), and the relay stays open until they end.
     this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
@@ -182,6 +193,8 @@ export class QueuePoller {
     // No new fast starts once polling stops; runs already started end with the replica's tasks.
     this.fastStartHandler = undefined;
     this.fastStart?.serve(undefined);
+    this.loadSampler?.stop();
+    this.loadSampler = undefined;
     if (worker?.getState() === 'RUNNING') worker.shutdown();
     if (lane?.getState() === 'RUNNING') lane.shutdown();
     let aborted = 0;

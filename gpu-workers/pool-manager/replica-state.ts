@@ -1,5 +1,6 @@
 import type { LaunchOutcome, ReplicaError, ReplicaState, ReplicaStatus } from '../../core/replica-status';
 import { replicaSetKey } from '../../core/replica-set';
+import type { EngineLoad } from './engine-load-sampler';
 
 /**
  * Allowed transitions (docs/pool-lifecycle.md has the diagram). Anything else is a bug in the
@@ -116,6 +117,13 @@ export class ReplicaStateMachine {
     for (const listener of this.loadListeners) listener(this.current);
   }
 
+  /** The engine's KV use and in-flight tokens (engine-load-sampler.ts), published like slot load. */
+  setEngineLoad(load: EngineLoad): void {
+    if (load.kvUsedPermille === (this.current.kv_used_permille ?? null) && load.inflightTokens === (this.current.inflight_tokens ?? null)) return;
+    this.current = { ...this.current, kv_used_permille: load.kvUsedPermille, inflight_tokens: load.inflightTokens, updated_at: new Date(this.now()).toISOString() };
+    for (const listener of this.loadListeners) listener(this.current);
+  }
+
   /** The replica's fast-start listener is up (ADR 2026-12-06): gateways may ask it to start tasks. */
   setFastStartUrl(url: string): void {
     this.current = { ...this.current, fast_start_url: url, updated_at: new Date(this.now()).toISOString() };
@@ -157,6 +165,8 @@ export class ReplicaStateMachine {
       slots_total: details.slotsTotal ?? previous.slots_total,
       // A replica that is not serving runs nothing.
       slots_busy: to === 'ready' || to === 'draining' || to === 'drained' ? previous.slots_busy : 0,
+      // An engine that is not serving may be restarted empty: unknown until it is read again.
+      ...(to === 'ready' || to === 'draining' || to === 'drained' ? {} : { kv_used_permille: null, inflight_tokens: null }),
       model_digest: details.modelDigest ?? previous.model_digest,
       // The last error stays visible after recovery (OC-POOL-3003): health shows the last cause.
       last_error: details.error ?? previous.last_error,

@@ -4,6 +4,7 @@ import { PoolLedger } from '../../api/admission/pool-ledger';
 import { RateLimiter } from '../../api/admission/rate-limiter';
 import type { TemporalBacklog } from '../../api/admission/temporal-backlog';
 import { TenantTokenWindow } from '../../api/admission/tenant-token-window';
+import { placementCandidates } from '../../api/placement/placement-candidates';
 import { replicaStatusFixture } from '../support/replica-status-fixture';
 import { parseConfig } from '../../core/config';
 import { TaskRequestSchema } from '../../core/task-request';
@@ -74,5 +75,28 @@ describe('issue 13: admission policies see real load', () => {
     await controller.admit(pool('reject'), request('batch'), 't');
     expect(seen[0]?.replicas).toEqual([expect.objectContaining({ replicaId: 'p-r0', slotsTotal: 4, slotsBusy: 3 })]);
     expect(seen[0]?.tenants).toEqual([expect.objectContaining({ tenant: 't', tokensLastMinute: 200 })]);
+  });
+
+  test('each Ready replica\'s published KV use and in-flight tokens reach admission and placement policies; a figure the engine does not report is 0', async () => {
+    const ledger = new PoolLedger();
+    const builtin = await createPolicyHost(undefined, logger, { validateSnapshots: true });
+    const seen: AdmitSnapshot[] = [];
+    const policy: PolicyHost = { ...builtin, active: builtin.active, admit: (snapshot) => (seen.push(snapshot), builtin.admit(snapshot)) };
+    const backlog = { view: () => undefined } as unknown as TemporalBacklog;
+    const records = [
+      replicaStatusFixture('p-r0', { pool_id: 'p', slots_total: 2, slots_busy: 1, kv_used_permille: 412, inflight_tokens: 1_337 }),
+      replicaStatusFixture('p-r1', { pool_id: 'p', kv_used_permille: null, inflight_tokens: null }),
+      // A record from a replica that predates the figures.
+      replicaStatusFixture('p-r2', { pool_id: 'p' }),
+    ];
+    const controller = new AdmissionController({ ledger, backlog, limiter: new RateLimiter(), policies: new Map([['p', policy]]), slotsOf: () => 6, logger, replicaRecords: () => records });
+    await controller.admit(pool('reject'), request('batch'), 't');
+    expect(seen[0]?.replicas.map(({ replicaId, kvUsedPermille, inflightTokens }) => ({ replicaId, kvUsedPermille, inflightTokens }))).toEqual([
+      { replicaId: 'p-r0', kvUsedPermille: 412, inflightTokens: 1_337 },
+      { replicaId: 'p-r1', kvUsedPermille: 0, inflightTokens: 0 },
+      { replicaId: 'p-r2', kvUsedPermille: 0, inflightTokens: 0 },
+    ]);
+    const placement = placementCandidates(records);
+    expect(placement?.candidates.find((candidate) => candidate.replicaId === 'p-r0')).toMatchObject({ kvUsedPermille: 412, inflightTokens: 1_337 });
   });
 });
