@@ -72,20 +72,22 @@ export async function takeOverStream(context: GatewayContext, running: RunningTa
   void completeFromResult(context, stream, log);
   const handedOver = await askReplicas(context, running, stream);
   log.info({ job_id: taskId, previous_holder: running.holder, handed_over: handedOver }, 'took over the stream of a task whose gateway is gone');
-  if (!handedOver) void askUntilHandedOver(context, running, stream);
+  void askUntilFed(context, running, stream);
   return stream;
 }
 
 /**
- * A task still queued when its gateway died starts decoding with the dead gateway as its sink: asked
- * again every second while the stream is live, the replica that runs it then sends it here. Asking
- * stops at the first hand-over, so two gateways that took the same stream over never pull it back and
- * forth; a later attempt on another replica (the first one died) is then served from the result.
+ * A task still queued when its gateway died starts decoding with the dead gateway as its sink; a replica
+ * that said yes may find, a moment later, that its last chunk went to a gateway that no longer holds the
+ * stream. So the replicas are asked again every second until a chunk arrives here. Asking stops there, so
+ * two gateways that took the same stream over never pull it back and forth; a later attempt on another
+ * replica (the first one died) is then served from the result.
  */
-async function askUntilHandedOver(context: GatewayContext, running: RunningTask, stream: TaskStream): Promise<void> {
-  while (stream.state === 'live') {
+async function askUntilFed(context: GatewayContext, running: RunningTask, stream: TaskStream): Promise<void> {
+  for (;;) {
     await sleep(ASK_AGAIN_MS);
-    if (stream.state === 'live' && (await askReplicas(context, running, stream))) return;
+    if (stream.state !== 'live' || stream.fedByWorker) return;
+    await askReplicas(context, running, stream);
   }
 }
 

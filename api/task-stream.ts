@@ -74,6 +74,11 @@ export class TaskStream {
     return this.endPart;
   }
 
+  /** True once a worker's chunk arrived (attempts count from 1). */
+  get fedByWorker(): boolean {
+    return this.attempt > 0;
+  }
+
   get tokensEmitted(): number {
     return this.tokenTexts?.length ?? 0;
   }
@@ -157,11 +162,16 @@ export class TaskStream {
     }
     const listeners = (this.listeners ??= new Set());
     const endListeners = (this.endListeners ??= new Set());
-    listeners.add(listener);
+    // Frames before the resume point can still arrive: a stream taken over from a dead gateway is replayed
+    // from its first part after the client already subscribed (api/stream-handover.ts).
+    const following: StreamListener = from === 0 ? listener : (frame) => {
+      if (frame.id >= from) listener(frame);
+    };
+    listeners.add(following);
     endListeners.add(onEnd);
     return {
       unsubscribe: () => {
-        listeners.delete(listener);
+        listeners.delete(following);
         endListeners.delete(onEnd);
       },
       complete,

@@ -2,7 +2,8 @@ import { chaosTargetsMet, formatReport, KILL_KINDS, runChaos, type KillKind } fr
 
 /**
  * `npm run chaos`: SIGKILL each piece of the default stack in turn under streaming load, print the figures,
- * exit 1 when a target is missed. CHAOS_ENGINE (mock, or llama: the tiny real model, which adds the
+ * exit 1 when a target is missed. Gateway and workflow-worker kills run on a second stack with those in
+ * processes of their own (two gateways, one workflow worker). CHAOS_ENGINE (mock, or llama: the tiny real model, which adds the
  * engine kill), CHAOS_KILLS (20), CHAOS_KINDS (every kind the engine allows), CHAOS_CLIENTS (6),
  * CHAOS_TOKENS (48 mock, 24 llama), CHAOS_INTER_TOKEN_MS (20, mock), CHAOS_SLOTS (4 mock, 1 llama: its
  * deterministic profile, so a retried task regenerates the same tokens).

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,18 @@ export interface ChaosStackOptions {
   readonly engine: 'mock' | 'llama';
   readonly slots: number;
   readonly interTokenMs: number;
+  /**
+   * single: npm start's default, one process with the gateway and the workflow worker. split: two gateway
+   * processes on the port and a workflow worker of its own, so each can be killed alone.
+   */
+  readonly layout: 'single' | 'split';
 }
+
+/**
+ * A fresh connection each time, answered within 2 s or not at all: a connection the cluster primary handed
+ * to a gateway process just as it was killed is never answered, and must count as "not back yet".
+ */
+const PROBE = { reset: true, headersTimeout: 2_000, bodyTimeout: 2_000 } as const;
 
 const TINY_MODEL = { ref: 'smollm2-135m-instruct-q4_1', source: { kind: 'pypi-smollm2' } } as const;
 
@@ -30,8 +41,8 @@ const TINY_MODEL = { ref: 'smollm2-135m-instruct-q4_1', source: { kind: 'pypi-sm
 export const CHAOS_ENGINE_RESTART = { initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 10_000, breaker_cooldown_ms: 300_000 } as const;
 
 /**
- * `npm start` on the default layout (its own embedded Temporal server) with one mock pool, on a fresh data
- * dir of its own; the chaos run plays the outer supervisor and starts it again after a kill.
+ * `npm start` (its own embedded Temporal server) with one pool, on a fresh data dir of its own; the chaos
+ * run plays the outer supervisor and starts it again after a kill.
  */
 export class ChaosStack {
   readonly apiUrl: string;
@@ -60,7 +71,8 @@ export class ChaosStack {
         data_dir: join(directory, 'data'),
         auth: { mode: 'disabled' },
         temporal: { embedded: { port: await freePort(), ui_port: await freePort() } },
-        gateway: { host: '127.0.0.1', port: Number(new URL(stack.apiUrl).port) },
+        gateway: { host: '127.0.0.1', port: Number(new URL(stack.apiUrl).port), processes: options.layout === 'split' ? 2 : 1 },
+        workflow_worker: { processes: options.layout === 'split' ? 1 : 0 },
         ...(options.engine === 'llama' ? { dev: { allow_cpu_inference: true }, models: [TINY_MODEL] } : {}),
         pools: [{ id: stack.poolId, engine: 'llamacpp', model: stack.model, ctx: 2048, devices: [0], engine_runtime: runtime }],
       }),
@@ -70,15 +82,19 @@ export class ChaosStack {
 
   /** Starts `npm start`'s process and resolves once the pool is Ready through the API. */
   async start(timeoutMs = 90_000): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'error' };
+    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env['CHAOS_STACK_STDERR'] === undefined ? 'error' : (process.env['CHAOS_STACK_LOG_LEVEL'] ?? 'warn') };
     delete env['TEMPORAL_ADDRESS'];
     // Bound to this run: a chaos run that is interrupted stops its stack too.
     const command = boundToParent(process.execPath, [START, '--config', this.configPath], 'SIGTERM');
-    this.main = spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const keep = process.env['CHAOS_STACK_STDERR'];
+    this.main = spawn(command.command, command.args, { stdio: ['ignore', keep === undefined ? 'ignore' : 'pipe', 'pipe'], env });
+    this.main.stdout?.on('data', (chunk: Buffer) => appendFileSync(keep ?? '/dev/null', chunk));
     // The last of its stderr, to say why when it exits before serving.
     let stderrTail = '';
     this.main.stderr?.on('data', (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2_000);
+      // CHAOS_STACK_STDERR=<file>: keep the stack's whole output there, to see why a piece did not come back.
+      if (keep !== undefined) appendFileSync(keep, chunk);
     });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -101,7 +117,7 @@ export class ChaosStack {
 
   async processes(): Promise<SupervisedProcessStatus[]> {
     try {
-      const response = await request(`${this.apiUrl}/health`, { reset: true });
+      const response = await request(`${this.apiUrl}/health`, PROBE);
       return ((await response.body.json()) as { processes: SupervisedProcessStatus[] }).processes;
     } catch {
       return [];
@@ -129,7 +145,7 @@ export class ChaosStack {
 
   async poolReady(): Promise<boolean> {
     try {
-      const response = await request(`${this.apiUrl}/v1/pools/${this.poolId}/health`, { reset: true });
+      const response = await request(`${this.apiUrl}/v1/pools/${this.poolId}/health`, PROBE);
       return response.statusCode === 200 && ((await response.body.json()) as { ready?: boolean }).ready === true;
     } catch {
       return false;

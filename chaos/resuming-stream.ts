@@ -14,7 +14,15 @@ export interface StreamRecord {
   readonly reconnects: number;
   /** When the terminal frame arrived (performance.now()), or NaN. */
   readonly endedAt: number;
+  /**
+   * After the last reconnect, tokens kept arriving as they were decoded (at least one gap of
+   * LIVE_GAP_MS between two of them), not all at once from the task's result when it ended.
+   */
+  readonly liveAfterResume: boolean;
 }
+
+/** A stream rebuilt from a result is written in one go; decoded tokens come at the engine's pace (≥ 20 ms in the chaos run). */
+const LIVE_GAP_MS = 5;
 
 /**
  * Reads a task's stream with the typed client (clients/typescript), which reconnects with `Last-Event-ID`
@@ -26,6 +34,9 @@ export async function readResumingStream(apiUrl: string, taskId: string, deadlin
   let duplicates = 0;
   let outOfOrder = 0;
   let connections = 0;
+  /** Arrival times of the tokens of the current connection. */
+  let arrivals: number[] = [];
+  let arrivalsOf = 0;
   const countingFetch: typeof fetch = (input, init) => {
     connections += 1;
     return fetch(input, init);
@@ -40,10 +51,16 @@ export async function readResumingStream(apiUrl: string, taskId: string, deadlin
     outOfOrder,
     reconnects: Math.max(0, connections - 1),
     endedAt: outcome === 'lost' ? Number.NaN : performance.now(),
+    liveAfterResume: connections > 1 && arrivalsOf === connections && arrivals.some((at, index) => index > 0 && at - (arrivals[index - 1] ?? at) >= LIVE_GAP_MS),
   });
   try {
     for await (const event of client.stream(taskId, { signal })) {
       if (event.event === 'token') {
+        if (arrivalsOf !== connections) {
+          arrivals = [];
+          arrivalsOf = connections;
+        }
+        arrivals.push(performance.now());
         if (seen.has(event.data.i)) duplicates += 1;
         else if (event.data.i !== seen.size) outOfOrder += 1;
         seen.add(event.data.i);

@@ -7,12 +7,15 @@ import { alive, descendantsOf } from './process-table';
 import { readResumingStream, type StreamRecord } from './resuming-stream';
 
 /**
- * What gets killed: the embedded Temporal server or a pool worker (npm start restarts them), the pool's
- * llama-server (its pool worker restarts it), or npm start itself (the outer supervisor, here this run,
- * restarts it).
+ * What gets killed: the embedded Temporal server, a pool worker, a gateway process or the workflow worker
+ * (npm start restarts them), the pool's llama-server (its pool worker restarts it), or npm start itself
+ * (the outer supervisor, here this run, restarts it).
  */
-export type KillKind = 'temporal' | 'main' | 'pool-worker' | 'engine';
-export const KILL_KINDS: readonly KillKind[] = ['temporal', 'pool-worker', 'engine', 'main'];
+export type KillKind = 'temporal' | 'main' | 'pool-worker' | 'engine' | 'gateway' | 'workflow-worker';
+export const KILL_KINDS: readonly KillKind[] = ['temporal', 'pool-worker', 'engine', 'gateway', 'workflow-worker', 'main'];
+
+/** Gateways and the workflow worker can only be killed alone where they run in processes of their own. */
+const SPLIT_LAYOUT_KINDS: readonly KillKind[] = ['gateway', 'workflow-worker'];
 
 export interface ChaosOptions {
   readonly kinds: readonly KillKind[];
@@ -45,6 +48,8 @@ export interface KindFigures {
   readonly wrongStreams: number;
   readonly streamsInterrupted: number;
   readonly streamsResumed: number;
+  /** Resumed streams that went on receiving tokens as they were decoded (not only the result at the end). */
+  readonly streamsResumedLive: number;
   /** Kill → the last task in flight at the kill reached its terminal frame, per kill. */
   readonly recoveryMs: readonly number[];
   /** Kill → the killed piece serves again (Temporal restarted by npm start; npm start restarted and its pool Ready). */
@@ -70,14 +75,35 @@ const PROMPTS = ['The quick brown fox', 'Once upon a time', 'In a hole in the gr
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   if (options.kinds.includes('engine') && options.engine !== 'llama') throw new Error('killing the engine needs a real one: CHAOS_ENGINE=llama (the mock runs inside the pool worker)');
-  const stack = await ChaosStack.create({ engine: options.engine, slots: options.slots, interTokenMs: options.interTokenMs });
+  const single = options.kinds.filter((kind) => !SPLIT_LAYOUT_KINDS.includes(kind));
+  const split = options.kinds.filter((kind) => SPLIT_LAYOUT_KINDS.includes(kind));
+  const figures: KindFigures[] = [];
+  let finalStop: ChaosReport['finalStop'] = { code: 0, ms: 0, leftovers: 0 };
+  let referenceTasks = 0;
+  for (const [layout, kinds] of [['single', single], ['split', split]] as const) {
+    if (kinds.length === 0) continue;
+    const run = await runOnStack(layout, kinds, options);
+    figures.push(...run.kinds);
+    referenceTasks = run.referenceTasks;
+    // The worse of the two stops.
+    if (run.finalStop.code !== 0 || run.finalStop.leftovers > 0 || finalStop.code === 0) finalStop = run.finalStop;
+  }
+  return { kinds: figures, referenceTasks, finalStop };
+}
+
+/** A stream must outlive a reconnect and a take-over to be seen going on live: 150 tokens at 20 ms is 3 s. */
+const SPLIT_LAYOUT_MIN_TOKENS = 150;
+
+async function runOnStack(layout: 'single' | 'split', kinds: readonly KillKind[], runOptions: ChaosOptions): Promise<ChaosReport> {
+  const options = layout === 'split' ? { ...runOptions, tokens: Math.max(runOptions.tokens, SPLIT_LAYOUT_MIN_TOKENS) } : runOptions;
+  const stack = await ChaosStack.create({ engine: options.engine, slots: options.slots, interTokenMs: options.interTokenMs, layout });
   const dispatcher = new Agent({ connections: options.clients * 4, keepAliveTimeout: 1_000 });
   try {
     await stack.start();
-    options.log(`stack up at ${stack.apiUrl}; reference run of ${PROMPTS.length} (prompt, seed) pairs`);
+    options.log(`${layout} stack up at ${stack.apiUrl}; reference run of ${PROMPTS.length} (prompt, seed) pairs`);
     const reference = await Promise.all(PROMPTS.map(async (_prompt, combo) => (await runTask(stack, dispatcher, combo, options)).record?.tokens.join('') ?? ''));
     const figures: KindFigures[] = [];
-    for (const kind of options.kinds) figures.push(await killInTurn(kind, stack, dispatcher, reference, options));
+    for (const kind of kinds) figures.push(await killInTurn(kind, stack, dispatcher, reference, options));
     const finalStop = await stack.stop();
     await sleep(1_000);
     return { kinds: figures, referenceTasks: reference.length, finalStop: { ...finalStop, leftovers: stack.leftovers().length } };
@@ -106,13 +132,20 @@ async function killInTurn(kind: KillKind, stack: ChaosStack, dispatcher: Agent, 
     await sleep(kind === 'engine' ? CHAOS_ENGINE_RESTART.breaker_window_ms + 1_000 : 1_500);
     const inFlight = runs.filter((run) => run.record === undefined);
     const killedAt = performance.now();
-    if (kind === 'temporal' || kind === 'pool-worker') {
-      const victim = (await stack.processes()).find((entry) => entry.role === kind);
+    if (kind === 'temporal' || kind === 'pool-worker' || kind === 'gateway' || kind === 'workflow-worker') {
+      // Gateways in turn: each admitted about half of the streams (the primary hands connections round-robin).
+      const candidates = (await stack.processes()).filter((entry) => entry.role === kind && entry.state === 'running');
+      const victim = candidates[kill % Math.max(1, candidates.length)];
       if (!victim?.pid) throw new Error(`no running ${kind} on /health`);
       process.kill(victim.pid, 'SIGKILL');
-      const isBack = async (): Promise<boolean> =>
-        (await stack.processes()).some((entry) => entry.role === kind && entry.state === 'running' && entry.pid !== victim.pid) && (await stack.poolReady());
-      await waitUntilAsync(isBack, killedAt + options.recoveryBoundMs, `${kind} to serve again`);
+      let seen = '';
+      const isBack = async (): Promise<boolean> => {
+        const entry = (await stack.processes()).find((candidate) => candidate.name === victim.name);
+        const poolReady = await stack.poolReady();
+        seen = `${victim.name} ${entry?.state ?? 'absent'} pid ${String(entry?.pid)} (was ${victim.pid}), pool ready ${String(poolReady)}`;
+        return entry?.state === 'running' && entry.pid !== victim.pid && poolReady;
+      };
+      await waitUntilAsync(isBack, killedAt + options.recoveryBoundMs, () => `${kind} to serve again; last seen: ${seen}`);
       backMs.push(performance.now() - killedAt);
     } else if (kind === 'engine') {
       const engine = await stack.enginePid();
@@ -197,14 +230,15 @@ function summarize(
     wrongStreams: records.filter(({ run, record }) => record?.outcome === 'end' && record.tokens.join('') !== reference[run.combo]).length,
     streamsInterrupted: records.filter(({ record }) => (record?.reconnects ?? 0) > 0).length,
     streamsResumed: records.filter(({ record }) => (record?.reconnects ?? 0) > 0 && record?.outcome === 'end').length,
+    streamsResumedLive: records.filter(({ record }) => record?.liveAfterResume === true && record.outcome === 'end').length,
     ...measured,
   };
 }
 
 /** Polls until `condition` holds; past `deadline` the run stops with what did not come back. */
-async function waitUntilAsync(condition: () => Promise<boolean>, deadline: number, what: string): Promise<void> {
+async function waitUntilAsync(condition: () => Promise<boolean>, deadline: number, what: string | (() => string)): Promise<void> {
   while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`chaos: waited too long for ${what}`);
+    if (performance.now() > deadline) throw new Error(`chaos: waited too long for ${typeof what === 'string' ? what : what()}`);
     await sleep(50);
   }
 }
@@ -224,6 +258,8 @@ export function chaosTargetsMet(report: ChaosReport, recoveryBoundMs: number): s
     if (figures.duplicatedTokens + figures.outOfOrderTokens > 0) misses.push(`${where}: ${figures.duplicatedTokens} duplicated and ${figures.outOfOrderTokens} out-of-order tokens`);
     if (figures.wrongStreams > 0) misses.push(`${where}: ${figures.wrongStreams} streams differ from the clean run`);
     if (figures.streamsResumed < figures.streamsInterrupted) misses.push(`${where}: ${figures.streamsInterrupted - figures.streamsResumed} interrupted streams did not resume`);
+    // Issue 13: a live stream survives the death of its gateway (a stream whose task ended meanwhile can only get the result).
+    if (figures.kind === 'gateway' && figures.streamsInterrupted > 0 && figures.streamsResumedLive === 0) misses.push(`${where}: no interrupted stream went on live on another gateway`);
     if (figures.recoveryMs.some((ms) => !(ms <= recoveryBoundMs))) misses.push(`${where}: tasks in flight did not all end within ${recoveryBoundMs} ms of a kill`);
     if (figures.leftoversAfterKill > 0) misses.push(`${where}: ${figures.leftoversAfterKill} processes outlived npm start by 10 s`);
   }
@@ -243,14 +279,14 @@ export function formatReport(report: ChaosReport): string {
       Object.entries(figures.endedWithError).map(([code, count]) => `${code}×${count}`).join(' ') || '0',
       figures.lost,
       `${figures.duplicatedTokens} / ${figures.outOfOrderTokens} / ${figures.wrongStreams}`,
-      `${figures.streamsResumed}/${figures.streamsInterrupted}`,
+      `${figures.streamsResumed}/${figures.streamsInterrupted} (${figures.streamsResumedLive} live)`,
       ms(figures.backMs),
       ms(figures.recoveryMs),
       figures.kind === 'main' ? `${figures.leftoversAfterKill} (gone in ${ms(figures.childrenGoneMs)} ms)` : '–',
     ].join(' | '),
   );
   return [
-    '| killed | kills | tasks accepted | ended | ended with error | lost | dup / out-of-order tokens / wrong streams | streams resumed / interrupted | back serving ms (median / max) | in-flight tasks all ended, ms after kill (median / max) | left running 10 s after kill |',
+    '| killed | kills | tasks accepted | ended | ended with error | lost | dup / out-of-order tokens / wrong streams | streams resumed / interrupted (went on live) | back serving ms (median / max) | in-flight tasks all ended, ms after kill (median / max) | left running 10 s after kill |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((row) => `| ${row} |`),
     '',

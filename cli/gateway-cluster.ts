@@ -12,7 +12,10 @@ export interface GatewayCluster {
   stop(): Promise<void>;
 }
 
+const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
+/** A process that listened this long died of something else than its start: it restarts at the first backoff (as child-supervisor.ts). */
+const HEALTHY_AFTER_LISTENING_MS = 1_000;
 const STOP_GRACE_MS = 15_000;
 
 /** The message that hands a gateway process the board, for its GET /health and metrics (cli/gateway-worker-main.ts). */
@@ -31,7 +34,7 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
   cluster.setupPrimary({ exec: resolve(__dirname, 'gateway-worker-main.js'), args: [...args], silent: false });
   cluster.schedulingPolicy = cluster.SCHED_RR;
   let stopping = false;
-  let backoffMs = 1_000;
+  let backoffMs = FIRST_BACKOFF_MS;
   const workers = new Set<Worker>();
   let listening = 0;
   let onAllListening: () => void = () => undefined;
@@ -50,12 +53,13 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
   for (let slot = 0; slot < count; slot += 1) board.register(`gateway-${slot}`, 'gateway');
 
   const fork = (slot: number, restarted: boolean): void => {
-    const startedAt = Date.now();
+    let listeningSince: number | undefined;
     const worker = cluster.fork({ ...env, ORCH_GATEWAY_PROCESS: String(slot) });
     workers.add(worker);
     board.transition(`gateway-${slot}`, 'starting', { pid: worker.process.pid ?? null, restarted });
     worker.once('message', (message: unknown) => {
       if ((message as { event?: unknown }).event !== 'gateway-listening') return;
+      listeningSince = Date.now();
       board.transition(`gateway-${slot}`, 'running');
       tell(worker, board.snapshot());
       listening += 1;
@@ -73,7 +77,8 @@ export function startGatewayCluster(count: number, args: readonly string[], env:
         onFailed(new Error(`gateway process ${slot} exited with ${code ?? signal} before it listened`));
         return;
       }
-      if (Date.now() - startedAt > 60_000) backoffMs = 1_000;
+      // Only instances that die young (a start that fails) double the wait.
+      if (listeningSince !== undefined && Date.now() - listeningSince >= HEALTHY_AFTER_LISTENING_MS) backoffMs = FIRST_BACKOFF_MS;
       logger.error({ child: `gateway-${slot}`, code, signal, restart_in_ms: backoffMs }, 'gateway process exited; restarting');
       setTimeout(() => {
         if (!stopping) fork(slot, true);

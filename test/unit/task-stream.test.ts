@@ -101,3 +101,21 @@ test('ORCH-2002: ids are stream positions — a stream rebuilt from the durable 
   // A metrics frame repeats the id before it: resuming after it loses no token.
   expect(frames.map((frame) => [frame.event, frame.id])).toEqual([['started', 0], ['metrics', 0], ['token', 1], ['token', 2], ['metrics', 2], ['token', 3], ['metrics', 3], ['end', 4]]);
 });
+
+test('a stream taken over from a dead gateway: a subscriber that resumed after id 3 gets only later frames when the replay from token 0 arrives, then the result completes it', () => {
+  const stream = new TaskStream('t1', 'llamacpp', 100, { type: 'started', queuePosition: 0, predictedStartMs: 0 }, admission);
+  const resumed: SseFrame[] = [];
+  stream.subscribe(3, (frame) => resumed.push(frame), () => undefined);
+  stream.acceptChunk({ attempt: 1, seq: 7, parts: tokens(['a', 'b', 'c', 'd', 'e']) });
+  expect(resumed.map((frame) => frame.id)).toEqual([4, 5]);
+  stream.completeFrom([{ type: 'started', queuePosition: 0, predictedStartMs: 0 }, ...tokens(['a', 'b', 'c', 'd', 'e', 'f']), { type: 'end', tokensOut: 6, decodeMs: 9 }]);
+  expect(resumed.map((frame) => [frame.id, frame.event])).toEqual([[4, 'token'], [5, 'token'], [6, 'token'], [7, 'end']]);
+  expect(stream.state).toBe('ended');
+});
+
+test('a taken-over stream whose result differs from what was emitted ends with an error, never wrong tokens', () => {
+  const { stream, frames } = newStream();
+  stream.acceptChunk({ attempt: 1, seq: 0, parts: tokens(['a', 'b']) });
+  stream.completeFrom([...tokens(['a', 'x', 'c']), { type: 'end', tokensOut: 3, decodeMs: 1 }]);
+  expect(events(frames)).toEqual(['started', 'token', 'token', 'error']);
+});
