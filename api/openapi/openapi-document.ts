@@ -52,7 +52,9 @@ const AUTH_ERRORS = [401, 403] as const;
 function openAiErrorResponses(statuses: readonly number[]): JsonObject {
   const responses = errorResponses(statuses);
   for (const [status, response] of Object.entries(responses)) {
-    responses[status] = { ...(response as JsonObject), description: `OpenAiError (code: the contract's code)`, content: { 'application/json': { schema: ref('OpenAiError') } } };
+    // ORCH-3015: a prompt over the context takes OpenAI's own code, which clients test for.
+    const code = status === '400' ? "the contract's code, or context_length_exceeded when the prompt's tokens + max_tokens exceed ctx" : "the contract's code";
+    responses[status] = { ...(response as JsonObject), description: `OpenAiError (code: ${code})`, content: { 'application/json': { schema: ref('OpenAiError') } } };
   }
   return responses;
 }
@@ -99,7 +101,7 @@ export function buildOpenApiDocument(): JsonObject {
       '/v1/tasks': {
         post: {
           operationId: 'createTask',
-          'x-req-id': ['ORCH-2001', 'ORCH-2007', 'ORCH-2008', 'ORCH-3035', 'ORCH-3036'],
+          'x-req-id': ['ORCH-2001', 'ORCH-2007', 'ORCH-2008', 'ORCH-3015', 'ORCH-3035', 'ORCH-3036'],
           parameters: [correlationParameter],
           requestBody: { required: true, content: { 'application/json': { schema: ref('TaskRequest') } } },
           responses: {
