@@ -70,6 +70,8 @@ export async function takeOverStream(context: GatewayContext, running: RunningTa
     tenant: running.tenant,
   });
   void completeFromResult(context, stream, log);
+  // Started without a stream (a batch pipeline through the Temporal client): no replica relays it anywhere.
+  if (running.memo?.streamSinkUrl === undefined) return stream;
   const handedOver = await askReplicas(context, running, stream);
   log.info({ job_id: taskId, previous_holder: running.holder, handed_over: handedOver }, 'took over the stream of a task whose gateway is gone');
   void askUntilFed(context, running, stream);
