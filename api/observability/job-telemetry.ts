@@ -1,3 +1,4 @@
+import { describeTensorSplit } from '../../core/tensor-split';
 import type { Logger } from 'pino';
 import { TenantTokenWindow } from '../admission/tenant-token-window';
 import type { PoolConfig } from '../../core/config';
@@ -269,7 +270,8 @@ export class JobTelemetry {
       model_id: job.modelId,
       quant: job.pool.quant ?? null,
       ctx: job.ctx,
-      tensor_split: job.pool.tensor_split ?? null,
+      // What the engine was given, as the worker's lines say it (never the raw config on one device).
+      tensor_split: describeTensorSplit(job.pool.devices, job.pool.tensor_split),
       engine_version: job.engineVersion,
       sampler_profile_version: job.samplerProfileVersion,
       priority: job.priority,

@@ -14,19 +14,6 @@ const LLAMA_FILE_TYPES: Readonly<Record<number, string>> = {
 /** A quant tag inside a file or model name, e.g. `SmolLM2-135M-Instruct-Q4_K_M.gguf`. */
 const QUANT_IN_NAME = /(?<![A-Za-z0-9])(IQ\d_(?:XXS|XS|S|M|NL)|TQ\d_0|Q\d_K(?:_[SML])?|Q\d_\d|BF16|F16|F32)(?![A-Za-z0-9])/i;
 
-/**
- * The ratios a pool's engine splits the model by (ORCH-3012/3027 `tensor_split`): the configured ones on a
- * multi-device mask (llama-server gets them as `--tensor-split`), else null: one device, or no ratios
- * configured, where the engine runs on the mask's first device alone. Never made up.
- */
-export function tensorSplitOf(devices: readonly number[], ratios: readonly number[] | null | undefined): readonly number[] | null {
-  return devices.length > 1 && ratios != null && ratios.length > 0 ? ratios : null;
-}
-
-/** `tensorSplitOf` as the log field writes it, e.g. `0.67,0.33`. */
-export function describeTensorSplit(devices: readonly number[], ratios: readonly number[] | null | undefined): string | null {
-  return tensorSplitOf(devices, ratios)?.join(',') ?? null;
-}
 
 export function quantFromFileType(fileType: number): string {
   return LLAMA_FILE_TYPES[fileType] ?? `ftype-${fileType}`;

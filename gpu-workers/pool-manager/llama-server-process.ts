@@ -5,7 +5,7 @@ import { freemem, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ErrorCode } from '../../core/errors';
-import { tensorSplitOf } from '../models/model-quant';
+import { tensorSplitOf } from '../../core/tensor-split';
 import type { EngineAdapterV1 } from '../engines/engine-adapter';
 import { classifyEngineExit } from './crash-classification';
 import type { EngineExit } from './crash-classification';

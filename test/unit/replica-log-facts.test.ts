@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeGguf } from '../../gpu-workers/models/gguf-writer';
-import { describeQuant, describeTensorSplit, quantFromName } from '../../gpu-workers/models/model-quant';
+import { describeQuant, quantFromName } from '../../gpu-workers/models/model-quant';
+import { describeTensorSplit } from '../../core/tensor-split';
 import { ReplicaEventCounters } from '../../gpu-workers/pool-manager/replica-events';
 
 const directory = mkdtempSync(join(tmpdir(), 'llama-orch-quant-'));
