@@ -5,6 +5,7 @@ import { correlationIdOf, CORRELATION_HEADER } from './correlation-id';
 import { sendError, sendOpenAiError } from './error-envelope';
 import { isOpenAiRoute, registerOpenAiRoutes } from './openai/openai-routes';
 import type { GatewayContext } from './gateway-context';
+import { httpServerOptions, registerHttpLimits, tooLarge } from './http-limits';
 import { registerConfigControlRoutes } from './routes/config-control';
 import { registerInternalRoutes } from './routes/internal';
 import { registerObservabilityRoutes } from './routes/observability';
@@ -14,16 +15,16 @@ import { registerSessionRoutes } from './routes/sessions';
 import { registerReplicaSetRoutes } from './routes/replica-sets';
 import { registerTaskRoutes } from './routes/tasks';
 
-const BODY_LIMIT_BYTES = 1024 * 1024;
-
 /** Builds the gateway; `gateway-main.ts` only listens. Tests use it with `inject` or on port 0. */
 export function buildApp(context: GatewayContext): FastifyInstance {
   const logger: FastifyBaseLogger = context.logger;
+  // Read once: the gateway's HTTP limits need a restart to change (api/config-diff.ts).
+  const { gateway } = context.config;
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would double the log volume on the hot path; routes log the lifecycle lines.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
-    bodyLimit: BODY_LIMIT_BYTES,
+    ...httpServerOptions(gateway),
     genReqId: correlationIdOf,
     keepAliveTimeout: 65_000,
     // A malformed URL or an over-long path parameter is the client's mistake: a typed 400, not Fastify's own body
@@ -37,7 +38,8 @@ export function buildApp(context: GatewayContext): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header(CORRELATION_HEADER, request.id);
   });
-  acceptEmptyJsonBodies(app);
+  registerHttpLimits(app, context);
+  acceptEmptyJsonBodies(app, gateway.body_limit_bytes);
 
   context.auth.register(app);
 
@@ -45,7 +47,9 @@ export function buildApp(context: GatewayContext): FastifyInstance {
     const typed: TypedError | undefined = hasErrorCode(error)
       ? error
       : isClientError(error)
-        ? new OrchError(ErrorCode.INVALID_PARAMS, error.message)
+        ? error.statusCode === 413
+          ? tooLarge(gateway.body_limit_bytes)
+          : new OrchError(ErrorCode.INVALID_PARAMS, error.message)
         : undefined;
     if (!typed) request.log.error({ err: error }, 'unhandled error');
     const sent = typed ?? new OrchError(ErrorCode.INTERNAL);
@@ -101,9 +105,9 @@ function isClientError(error: FastifyError | OrchError): boolean {
  * cancel, a resume). Fastify refuses that with 400 before the route runs; here an empty body is simply
  * absent, and each route's own schema says whether it needed one (issue 13: a cancel from any client).
  */
-function acceptEmptyJsonBodies(app: FastifyInstance): void {
+function acceptEmptyJsonBodies(app: FastifyInstance, bodyLimitBytes: number): void {
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: bodyLimitBytes }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim().length === 0) {
       done(null, undefined);

@@ -15,8 +15,13 @@ type TypedErrorLike = Pick<OrchError, 'code' | 'message'> & { readonly details?:
 
 /** The one place an error becomes an HTTP response (style rule 8): status and headers come from the code. */
 export function sendError(reply: FastifyReply, error: TypedErrorLike): FastifyReply {
+  return reply.code(prepareErrorReply(reply, error)).send(errorEnvelopeOf(error));
+}
+
+/** The envelope of a typed error (also written raw to a socket no route answers: api/http-limits.ts). */
+export function errorEnvelopeOf(error: TypedErrorLike): ErrorEnvelope {
   const { engine, poolId, retryAfterMs, policyLabel } = error.details ?? {};
-  const envelope: ErrorEnvelope = {
+  return {
     code: error.code,
     message: error.message,
     engine,
@@ -25,7 +30,6 @@ export function sendError(reply: FastifyReply, error: TypedErrorLike): FastifyRe
     retry_after_ms: retryAfterMs,
     policy_label: policyLabel,
   };
-  return reply.code(prepareErrorReply(reply, error)).send(envelope);
 }
 
 /**
@@ -40,14 +44,15 @@ export function sendOpenAiError(reply: FastifyReply, error: TypedErrorLike): Fas
 
 /** Status and headers (WWW-Authenticate, Retry-After, X-Backoff-Ms) of a typed error. */
 function prepareErrorReply(reply: FastifyReply, error: TypedErrorLike): number {
-  const { retryAfterMs, notFound } = error.details ?? {};
+  const { retryAfterMs, notFound, tooLarge } = error.details ?? {};
   // RFC 9110: a 401 names the scheme the client should use.
   if (error.code === ErrorCode.UNAUTHENTICATED) reply.header('www-authenticate', 'Bearer realm="llama-orch"');
   if (retryAfterMs !== undefined) {
     reply.header('retry-after', String(Math.max(1, Math.floor(retryAfterMs / 1000))));
     reply.header('x-backoff-ms', String(retryAfterMs));
   }
-  return notFound ? 404 : ERROR_TRAITS[error.code].httpStatus;
+  if (notFound) return 404;
+  return tooLarge ? 413 : ERROR_TRAITS[error.code].httpStatus;
 }
 
 /** OpenAI's error `type` for a status, as its client libraries map them. */

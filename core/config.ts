@@ -10,6 +10,26 @@ const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters,
 const portSchema = z.int().min(0).max(65_535);
 const msSchema = z.int().min(1);
 
+/** The gateway's HTTP limits (issue 13: bad input, slow clients, floods of connections), units in the names. */
+export const GATEWAY_DEFAULTS = {
+  bodyLimitBytes: 1024 * 1024, // 1 MiB
+  maxConcurrentRequests: 4_096,
+  maxConnections: 8_192,
+  headersTimeoutMs: 10_000, // 10 s (Node's own default is 60 s)
+  requestTimeoutMs: 30_000, // 30 s for headers and body (Fastify turns Node's 300 s off)
+} as const;
+const GATEWAY_LIMIT_DEFAULTS = {
+  body_limit_bytes: GATEWAY_DEFAULTS.bodyLimitBytes,
+  max_concurrent_requests: GATEWAY_DEFAULTS.maxConcurrentRequests,
+  max_connections: GATEWAY_DEFAULTS.maxConnections,
+  headers_timeout_ms: GATEWAY_DEFAULTS.headersTimeoutMs,
+  request_timeout_ms: GATEWAY_DEFAULTS.requestTimeoutMs,
+};
+
+export const STREAM_DEFAULTS = {
+  maxBufferedBytes: 1024 * 1024, // 1 MiB per SSE connection
+} as const;
+
 function buildConfigSchema(strict: boolean) {
   // Strict mode rejects unknown fields (ORCH-3030); compat mode strips them and the loader warns.
   const object = <Shape extends z.ZodRawShape>(shape: Shape) => (strict ? z.strictObject(shape) : z.object(shape));
@@ -143,7 +163,20 @@ function buildConfigSchema(strict: boolean) {
        * many cores. Each process has its own internal listener; streams are relayed between them.
        */
       processes: z.int().min(1).max(64).default(1),
-    }).default({ host: '127.0.0.1', port: 8080, processes: 1 }),
+      /** The largest request body any route reads; a larger one is refused with 413 before it is buffered. */
+      body_limit_bytes: z.int().min(1_024).max(64 * 1024 * 1024).default(GATEWAY_DEFAULTS.bodyLimitBytes),
+      /**
+       * Requests one gateway process serves at once, open SSE streams included; the next is refused with 503
+       * POOL_UNAVAILABLE and Retry-After until one ends. Workers' /internal calls are not counted.
+       */
+      max_concurrent_requests: z.int().min(1).max(1_000_000).default(GATEWAY_DEFAULTS.maxConcurrentRequests),
+      /** Open sockets (idle keep-alive ones included); past it Node closes a new socket at once, unanswered. */
+      max_connections: z.int().min(1).max(1_000_000).default(GATEWAY_DEFAULTS.maxConnections),
+      /** A request's headers must arrive within this (slowloris); else 408 and the socket is closed. */
+      headers_timeout_ms: msSchema.max(600_000).default(GATEWAY_DEFAULTS.headersTimeoutMs),
+      /** A request's headers and body must arrive within this; responses (SSE streams) are not limited. */
+      request_timeout_ms: msSchema.max(3_600_000).default(GATEWAY_DEFAULTS.requestTimeoutMs),
+    }).default({ host: '127.0.0.1', port: 8080, processes: 1, ...GATEWAY_LIMIT_DEFAULTS }),
     workflow_worker: object({
       /**
        * 0: each gateway process runs a workflow worker beside it (eager workflow starts: the first workflow
@@ -157,7 +190,13 @@ function buildConfigSchema(strict: boolean) {
       replay_buffer_frames: z.int().min(16).default(4096),
       /** How long a finished stream stays in memory for late readers before they are served from Temporal. */
       linger_ms: z.int().min(0).default(60_000),
-    }).default({ replay_buffer_frames: 4096, linger_ms: 60_000 }),
+      /**
+       * Bytes one SSE connection may leave unread in the gateway when its next frames arrive; past it the client
+       * is not reading and the connection is closed (the task goes on; the client resumes with Last-Event-ID).
+       * A connection holds at most this plus one burst (a worker's chunk, or a Last-Event-ID replay).
+       */
+      max_buffered_bytes: z.int().min(64 * 1024).max(1024 * 1024 * 1024).default(STREAM_DEFAULTS.maxBufferedBytes),
+    }).default({ replay_buffer_frames: 4096, linger_ms: 60_000, max_buffered_bytes: STREAM_DEFAULTS.maxBufferedBytes }),
     /** Placement through per-replica lanes (.specs/decisions/2026-11-24-placement-lanes.md). */
     placement: object({
       /** How long a placed task waits on its replica's lane before it falls back to the pool queue. */
@@ -208,6 +247,9 @@ function buildConfigSchema(strict: boolean) {
     quotas: security.quotas.prefault({}),
     slo: security.slo.prefault({}),
   }).superRefine((config, context) => {
+    if (config.gateway.headers_timeout_ms > config.gateway.request_timeout_ms) {
+      context.addIssue({ code: 'custom', path: ['gateway', 'headers_timeout_ms'], message: 'must not exceed gateway.request_timeout_ms (the whole request includes its headers)' });
+    }
     const refs = new Set<string>();
     config.models.forEach((entry, index) => {
       if (refs.has(entry.ref)) context.addIssue({ code: 'custom', path: ['models', index, 'ref'], message: `duplicate model ref "${entry.ref}"` });

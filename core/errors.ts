@@ -61,6 +61,8 @@ export interface OrchErrorDetails {
   readonly policyLabel?: string | undefined;
   /** The named resource (task, pool, session) does not exist: answered 404 with this code's envelope. */
   readonly notFound?: boolean | undefined;
+  /** The request body is over `gateway.body_limit_bytes`: answered 413 with this code's envelope. */
+  readonly tooLarge?: boolean | undefined;
   /**
    * The code OpenAI's own API gives this failure, answered on the OpenAI-compatible routes in place of the
    * contract's (whose status still applies): clients and frameworks branch on it.

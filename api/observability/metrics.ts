@@ -96,6 +96,11 @@ export const METRICS = {
     labels: ['process'],
     optional: true,
   },
+  httpRequestsInFlight: { name: 'http_requests_in_flight', type: 'gauge', help: 'Requests this gateway process is serving now, open SSE streams included (bounded by gateway.max_concurrent_requests; /internal not counted).', labels: [] },
+  httpRequestsRefused: { name: 'http_requests_refused_total', type: 'counter', help: 'Requests refused with 503 POOL_UNAVAILABLE because gateway.max_concurrent_requests were in flight.', labels: [] },
+  httpConnectionsDropped: { name: 'http_connections_dropped_total', type: 'counter', help: 'Sockets closed unanswered on arrival because gateway.max_connections were open.', labels: [] },
+  sseSlowClientCloses: { name: 'sse_slow_client_closes_total', type: 'counter', help: 'SSE connections closed because the client left more than streams.max_buffered_bytes unread (the task goes on; Last-Event-ID resumes).', labels: [] },
+  sseBufferedBytesMax: { name: 'sse_buffered_bytes_max', type: 'gauge', help: 'The most bytes one SSE connection of this gateway had waiting for its client since start (a high-water mark; at most streams.max_buffered_bytes plus one burst of frames).', labels: [] },
   labelOverflow: { name: 'metric_label_overflow_total', type: 'counter', help: 'Label values folded into "other" past their cardinality budget (OC-METRICS-7102).', labels: ['metric', 'label'] },
 } as const satisfies Record<string, MetricDefinition>;
 

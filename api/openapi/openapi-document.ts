@@ -24,15 +24,27 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ref('ErrorEnvelope') } } });
 const correlationHeaders = { 'X-Correlation-Id': { $ref: '#/components/headers/XCorrelationId' } };
 
+/**
+ * What every route may answer whatever it does (api/http-limits.ts): 413 for a body over
+ * `gateway.body_limit_bytes`, 503 POOL_UNAVAILABLE with Retry-After at `gateway.max_concurrent_requests`.
+ */
+const GATEWAY_LIMIT_ERRORS = [413, 503] as const;
+
 /** The typed errors a route can answer, as OpenAPI responses keyed by status (several codes may share one). */
-function errorResponses(statuses: readonly number[]): JsonObject {
+function errorResponses(routeStatuses: readonly number[]): JsonObject {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const [code, traits] of Object.entries(ERROR_TRAITS) as [ErrorCode, (typeof ERROR_TRAITS)[ErrorCode]][]) {
     byStatus.set(traits.httpStatus, [...(byStatus.get(traits.httpStatus) ?? []), code]);
   }
+  const statuses = [...new Set([...routeStatuses, ...GATEWAY_LIMIT_ERRORS])].sort((a, b) => a - b);
   const responses: JsonObject = {};
   for (const status of statuses) {
-    const codes = status === 404 ? ['INVALID_PARAMS (the resource does not exist)'] : (byStatus.get(status) ?? []);
+    const codes =
+      status === 404
+        ? ['INVALID_PARAMS (the resource does not exist)']
+        : status === 413
+          ? ['INVALID_PARAMS (the request body is over gateway.body_limit_bytes)']
+          : (byStatus.get(status) ?? []);
     const response: JsonObject = { ...errorResponse(`ErrorEnvelope: ${codes.join(', ')}`), headers: correlationHeaders };
     if (status === 429 || status === 503) {
       response['headers'] = {
@@ -263,7 +275,7 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'getOpenApiDocument',
           'x-req-id': ['ORCH-3044'],
           security: [],
-          responses: { '200': { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } } },
+          responses: { '200': { description: 'This document', content: { 'application/json': { schema: { type: 'object' } } } }, ...errorResponses([]) },
         },
       },
     },

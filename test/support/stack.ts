@@ -109,7 +109,8 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
         ...(custom.determinism ? { determinism: custom.determinism } : {}),
       },
     ],
-    streams: { replay_buffer_frames: 4096, linger_ms: 60_000 },
+    streams: { replay_buffer_frames: 4096, linger_ms: 60_000, ...custom.streams },
+    ...(custom.gateway ? { gateway: custom.gateway } : {}),
   });
   return { config, poolId, model };
 }
@@ -129,6 +130,9 @@ export interface CustomPool {
   /** `placement` (affinity_wait_ms) and `sessions` (ttl_ms, max_turns, max_entries). */
   readonly placement?: Record<string, unknown>;
   readonly sessions?: Record<string, unknown>;
+  /** `gateway` limits (body, concurrency, connections, timeouts) and `streams` fields (max_buffered_bytes); the listen address stays the test's. */
+  readonly gateway?: Record<string, unknown>;
+  readonly streams?: Record<string, unknown>;
 }
 
 export interface StackOptions extends PoolOverrides {
