@@ -86,14 +86,14 @@ export class ChaosStack {
     delete env['TEMPORAL_ADDRESS'];
     // Bound to this run: a chaos run that is interrupted stops its stack too.
     const command = boundToParent(process.execPath, [START, '--config', this.configPath], 'SIGTERM');
+    // CHAOS_STACK_STDERR=<file>: keep the stack's whole output there, to see why a piece did not come back.
     const keep = process.env['CHAOS_STACK_STDERR'];
     this.main = spawn(command.command, command.args, { stdio: ['ignore', keep === undefined ? 'ignore' : 'pipe', 'pipe'], env });
-    this.main.stdout?.on('data', (chunk: Buffer) => appendFileSync(keep ?? '/dev/null', chunk));
+    if (keep !== undefined) this.main.stdout?.on('data', (chunk: Buffer) => appendFileSync(keep, chunk));
     // The last of its stderr, to say why when it exits before serving.
     let stderrTail = '';
     this.main.stderr?.on('data', (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2_000);
-      // CHAOS_STACK_STDERR=<file>: keep the stack's whole output there, to see why a piece did not come back.
       if (keep !== undefined) appendFileSync(keep, chunk);
     });
     const deadline = Date.now() + timeoutMs;

@@ -3,19 +3,13 @@ import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { request } from 'undici';
-import { DEFAULT_SYNTHETIC_MODEL_SPEC, ensureSyntheticModel } from '../../cli/model-artifacts';
 import { RELOAD_PROGRESS_QUERY } from '../../core/pool-state';
 import type { PoolOperationRecord, PoolOperationResult, ReloadProgress } from '../../core/pool-state';
 import type { ReplicaState } from '../../core/replica-status';
-import { cpuReplicaOptions, llamaServerPool, poolHealth, postTask, PROVISION_TIMEOUT_MS, provisionSyntheticEngine, SYNTHETIC_MODEL_REF, syntheticModelEntry } from '../support/llama-server-pool';
+import { cpuReplicaOptions, llamaServerPool, poolHealth, postTask, PROVISION_TIMEOUT_MS, provisionSyntheticEngine, reloadTestCatalog, SECOND_MODEL_REF, SYNTHETIC_MODEL_REF, UNTRUSTED_MODEL_REF } from '../support/llama-server-pool';
 import { readStream, waitFor } from '../support/sse-client';
 import { startTestStack, taskRequest, waitForReadyReplicas, type TestStack } from '../support/stack';
 
-/** A second synthetic model: another seed, so another file and digest. */
-const SECOND_REF = 'synthetic-llama-test-2';
-const SECOND_SEED = DEFAULT_SYNTHETIC_MODEL_SPEC.seed + 1;
-/** The first model's file under another catalog name with a wrong digest: verification must refuse it. */
-const UNTRUSTED_REF = 'synthetic-llama-untrusted';
 /** Long enough to look at the pool while the canary is watched; the assertions wait on phases, not on it. */
 const OBSERVE_MS = 5_000;
 
@@ -24,13 +18,10 @@ const reloadIds = new Map<string, string>();
 
 beforeAll(async () => {
   await provisionSyntheticEngine();
-  await ensureSyntheticModel({ ...DEFAULT_SYNTHETIC_MODEL_SPEC, seed: SECOND_SEED });
-  const first = syntheticModelEntry();
-  const second = syntheticModelEntry({ ref: SECOND_REF, source: { ...(first['source'] as Record<string, unknown>), seed: SECOND_SEED } });
-  const untrusted = syntheticModelEntry({ ref: UNTRUSTED_REF, sha256: '0'.repeat(64) });
+  const { first, models } = await reloadTestCatalog();
   // Two real llama-server replicas of the synthetic model (one slot, one thread each: the test machine has 2 cores).
   const pool = llamaServerPool({ threads: 1 }, first);
-  stack = await startTestStack({ ctx: 512, replicas: 2, inProcessReplicas: 2, replicaOptions: cpuReplicaOptions, custom: { ...pool, models: [first, second, untrusted] } });
+  stack = await startTestStack({ ctx: 512, replicas: 2, inProcessReplicas: 2, replicaOptions: cpuReplicaOptions, custom: { ...pool, models } });
   await waitForReadyReplicas(stack, 2);
 }, PROVISION_TIMEOUT_MS);
 
@@ -96,7 +87,7 @@ async function statesOf<T>(index: number, during: Promise<T>): Promise<{ value: 
 
 test('ORCH-3033 ORCH-2102 OC-CTRL-2003: a canary whose model fails verification is the only replica rolled back; the other serves the old model throughout', async () => {
   const otherLaunches = replica(1).status().launch_outcomes?.ready;
-  const operationId = await startReload({ new_model_ref: UNTRUSTED_REF });
+  const operationId = await startReload({ new_model_ref: UNTRUSTED_MODEL_REF });
   reloadIds.set('pool-reload-canary-rolled-back', operationId);
   const watched = await statesOf(1, (async () => {
     // The canary (r0) refused the model and is back on the old one; meanwhile a task is admitted and served.
@@ -112,7 +103,7 @@ test('ORCH-3033 ORCH-2102 OC-CTRL-2003: a canary whose model fails verification 
   expect(record).toEqual(expect.objectContaining({ outcome: 'rolled_back', cause: result.cause }));
   // The operation's steps: the canary tried the new model, then went back; r1 appears in none of them.
   expect(record.reload?.steps.map((step) => [step.phase, step.replica_ids, step.model_ref])).toEqual([
-    ['canary', [replicaId(0)], UNTRUSTED_REF],
+    ['canary', [replicaId(0)], UNTRUSTED_MODEL_REF],
     ['rolling_back', [replicaId(0)], SYNTHETIC_MODEL_REF],
   ]);
   // r1 never left Ready and its engine never restarted.
@@ -127,7 +118,7 @@ test('ORCH-3033 ORCH-2102 OC-CTRL-2003: a canary whose model fails verification 
 }, 180_000);
 
 test('ORCH-3033 ORCH-2102: a canary reload switches one replica first, watches it while the other serves, then the rest; health says which replica runs which model', async () => {
-  const operationId = await startReload({ new_model_ref: SECOND_REF, canary_observe_ms: OBSERVE_MS });
+  const operationId = await startReload({ new_model_ref: SECOND_MODEL_REF, canary_observe_ms: OBSERVE_MS });
   reloadIds.set('pool-reload-canary', operationId);
 
   // During the observation: the canary runs the new model (drained), r1 the old one (serving), the pool admits.
@@ -136,10 +127,10 @@ test('ORCH-3033 ORCH-2102: a canary reload switches one replica first, watches i
     const health = await poolHealth(stack.url, stack.poolId);
     const state = health.metrics['pool_state'] as { mode: string; operation: { reload?: ReloadProgress } | null };
     during = health.metrics.replicas;
-    return state.operation?.reload?.phase === 'canary_observing' && during.some((entry) => entry['replica_id'] === replicaId(0) && entry['model_ref'] === SECOND_REF);
+    return state.operation?.reload?.phase === 'canary_observing' && during.some((entry) => entry['replica_id'] === replicaId(0) && entry['model_ref'] === SECOND_MODEL_REF);
   }, 60_000, 'the canary under observation');
   expect(during).toEqual([
-    expect.objectContaining({ replica_id: replicaId(0), state: 'drained', model_ref: SECOND_REF }),
+    expect.objectContaining({ replica_id: replicaId(0), state: 'drained', model_ref: SECOND_MODEL_REF }),
     expect.objectContaining({ replica_id: replicaId(1), state: 'ready', model_ref: SYNTHETIC_MODEL_REF }),
   ]);
   expect(await served(SYNTHETIC_MODEL_REF)).toBe(replicaId(1));
@@ -151,15 +142,15 @@ test('ORCH-3033 ORCH-2102: a canary reload switches one replica first, watches i
   expect(result.outcome).toBe('completed');
   // The order is the operation's own record: canary first, watched, then the rest, then one switch for both.
   expect(record.reload?.steps.map((step) => [step.phase, step.replica_ids, step.model_ref])).toEqual([
-    ['canary', [replicaId(0)], SECOND_REF],
-    ['canary_observing', [replicaId(0)], SECOND_REF],
-    ['rolling_out', [replicaId(1)], SECOND_REF],
-    ['switched', [replicaId(0), replicaId(1)], SECOND_REF],
+    ['canary', [replicaId(0)], SECOND_MODEL_REF],
+    ['canary_observing', [replicaId(0)], SECOND_MODEL_REF],
+    ['rolling_out', [replicaId(1)], SECOND_MODEL_REF],
+    ['switched', [replicaId(0), replicaId(1)], SECOND_MODEL_REF],
   ]);
   const at = record.reload?.steps.map((step) => step.at) ?? [];
   expect([...at].sort()).toEqual(at);
-  for (const index of [0, 1]) await replica(index).waitForStatus((status) => status.state === 'ready' && status.model_ref === SECOND_REF, 30_000);
-  await served(SECOND_REF);
+  for (const index of [0, 1]) await replica(index).waitForStatus((status) => status.state === 'ready' && status.model_ref === SECOND_MODEL_REF, 30_000);
+  await served(SECOND_MODEL_REF);
   expect((await postTask(stack.url, taskRequest(stack, { model_ref: SYNTHETIC_MODEL_REF, ctx: 256 }))).statusCode).toBe(400);
 }, 180_000);
 

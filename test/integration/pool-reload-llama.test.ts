@@ -1,27 +1,18 @@
 import { request } from 'undici';
-import { DEFAULT_SYNTHETIC_MODEL_SPEC, ensureSyntheticModel } from '../../cli/model-artifacts';
 import type { PoolOperationResult } from '../../core/pool-state';
-import { cpuReplicaOptions, llamaServerPool, poolHealth, postTask, PROVISION_TIMEOUT_MS, provisionSyntheticEngine, SYNTHETIC_MODEL_REF, syntheticModelEntry } from '../support/llama-server-pool';
+import { cpuReplicaOptions, llamaServerPool, poolHealth, postTask, PROVISION_TIMEOUT_MS, provisionSyntheticEngine, reloadTestCatalog, SECOND_MODEL_REF, SYNTHETIC_MODEL_REF, UNTRUSTED_MODEL_REF } from '../support/llama-server-pool';
 import { parsePrometheusText } from '../support/prometheus-text';
 import { readStream, waitFor } from '../support/sse-client';
 import { startTestStack, taskRequest, type TestStack } from '../support/stack';
 
-/** A second synthetic model: another seed, so another file, digest and replica-set key. */
-const SECOND_REF = 'synthetic-llama-test-2';
-const SECOND_SEED = DEFAULT_SYNTHETIC_MODEL_SPEC.seed + 1;
-/** The first model's file under another catalog name with a wrong digest: verification must refuse it. */
-const UNTRUSTED_REF = 'synthetic-llama-untrusted';
 
 let stack: TestStack;
 
 beforeAll(async () => {
   await provisionSyntheticEngine();
-  await ensureSyntheticModel({ ...DEFAULT_SYNTHETIC_MODEL_SPEC, seed: SECOND_SEED });
-  const first = syntheticModelEntry();
-  const second = syntheticModelEntry({ ref: SECOND_REF, source: { ...(first['source'] as Record<string, unknown>), seed: SECOND_SEED } });
-  const untrusted = syntheticModelEntry({ ref: UNTRUSTED_REF, sha256: '0'.repeat(64) });
+  const { first, models } = await reloadTestCatalog();
   const pool = llamaServerPool({}, first);
-  stack = await startTestStack({ ctx: 512, replicaOptions: cpuReplicaOptions, custom: { ...pool, models: [first, second, untrusted] } });
+  stack = await startTestStack({ ctx: 512, replicaOptions: cpuReplicaOptions, custom: { ...pool, models } });
 }, PROVISION_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -53,7 +44,7 @@ async function runs(modelRef: string): Promise<void> {
 }
 
 test('ORCH-2102 ORCH-3031 ORCH-3033: a reload whose model fails verification rolls back; the pool serves the old model and health says why', async () => {
-  const result = await reload(UNTRUSTED_REF);
+  const result = await reload(UNTRUSTED_MODEL_REF);
   expect(result.outcome).toBe('rolled_back');
   expect(result.cause).toContain('UNTRUSTED_ARTIFACT');
   const replica = stack.poolWorkers[0]?.status();
@@ -78,12 +69,12 @@ test('ORCH-2102 ORCH-3031 ORCH-3033: a reload whose model fails verification rol
 
 test('ORCH-2102 OC-CTRL-2003: a real llama-server reload to a second model: new digest, new ref served, old refused', async () => {
   const before = stack.poolWorkers[0]?.status();
-  const result = await reload(SECOND_REF);
+  const result = await reload(SECOND_MODEL_REF);
   expect(result.outcome).toBe('completed');
   const after = stack.poolWorkers[0]?.status();
-  expect(after).toEqual(expect.objectContaining({ state: 'ready', model_ref: SECOND_REF }));
+  expect(after).toEqual(expect.objectContaining({ state: 'ready', model_ref: SECOND_MODEL_REF }));
   expect(after?.model_digest).not.toBe(before?.model_digest);
-  expect(after?.replica_set_key).toContain(SECOND_REF);
-  await runs(SECOND_REF);
+  expect(after?.replica_set_key).toContain(SECOND_MODEL_REF);
+  await runs(SECOND_MODEL_REF);
   expect((await postTask(stack.url, taskRequest(stack, { model_ref: SYNTHETIC_MODEL_REF, ctx: 256 }))).statusCode).toBe(400);
 });

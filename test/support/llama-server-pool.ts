@@ -37,6 +37,21 @@ export async function provisionSyntheticEngine(): Promise<ModelArtifact> {
 }
 
 /** A llama-server pool on the synthetic model under the CPU development override. */
+/** A second synthetic model for reload tests: another seed, so another file, digest and replica-set key. */
+export const SECOND_MODEL_REF = 'synthetic-llama-test-2';
+/** The first model's file under another catalog name with a wrong digest: verification must refuse it. */
+export const UNTRUSTED_MODEL_REF = 'synthetic-llama-untrusted';
+
+/** The catalog a reload test serves from: the synthetic model, a second one (written here), and an untrusted copy. */
+export async function reloadTestCatalog(): Promise<{ first: Record<string, unknown>; models: Record<string, unknown>[] }> {
+  const secondSeed = DEFAULT_SYNTHETIC_MODEL_SPEC.seed + 1;
+  await ensureSyntheticModel({ ...DEFAULT_SYNTHETIC_MODEL_SPEC, seed: secondSeed });
+  const first = syntheticModelEntry();
+  const second = syntheticModelEntry({ ref: SECOND_MODEL_REF, source: { ...(first['source'] as Record<string, unknown>), seed: secondSeed } });
+  const untrusted = syntheticModelEntry({ ref: UNTRUSTED_MODEL_REF, sha256: '0'.repeat(64) });
+  return { first, models: [first, second, untrusted] };
+}
+
 export function llamaServerPool(runtime: Record<string, unknown> = {}, model: Record<string, unknown> = syntheticModelEntry()): CustomPool {
   return {
     model: String(model['ref']),

@@ -2,20 +2,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { ConfigError, parseConfig } from '../../core/config';
+import { parseConfig } from '../../core/config';
+import { configProblemsOf } from '../support/config-problems';
 import { loadConfigFile } from '../../core/config-file';
 
 const minimalPool = { id: 'p1', engine: 'llamacpp', model: 'mock:x', devices: [0], engine_runtime: { kind: 'mock' } };
 
-function problemsOf(document: unknown): readonly string[] {
-  try {
-    parseConfig(document);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('config was accepted');
-}
 
 test('the shipped default config validates, with defaults filled in', () => {
   const { config } = loadConfigFile(join(__dirname, '..', '..', 'config', 'llama-orch.yaml'));
@@ -32,13 +24,13 @@ test('issue 3: a llama-server pool names a model catalog entry; defaults fill th
   const { config } = parseConfig({ models: [{ ref: 'tiny', source: { kind: 'file', path: '/m.gguf' }, sha256: 'a'.repeat(64) }], pools: [llamaServerPool] });
   expect(config.pools[0]?.engine_runtime).toEqual(expect.objectContaining({ kind: 'llama-server', slots: 1, extra_args: [], load_timeout_ms: 120_000 }));
   expect(config.dev).toEqual({ allow_cpu_inference: false });
-  expect(problemsOf({ pools: [llamaServerPool] })).toEqual([`pools[0].model: a llama-server pool's model must name an entry of models[] (no ref "tiny")`]);
+  expect(configProblemsOf({ pools: [llamaServerPool] })).toEqual([`pools[0].model: a llama-server pool's model must name an entry of models[] (no ref "tiny")`]);
 });
 
 test('ORCH-3037: a declared sha256 must be 64 lowercase hex digits; model refs are unique', () => {
   const entry = { ref: 'tiny', source: { kind: 'pypi-smollm2' } };
-  expect(problemsOf({ models: [{ ...entry, sha256: 'ABC' }], pools: [llamaServerPool] })).toEqual(['models[0].sha256: 64 lowercase hex digits']);
-  expect(problemsOf({ models: [entry, entry], pools: [llamaServerPool] })).toEqual(['models[1].ref: duplicate model ref "tiny"']);
+  expect(configProblemsOf({ models: [{ ...entry, sha256: 'ABC' }], pools: [llamaServerPool] })).toEqual(['models[0].sha256: 64 lowercase hex digits']);
+  expect(configProblemsOf({ models: [entry, entry], pools: [llamaServerPool] })).toEqual(['models[1].ref: duplicate model ref "tiny"']);
 });
 
 test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added)', () => {
@@ -47,7 +39,7 @@ test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runti
 });
 
 test('ORCH-3030: strict mode rejects an unknown field, naming its path', () => {
-  expect(problemsOf({ pools: [{ ...minimalPool, queue: { capacity: 4, ful_policy: 'reject' } }] })).toEqual([
+  expect(configProblemsOf({ pools: [{ ...minimalPool, queue: { capacity: 4, ful_policy: 'reject' } }] })).toEqual([
     'pools[0].queue: unknown field "ful_policy" (strict mode; set mode: compat to ignore)',
   ]);
 });
@@ -58,14 +50,14 @@ test('ORCH-3030: compat mode ignores unknown fields and reports them', () => {
 });
 
 test('a bad value names the field and what was expected', () => {
-  const problems = problemsOf({ pools: [{ ...minimalPool, queue: { full_policy: 'drop-newest' } }] });
+  const problems = configProblemsOf({ pools: [{ ...minimalPool, queue: { full_policy: 'drop-newest' } }] });
   expect(problems).toHaveLength(1);
   expect(problems[0]).toMatch(/^pools\[0\]\.queue\.full_policy: .*reject.*drop-lru.*shed-low-priority/);
 });
 
 test('duplicate pool ids and a tensor_split that does not match the devices are refused', () => {
-  expect(problemsOf({ pools: [minimalPool, minimalPool] })).toEqual(['pools[1].id: duplicate pool id "p1"']);
-  expect(problemsOf({ pools: [{ ...minimalPool, devices: [0, 1], tensor_split: [1] }] })).toEqual(['pools[0].tensor_split: needs one ratio per device']);
+  expect(configProblemsOf({ pools: [minimalPool, minimalPool] })).toEqual(['pools[1].id: duplicate pool id "p1"']);
+  expect(configProblemsOf({ pools: [{ ...minimalPool, devices: [0, 1], tensor_split: [1] }] })).toEqual(['pools[0].tensor_split: needs one ratio per device']);
 });
 
 test('a file that is not YAML, or missing, fails with the file named', () => {

@@ -1,4 +1,4 @@
-import { ConfigError, parseConfig } from '../../core/config';
+import { configProblemsOf } from '../support/config-problems';
 import { taskDeterminism } from '../../core/determinism';
 
 const models = [{ ref: 'tiny', source: { kind: 'file', path: '/m.gguf' }, sha256: 'a'.repeat(64) }];
@@ -11,27 +11,18 @@ const llamaServerPool = (runtime: Record<string, unknown>, pool: Record<string, 
   ...pool,
 });
 
-function problemsOf(document: unknown): readonly string[] {
-  try {
-    parseConfig(document);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
 
 describe('ORCH-3045: deterministic outputs are the default, and a pool that cannot give them says so', () => {
   test('a llama-server pool of several slots (shared batches) is refused unless it declares determinism: best_effort', () => {
-    expect(problemsOf({ models, pools: [llamaServerPool({ slots: 2 })] })).toEqual([
+    expect(configProblemsOf({ models, pools: [llamaServerPool({ slots: 2 })] })).toEqual([
       "pools[0].engine_runtime.slots: llama-server decodes the requests of its 2 slots in shared batches, so a task's tokens depend on what runs beside it " +
         '(strict determinism, ORCH-3045, does not hold): use slots: 1, or declare determinism: best_effort on this pool',
     ]);
-    expect(problemsOf({ models, pools: [llamaServerPool({ slots: 2 }, { determinism: 'strict' })] })).toHaveLength(1);
-    expect(problemsOf({ models, pools: [llamaServerPool({ slots: 2 }, { determinism: 'best_effort' })] })).toEqual([]);
+    expect(configProblemsOf({ models, pools: [llamaServerPool({ slots: 2 }, { determinism: 'strict' })] })).toHaveLength(1);
+    expect(configProblemsOf({ models, pools: [llamaServerPool({ slots: 2 }, { determinism: 'best_effort' })] })).toEqual([]);
     // One slot is the deterministic profile (--no-cont-batching, --cache-ram 0); the mock is deterministic by construction.
-    expect(problemsOf({ models, pools: [llamaServerPool({ slots: 1 })] })).toEqual([]);
-    expect(problemsOf({ pools: [{ id: 'm', engine: 'llamacpp', model: 'mock:x', devices: [0], engine_runtime: { kind: 'mock', slots: 4 } }] })).toEqual([]);
+    expect(configProblemsOf({ models, pools: [llamaServerPool({ slots: 1 })] })).toEqual([]);
+    expect(configProblemsOf({ pools: [{ id: 'm', engine: 'llamacpp', model: 'mock:x', devices: [0], engine_runtime: { kind: 'mock', slots: 4 } }] })).toEqual([]);
   });
 
   test('a task runs with its own determinism, else the pool\'s (strict when the pool says nothing); strict on a best_effort pool is refused', () => {
