@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DETERMINISM_MODES } from './determinism';
-import { ENGINES, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
+import { ENGINES, ENGINES_WITH_ADAPTER, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
 import { RELOAD_STRATEGIES } from './pool-state';
 import { buildSecuritySchemas } from './security-config';
@@ -261,6 +261,13 @@ function buildConfigSchema(strict: boolean) {
       seen.add(pool.id);
       if (pool.engine_runtime.kind === 'llama-server' && !refs.has(pool.model)) {
         context.addIssue({ code: 'custom', path: ['pools', index, 'model'], message: `a llama-server pool's model must name an entry of models[] (no ref "${pool.model}")` });
+      }
+      if (!ENGINES_WITH_ADAPTER.includes(pool.engine)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'engine'],
+          message: `no adapter speaks ${pool.engine} yet (engines with one: ${ENGINES_WITH_ADAPTER.join(', ')}); its pool would be spoken to in another engine's protocol`,
+        });
       }
       if (pool.tensor_split && pool.tensor_split.length !== pool.devices.length) {
         context.addIssue({ code: 'custom', path: ['pools', index, 'tensor_split'], message: 'needs one ratio per device' });

@@ -2,6 +2,13 @@
 export const ENGINES = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
 export type Engine = (typeof ENGINES)[number];
 
+/**
+ * The engines a pool can serve today: the ones with an adapter that speaks their protocol
+ * (gpu-workers/engines/). A pool of another engine would be spoken to in llama.cpp's protocol while its
+ * health said vLLM, so config refuses it (issue 12 adds the other adapters).
+ */
+export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp'];
+
 export const PRIORITIES = ['interactive', 'batch'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
