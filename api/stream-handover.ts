@@ -1,10 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import { ErrorCode } from '../core/errors';
 import { taskWorkflowId } from '../core/ids';
 import { SearchAttr } from '../core/search-attributes';
-import { internalAuthHeaders } from '../activities/internal-auth';
+import { callReplicaListener } from './replica-listener';
 import type { GatewayContext } from './gateway-context';
 import { streamPartsFromWorkflow } from './stream-from-result';
 import type { AdmissionMemo } from './task-starter';
@@ -102,13 +101,13 @@ async function askReplicas(context: GatewayContext, running: RunningTask, stream
 
 async function askToHandOver(context: Pick<GatewayContext, 'internalToken' | 'internalUrl'>, replicaUrl: string, taskId: string): Promise<boolean> {
   try {
-    const response = await request(`${replicaUrl}/internal/v1/relays/${encodeURIComponent(taskId)}/sink`, {
+    const response = await callReplicaListener(replicaUrl, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json', ...internalAuthHeaders(context.internalToken) },
-      body: JSON.stringify({ sinkUrl: context.internalUrl }),
+      path: `/internal/v1/relays/${encodeURIComponent(taskId)}/sink`,
+      body: { sinkUrl: context.internalUrl },
+      internalToken: context.internalToken,
       signal: AbortSignal.timeout(HAND_OVER_TIMEOUT_MS),
     });
-    await response.body.dump();
     return response.statusCode === 200;
   } catch {
     return false;

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { z } from 'zod';
 import type { PoolConfig } from '../../core/config';
 import { ErrorCode, OrchError } from '../../core/errors';
 import type { ChatMessage } from '../../core/generation-options';
 import type { ReplicaStatus } from '../../core/replica-status';
 import type { TaskRequest } from '../../core/task-request';
-import { internalAuthHeaders } from '../../activities/internal-auth';
+import { callReplicaListener } from '../replica-listener';
 import type { OrchMetrics } from '../observability/metrics';
 import type { ReplicaDirectory } from '../replica-directory';
 
@@ -127,14 +127,8 @@ export class PromptTokenBudget {
       const url = replica.fast_start_url;
       if (typeof url !== 'string') continue;
       try {
-        const response = await request(`${url}/internal/v1/tokenize`, {
-          method: 'POST',
-          dispatcher: this.dispatcher,
-          signal: deadline,
-          headers: { 'content-type': 'application/json', ...internalAuthHeaders(this.options.internalToken) },
-          body,
-        });
-        const answer = CountAnswerSchema.safeParse(await response.body.json().catch(() => undefined));
+        const response = await callReplicaListener(url, { method: 'POST', path: '/internal/v1/tokenize', body, internalToken: this.options.internalToken, dispatcher: this.dispatcher, signal: deadline });
+        const answer = CountAnswerSchema.safeParse(response.body);
         if (response.statusCode === 200 && answer.success) return answer.data.prompt_tokens;
         this.leftAloneUntil.set(replica.replica_id, Date.now() + FAILED_BACKOFF_MS);
         this.options.logger.warn({ replica_id: replica.replica_id, status: response.statusCode, job_id: task.task_id }, 'prompt not counted by the replica');

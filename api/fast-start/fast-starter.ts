@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { Priority } from '../../core/engines';
 import type { ReplicaStatus } from '../../core/replica-status';
 import type { TaskWorkflowInput } from '../../core/task-workflow-contract';
-import { internalAuthHeaders } from '../../activities/internal-auth';
+import { callReplicaListener } from '../replica-listener';
 import type { ReplicaDirectory } from '../replica-directory';
 
 export interface FastStarterOptions {
@@ -81,12 +81,7 @@ export class FastStarter {
     if (url === undefined) return;
     this.started.delete(taskId);
     try {
-      const response = await request(`${url}/internal/v1/fast-starts/${encodeURIComponent(taskId)}`, {
-        method: 'DELETE',
-        dispatcher: this.dispatcher,
-        headers: internalAuthHeaders(this.options.internalToken),
-      });
-      await response.body.dump();
+      await callReplicaListener(url, { method: 'DELETE', path: `/internal/v1/fast-starts/${encodeURIComponent(taskId)}`, internalToken: this.options.internalToken, dispatcher: this.dispatcher });
     } catch (error) {
       this.options.logger.warn({ err: error, job_id: taskId }, 'fast-started run not withdrawn; the replica gives it up uncollected');
     }
@@ -137,13 +132,7 @@ export class FastStarter {
     const url = replica.fast_start_url;
     if (!url) return false;
     try {
-      const response = await request(`${url}/internal/v1/fast-starts`, {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: { 'content-type': 'application/json', ...internalAuthHeaders(this.options.internalToken) },
-        body: JSON.stringify(input),
-      });
-      await response.body.dump();
+      const response = await callReplicaListener(url, { method: 'POST', path: '/internal/v1/fast-starts', body: input, internalToken: this.options.internalToken, dispatcher: this.dispatcher });
       if (response.statusCode === 202) return true;
       this.leftAloneUntil.set(replica.replica_id, Date.now() + REFUSED_BACKOFF_MS);
       if (response.statusCode !== 409) this.options.logger.warn({ replica_id: replica.replica_id, status: response.statusCode }, 'fast start refused');

@@ -50,10 +50,12 @@ export type PromptToCount = z.infer<typeof PromptToCountSchema>;
 
 
 /**
- * The pool worker's fast-start listener (ADR 2026-12-06): gateways POST a task's workflow input here
- * just before they write the workflow, and the replica starts decoding if it has a free slot. Served for
- * the life of the process; it only accepts while a Ready period has installed a handler. Authenticated
- * with the internal channel's token.
+ * The pool worker's internal listener, named for its first use: fast starts (ADR 2026-12-06; gateways
+ * POST a task's workflow input here just before they write the workflow, and the replica starts decoding
+ * if it has a free slot), prompt counts for admission (ORCH-3015) and stream hand-overs to a gateway that
+ * took a stream over (api/stream-handover.ts). Gateways call it through api/replica-listener.ts. Served
+ * for the life of the process; fast starts and counts are only taken while a Ready period has installed a
+ * handler. Authenticated with the internal channel's token.
  */
 export class FastStartServer {
   private handler: FastStartHandler | undefined;
