@@ -51,7 +51,10 @@ export function createEngineActivities(dependencies: EngineActivityDependencies)
   async function evictSessionKv({ tenant, sessionId }: { tenant: string; sessionId: string }): Promise<{ erased: boolean; slotId: number | null }> {
     const resident = dependencies.kv?.forget(kvSessionKey(tenant, sessionId));
     if (resident === undefined) return { erased: false, slotId: null };
-    await adapter.eraseSlot(resident.slotId);
+    // Residency is only tracked where the engine can pin slots; an engine without an erase just lets the KV age out.
+    const erase = adapter.slotControl?.erase;
+    if (!erase) return { erased: false, slotId: resident.slotId };
+    await erase(resident.slotId);
     dependencies.logger.info({ session_id: sessionId, client_id: tenant, slot_id: resident.slotId, kv_bytes: resident.bytes }, 'session KV erased');
     return { erased: true, slotId: resident.slotId };
   }

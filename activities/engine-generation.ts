@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { ErrorCode, hasErrorCode, isErrorCode } from '../core/errors';
 import { jobLogBindings } from '../core/job-log-fields';
 import type { EngineRunOutcome, TaskWorkflowInput } from '../core/task-workflow-contract';
-import type { CompletionSummary, EngineAdapterV1, EngineToken } from '../gpu-workers/engines/engine-adapter';
+import type { CompletionSummary, EngineAdapter, EngineToken } from '../gpu-workers/engines/engine-adapter';
 import type { ReplicaEventCounts } from '../gpu-workers/pool-manager/replica-events';
 import type { SlotAllocator } from '../gpu-workers/slot-allocator';
 import { kvSessionKey, type KvResidency } from '../gpu-workers/kv-residency';
@@ -25,7 +25,7 @@ export interface ReplicaDescription {
 }
 
 export interface GenerationDependencies {
-  readonly adapter: EngineAdapterV1;
+  readonly adapter: EngineAdapter;
   readonly replica: ReplicaDescription;
   readonly internalToken: string;
   readonly dispatcher: Dispatcher;
@@ -166,7 +166,7 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
 
     try {
       // An OpenAI chat request: the engine renders the messages with the model's own chat template.
-      const prompt = workflow.chat ? await adapter.applyChatTemplate(workflow.chat, abortController.signal) : (request.prompt ?? '');
+      const prompt = workflow.chat ? { chat: workflow.chat } : (request.prompt ?? '');
       const stream = adapter.complete(
         { prompt, maxTokens: request.max_tokens, seed: request.seed, samplerProfile: request.sampler_profile_version, slotId, cachePrompt, sampling: workflow.sampling },
         abortController.signal,
@@ -208,18 +208,18 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
       kv?.forget(session);
       const decodeMs = Math.round(performance.now() - decodeStartedAt);
       if (abortCause === 'client-cancel' || abortCause === 'temporal-cancel' || abortCause === 'withdrawn') {
-        await confirmSlotFree(adapter, slotId, log);
+        await confirmStopped(adapter, slotId, log);
         log.info({ tokens_out: tokens.length, cause: abortCause }, 'task cancelled; engine request aborted');
         if (abortCause === 'temporal-cancel') throw new CancelledFailure('cancelled');
         return outcomeOf('cancelled', decodeMs, pusher?.cancelled ?? false);
       }
       if (abortCause === 'idle' || abortCause === 'wall') {
-        await confirmSlotFree(adapter, slotId, log);
+        await confirmStopped(adapter, slotId, log);
         const limit = abortCause === 'idle' ? `no token for ${timeouts.idleMs} ms` : `decode ran past ${timeouts.wallMs} ms`;
         throw await endStreamWith(pusher, ApplicationFailure.create({ type: ErrorCode.DECODE_TIMEOUT, message: limit, nonRetryable: true }), request.engine);
       }
       if (abortCause === 'replica') {
-        await confirmSlotFree(adapter, slotId, log);
+        await confirmStopped(adapter, slotId, log);
         const failure = replicaAbortFailure(dependencies.replicaAbort?.reason);
         log.warn({ tokens_out: tokens.length, code: failure.type, retried: !failure.nonRetryable }, 'task aborted: the replica stopped serving');
         throw failure.nonRetryable ? await endStreamWith(pusher, failure, request.engine) : failure;
@@ -245,9 +245,9 @@ export function startGeneration(dependencies: GenerationDependencies, workflow: 
   };
 }
 
-async function confirmSlotFree(adapter: EngineAdapterV1, slotId: number | undefined, log: Logger): Promise<void> {
+async function confirmStopped(adapter: EngineAdapter, slotId: number | undefined, log: Logger): Promise<void> {
   try {
-    await adapter.confirmSlotFree(slotId, SLOT_RELEASE_TIMEOUT_MS);
+    await adapter.confirmStopped(slotId, SLOT_RELEASE_TIMEOUT_MS);
   } catch (error) {
     log.error({ err: error }, 'engine did not free the slot after an abort');
   }

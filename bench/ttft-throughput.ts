@@ -174,7 +174,7 @@ async function runConcurrently(path: Path, concurrency: number, rounds: number, 
 async function runDirect(dispatcher: Agent, engineUrl: string, seed: number): Promise<StreamTiming> {
   const startedAt = performance.now();
   // Exactly the body the adapter sends, so both paths ask the engine for the same work.
-  const body = buildCompletionBody({ prompt: 'Benchmark prompt', maxTokens: TOKENS_PER_REQUEST, seed, samplerProfile: 'v1' });
+  const body = buildCompletionBody({ prompt: 'Benchmark prompt', maxTokens: TOKENS_PER_REQUEST, seed, samplerProfile: 'v1' }, 'Benchmark prompt');
   const response = await request(`${engineUrl}/completion`, { method: 'POST', dispatcher, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return timeSseTokens(response.body, startedAt, (_event, data) => data.includes('"stop":false'));
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DETERMINISM_MODES } from './determinism';
-import { ENGINES, ENGINES_WITH_ADAPTER, FULL_QUEUE_POLICIES, PRIORITIES } from './engines';
+import { ENGINES, ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE, FULL_QUEUE_POLICIES, PRIORITIES, SPAWNED_RUNTIME_ENGINE } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
 import { RELOAD_STRATEGIES } from './pool-state';
 import { buildSecuritySchemas } from './security-config';
@@ -267,6 +267,21 @@ function buildConfigSchema(strict: boolean) {
           code: 'custom',
           path: ['pools', index, 'engine'],
           message: `no adapter speaks ${pool.engine} yet (engines with one: ${ENGINES_WITH_ADAPTER.join(', ')}); its pool would be spoken to in another engine's protocol`,
+        });
+      }
+      const spawnedEngine = SPAWNED_RUNTIME_ENGINE[pool.engine_runtime.kind];
+      if (spawnedEngine !== undefined && spawnedEngine !== pool.engine) {
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'engine_runtime', 'kind'],
+          message: `the ${pool.engine_runtime.kind} runtime runs ${spawnedEngine}, not ${pool.engine}; use a runtime for ${pool.engine} or kind: external`,
+        });
+      }
+      if (pool.engine_runtime.kind === 'mock' && ENGINES_WITH_ADAPTER.includes(pool.engine) && !ENGINES_WITH_TEST_DOUBLE.includes(pool.engine)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'engine_runtime', 'kind'],
+          message: `${pool.engine} has no test double (engines with one: ${ENGINES_WITH_TEST_DOUBLE.join(', ')}); use kind: external with the engine's URL`,
         });
       }
       if (pool.tensor_split && pool.tensor_split.length !== pool.devices.length) {

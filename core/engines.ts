@@ -3,11 +3,20 @@ export const ENGINES = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
 export type Engine = (typeof ENGINES)[number];
 
 /**
- * The engines a pool can serve today: the ones with an adapter that speaks their protocol
- * (gpu-workers/engines/). A pool of another engine would be spoken to in llama.cpp's protocol while its
- * health said vLLM, so config refuses it (issue 12 adds the other adapters).
+ * The engines a pool can serve: the ones with an adapter registered in gpu-workers/engines/engine-registry.ts
+ * (a unit test keeps the two in step). Config refuses a pool of any other engine rather than speak another
+ * engine's protocol to it.
  */
 export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp'];
+
+/** The engines with an in-process test double, which `engine_runtime: {kind: mock}` starts. */
+export const ENGINES_WITH_TEST_DOUBLE: readonly Engine[] = ['llamacpp'];
+
+/**
+ * The engine each spawned runtime kind runs (a pool worker launcher in gpu-workers/pool-manager/ per kind).
+ * `mock` and `external` are not here: they work for any engine (the mock where it has a double).
+ */
+export const SPAWNED_RUNTIME_ENGINE: Readonly<Record<string, Engine>> = { 'llama-server': 'llamacpp' };
 
 export const PRIORITIES = ['interactive', 'batch'] as const;
 export type Priority = (typeof PRIORITIES)[number];

@@ -8,7 +8,7 @@ import type { OrchConfig, PoolConfig } from '../core/config';
 import { replicaStartsDrained } from '../core/pool-state';
 import { replicaId as formatReplicaId } from '../core/replica-status';
 import type { ReplicaState, ReplicaStatus } from '../core/replica-status';
-import type { EngineAdapterV1 } from './engines/engine-adapter';
+import type { EngineAdapter } from './engines/engine-adapter';
 import type { EngineLauncher } from './pool-manager/engine-launcher';
 import { probeNvidiaGpus } from './pool-manager/gpu-probe';
 import type { GpuProbeResult } from './pool-manager/gpu-probe';
@@ -49,7 +49,7 @@ export interface PoolWorkerOptions {
 export interface RunningPoolWorker {
   readonly replicaId: string;
   /** The replica's current (or last) engine, for health checks and tests (slot state). */
-  readonly engine: EngineAdapterV1;
+  readonly engine: EngineAdapter;
   readonly engineVersion: string;
   readonly mockEngine: boolean;
   /** Resolves when the replica has stopped. */
@@ -199,7 +199,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
 
   return {
     replicaId,
-    get engine(): EngineAdapterV1 {
+    get engine(): EngineAdapter {
       const engine = supervisor.currentEngine;
       if (!engine) throw new Error(`replica ${replicaId} has no engine yet (${machine.state})`);
       return engine.adapter;

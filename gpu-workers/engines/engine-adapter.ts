@@ -4,12 +4,20 @@ import type { ChatMessage, SamplingOverrides } from '../../core/generation-optio
 /** Sampler profiles map to explicit engine sampler parameters (OC-ADAPT-5010); only `v1` exists. */
 export type SamplerProfileVersion = 'v1';
 
+/** An OpenAI chat's messages, which the engine renders with the model's own chat template (capability `chatTemplate`). */
+export interface ChatPrompt {
+  readonly chat: readonly ChatMessage[];
+}
+
+/** A raw text prompt, or a chat the engine renders. */
+export type PromptInput = string | ChatPrompt;
+
 export interface CompletionRequest {
-  readonly prompt: string;
+  readonly prompt: PromptInput;
   readonly maxTokens: number;
   readonly seed: number;
   readonly samplerProfile: SamplerProfileVersion;
-  /** Pin a slot (determinism suite); the engine picks an idle one when absent. */
+  /** Pin a slot (determinism suite, sessions); honoured where the engine declares `slotPinning`, else ignored. */
   readonly slotId?: number | undefined;
   /**
    * Reuse the slot's cached prompt prefix (a session's next turn, ORCH-3022). Off by default: a cached
@@ -69,35 +77,88 @@ export interface SlotState {
   readonly heldTokens?: number | undefined;
 }
 
+/** The load an engine reports, for admission and placement policies; null where the engine does not say. */
+export interface EngineLoad {
+  /** KV cache in use, per mille of what the engine holds for sequences. */
+  readonly kvUsedPermille: number | null;
+  /** Tokens of the requests running now: their prompts and what they generated so far. */
+  readonly inflightTokens: number | null;
+}
+
+export const UNKNOWN_ENGINE_LOAD: EngineLoad = { kvUsedPermille: null, inflightTokens: null };
+
 /**
- * The internal engine contract (ORCH-3054): health, properties, completion stream, cancel and
- * metrics scrape. Shared code reads capability fields; it never branches on the engine name.
+ * What a fixed seed buys on an engine (ORCH-3045), measured per engine (.specs/engines/):
+ * - `byte_exact_single_sequence`: the same request gives the same tokens whenever the engine runs one sequence at
+ *   a time (llama-server with one slot); more sequences share batches and the claim ends there.
+ * - `seeded_sequential`: the same request sent alone gives the same tokens; under concurrency it may not.
+ * - `none`: no claim.
  */
-export interface EngineAdapterV1 {
-  readonly specificationVersion: 'v1';
+export type DeterminismSupport = 'byte_exact_single_sequence' | 'seeded_sequential' | 'none';
+
+/**
+ * What an engine can do beyond the core contract, declared by its adapter. Shared code reads these (and
+ * the presence of the optional members they name); it never branches on the engine's name.
+ */
+export interface EngineCapabilities {
+  /** `complete` runs on the slot `request.slotId` names (llama-server `id_slot`): sessions and the determinism suite pin. */
+  readonly slotPinning: boolean;
+  /** `request.cachePrompt` reuses a slot's cached prefix (sessions' next turn, ORCH-3022). */
+  readonly promptCache: boolean;
+  /** `complete` accepts a `ChatPrompt` and renders it with the model's template. */
+  readonly chatTemplate: boolean;
+  readonly determinism: DeterminismSupport;
+}
+
+/** Per-slot introspection and KV control (llama-server GET /slots, POST /slots/<id>?action=erase). */
+export interface SlotControl {
+  list(signal?: AbortSignal): Promise<readonly SlotState[]>;
+  /** Drops the KV a slot holds; the slot must be idle. Absent where the engine cannot. */
+  readonly erase?: ((slotId: number, signal?: AbortSignal) => Promise<void>) | undefined;
+}
+
+/** The engine's own Prometheus endpoint. */
+export interface NativeMetrics {
+  scrape(signal?: AbortSignal): Promise<string>;
+  /** Tokens the engine says it generated since it started, read from scraped text; undefined when absent. */
+  generatedTokens(text: string): number | undefined;
+}
+
+/**
+ * The internal engine contract (ORCH-3054), version 2. Every adapter: health, properties, a completion
+ * stream, confirming an abort stopped the engine's work, close. Optional members are capabilities (absent =
+ * the engine cannot): slot control, prompt token counting, native metrics, load reading.
+ *
+ * Migration from v1 (llama.cpp only): `confirmSlotFree` → `confirmStopped`; `slots`/`eraseSlot` →
+ * `slotControl.list`/`.erase`; `applyChatTemplate` + `tokenize` → a `ChatPrompt` passed to `complete` and
+ * `countPromptTokens`; `scrapeMetrics` → `nativeMetrics.scrape`; the load sampler's reading of /slots →
+ * `readLoad`. docs/adding-an-engine.md walks through writing one.
+ */
+export interface EngineAdapter {
+  readonly specificationVersion: 'v2';
   readonly engine: Engine;
+  readonly capabilities: EngineCapabilities;
   health(signal?: AbortSignal): Promise<EngineHealth>;
   properties(signal?: AbortSignal): Promise<EngineProperties>;
-  slots(signal?: AbortSignal): Promise<readonly SlotState[]>;
   /**
-   * Streams tokens; the generator's return value is the summary. Aborting `signal` closes the
-   * engine connection (llama.cpp's only cancel mechanism) and ends the generator with an AbortError.
+   * Streams tokens; the generator's return value is the summary. Aborting `signal` (or stopping early) closes
+   * the engine connection, which is how every supported engine cancels, and ends the generator with an AbortError.
    */
   complete(request: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void>;
-  /** After an abort: waits until the engine reports the slot free, or throws when `timeoutMs` passes. */
-  confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void>;
-  /** The prompt the model's own chat template makes of `messages`, ending with the assistant's turn (llama-server `POST /apply-template`). */
-  applyChatTemplate(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<string>;
   /**
-   * The prompt's tokens as a completion of `prompt` would count them — the model's special tokens (BOS)
-   * added and special-token text parsed, as `complete` sends it (llama-server `POST /tokenize`). Admission
-   * checks prompt + max_tokens against ctx with it (ORCH-3015).
+   * After an abort: resolves once the engine no longer works on the aborted request (its slot, or its sequence,
+   * is free), throws WORKER_RESET when `timeoutMs` passes. `slotId` is the slot the request ran on, where known.
    */
-  tokenize(prompt: string, signal?: AbortSignal): Promise<readonly number[]>;
-  /** Drops the KV a slot holds (llama-server `POST /slots/<id>?action=erase`); the slot must be idle. */
-  eraseSlot(slotId: number, signal?: AbortSignal): Promise<void>;
-  /** Engine-native Prometheus text (llama-server `--metrics`). */
-  scrapeMetrics(signal?: AbortSignal): Promise<string>;
+  confirmStopped(slotId: number | undefined, timeoutMs: number): Promise<void>;
+  /**
+   * The prompt's tokens as `complete` would count them — special tokens added, a chat rendered by the template
+   * first. Admission checks prompt + max_tokens against ctx with it (ORCH-3015). Absent: admission cannot count.
+   */
+  readonly countPromptTokens?: ((prompt: PromptInput, signal?: AbortSignal) => Promise<number>) | undefined;
+  readonly slotControl?: SlotControl | undefined;
+  readonly nativeMetrics?: NativeMetrics | undefined;
+  /** The engine's load now (kv use, in-flight tokens). */
+  readonly readLoad?: ((signal?: AbortSignal) => Promise<EngineLoad>) | undefined;
   /** Releases the adapter's connections. */
   close(): Promise<void>;
 }

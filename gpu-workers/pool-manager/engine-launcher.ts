@@ -1,4 +1,4 @@
-import type { EngineAdapterV1, EngineProperties } from '../engines/engine-adapter';
+import type { EngineAdapter, EngineProperties } from '../engines/engine-adapter';
 import type { ReplicaFailure } from './replica-failure';
 
 export type LaunchPhase = 'verifying' | 'loading' | 'self_test';
@@ -9,7 +9,7 @@ export interface LaunchProgress {
 
 /** An engine that passed its start-up checks and is ready to serve. */
 export interface LaunchedEngine {
-  readonly adapter: EngineAdapterV1;
+  readonly adapter: EngineAdapter;
   readonly properties: EngineProperties;
   readonly mockEngine: boolean;
   /** KV cache bytes per token in a slot (ORCH-3022 kv_bytes); absent → 0 reported. */

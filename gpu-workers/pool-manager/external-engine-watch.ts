@@ -1,5 +1,5 @@
 import { ErrorCode } from '../../core/errors';
-import type { EngineAdapterV1 } from '../engines/engine-adapter';
+import type { EngineAdapter } from '../engines/engine-adapter';
 import { ReplicaFailure } from './replica-failure';
 
 export interface EngineWatch {
@@ -13,7 +13,7 @@ export interface EngineWatch {
  * and after `failuresInRow` failed checks in a row the replica fails like a crashed engine (Unready,
  * drained, restarted with backoff by the pool lifecycle). Issue 13: before, such a replica stayed Ready.
  */
-export function watchExternalEngine(adapter: EngineAdapterV1, options: { readonly intervalMs: number; readonly failuresInRow: number }): EngineWatch {
+export function watchExternalEngine(adapter: EngineAdapter, options: { readonly intervalMs: number; readonly failuresInRow: number }): EngineWatch {
   let settle: (failure: ReplicaFailure) => void = () => undefined;
   const failed = new Promise<ReplicaFailure>((resolve) => {
     settle = resolve;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ErrorCode } from '../../core/errors';
 import { tensorSplitOf } from '../../core/tensor-split';
-import type { EngineAdapterV1 } from '../engines/engine-adapter';
+import type { EngineAdapter } from '../engines/engine-adapter';
 import { classifyEngineExit } from './crash-classification';
 import type { EngineExit } from './crash-classification';
 import { eccIncrease, readUncorrectedEccCounts } from './gpu-probe';
@@ -181,7 +181,7 @@ export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promis
  * Waits until /health answers 200 (model loaded, ORCH-3002). Fails with the classified exit when
  * the process ends first, or with `load_timeout` when loading takes longer than `timeoutMs`.
  */
-export async function waitUntilHealthy(engine: LlamaServerProcess, adapter: EngineAdapterV1, timeoutMs: number): Promise<void> {
+export async function waitUntilHealthy(engine: LlamaServerProcess, adapter: EngineAdapter, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let ended: ReplicaFailure | undefined;
   void engine.exited.then((failure) => {

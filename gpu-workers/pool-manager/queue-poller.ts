@@ -103,6 +103,7 @@ export class QueuePoller {
       this.options.onSlotLoad?.(busySlots);
     };
     const slotAllocator = new SlotAllocator(slots, onSlotLoad);
+    const { capabilities } = engine.adapter;
     const generation: GenerationDependencies = {
       adapter: engine.adapter,
       replica,
@@ -110,8 +111,9 @@ export class QueuePoller {
       dispatcher,
       slots: slotAllocator,
       logger: this.options.logger,
-      // Per Ready period: a restarted engine holds no KV.
-      kv: new KvResidency(engine.kvBytesPerToken ?? 0),
+      // Per Ready period: a restarted engine holds no KV. Sessions keep KV warm only where a task can be put
+      // back on its slot and reuse the cached prefix; elsewhere each turn is evaluated in full.
+      ...(capabilities.slotPinning && capabilities.promptCache ? { kv: new KvResidency(engine.kvBytesPerToken ?? 0) } : {}),
       events: this.options.events,
       replicaAbort: abort.signal,
       relays: this.relays,
@@ -158,8 +160,10 @@ export class QueuePoller {
     this.fastStartHandler = fastStartHandler(generation, fastStarts, replicaId, slotAllocator);
     this.fastStart?.serve(this.fastStartHandler);
     const { onEngineLoad } = this.options;
-    if (onEngineLoad) {
-      this.loadSampler = new EngineLoadSampler(engine.adapter, this.options.engineLoadIntervalMs ?? 1_000, onEngineLoad, this.options.logger);
+    // An engine that cannot say its load leaves the replica's figures null (policies see "unknown", not zero).
+    const readLoad = engine.adapter.readLoad;
+    if (onEngineLoad && readLoad) {
+      this.loadSampler = new EngineLoadSampler(readLoad, this.options.engineLoadIntervalMs ?? 1_000, onEngineLoad, this.options.logger);
       this.loadSampler.start();
     }
     // Fast-started runs are in flight like the workers' activities: a drain or a stop waits for them too
@@ -239,11 +243,11 @@ function fastStartHandler(dependencies: GenerationDependencies, runs: FastStartR
     },
     withdraw: (taskId) => runs.withdraw(taskId),
     outcome: (taskId) => runs.outcome(taskId),
-    // As the generation builds its prompt (engine-generation.ts): a chat is rendered by the engine's template first.
+    // As the generation sends its prompt (engine-generation.ts): a chat is rendered by the engine's template first.
     async countPromptTokens(input) {
-      const { adapter } = dependencies;
-      const prompt = 'chat' in input ? await adapter.applyChatTemplate(input.chat) : input.prompt;
-      return (await adapter.tokenize(prompt)).length;
+      const count = dependencies.adapter.countPromptTokens;
+      if (!count) throw new Error(`the ${dependencies.adapter.engine} adapter cannot count prompt tokens`);
+      return count('chat' in input ? { chat: input.chat } : input.prompt);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { ErrorCode } from '../../core/errors';
-import type { EngineAdapterV1, EngineProperties } from '../engines/engine-adapter';
+import type { EngineAdapter, EngineProperties } from '../engines/engine-adapter';
 import { ReplicaFailure } from './replica-failure';
 
 export interface SelfTestExpectations {
@@ -23,18 +23,13 @@ function fail(step: string, detail: string): never {
   throw new ReplicaFailure(ErrorCode.WORKER_RESET, 'self_test_failed', `start-up self-test failed at ${step}: ${detail}`);
 }
 
-/** The value of a Prometheus counter line such as `llamacpp:tokens_predicted_total 12`. */
-function counter(text: string, name: string): number | undefined {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(name.length + 1));
-}
-
 /**
  * ORCH-3049: before a replica is Ready, prove on the loaded engine that preload took (properties
- * match the config the pool admits against), a minimal decode works, a cancel frees the slot, and
- * telemetry is emitted (the engine's metrics count the self-test's own tokens).
+ * match the config the pool admits against), a minimal decode works, a cancel stops the engine's work, and
+ * telemetry is emitted (the engine's own metrics count the self-test's tokens, where it has native metrics).
+ * The same steps for every engine; what differs is in the adapter.
  */
-export async function runSelfTest(adapter: EngineAdapterV1, expected: SelfTestExpectations): Promise<SelfTestReport> {
+export async function runSelfTest(adapter: EngineAdapter, expected: SelfTestExpectations): Promise<SelfTestReport> {
   const started = Date.now();
   const properties = await adapter.properties().catch((error: unknown) => fail('preload', String(error)));
   if (properties.totalSlots !== expected.slots) fail('preload', `engine has ${properties.totalSlots} slots, config says ${expected.slots}`);
@@ -46,12 +41,19 @@ export async function runSelfTest(adapter: EngineAdapterV1, expected: SelfTestEx
     );
   }
 
-  const metricsBefore = await adapter.scrapeMetrics().catch((error: unknown) => fail('telemetry', String(error)));
-  const predictedBefore = counter(metricsBefore, 'llamacpp:tokens_predicted_total') ?? 0;
+  const metrics = adapter.nativeMetrics;
+  const generatedTokens = async (): Promise<number | undefined> => {
+    if (!metrics) return undefined;
+    const text = await metrics.scrape().catch((error: unknown) => fail('telemetry', String(error)));
+    return metrics.generatedTokens(text);
+  };
+  const predictedBefore = (await generatedTokens()) ?? 0;
+  // Pinned where the engine pins, so the cancel check watches the very slot the request ran on.
+  const slotId = adapter.capabilities.slotPinning ? 0 : undefined;
 
   let decodedTokens = 0;
   try {
-    const stream = adapter.complete({ prompt: PROMPT, maxTokens: 2, seed: 1, samplerProfile: 'v1', slotId: 0 }, new AbortController().signal);
+    const stream = adapter.complete({ prompt: PROMPT, maxTokens: 2, seed: 1, samplerProfile: 'v1', slotId }, new AbortController().signal);
     for (;;) {
       const next = await stream.next();
       if (next.done === true) {
@@ -66,19 +68,20 @@ export async function runSelfTest(adapter: EngineAdapterV1, expected: SelfTestEx
 
   const controller = new AbortController();
   try {
-    const stream = adapter.complete({ prompt: PROMPT, maxTokens: CANCEL_MAX_TOKENS, seed: 2, samplerProfile: 'v1', slotId: 0 }, controller.signal);
+    const stream = adapter.complete({ prompt: PROMPT, maxTokens: CANCEL_MAX_TOKENS, seed: 2, samplerProfile: 'v1', slotId }, controller.signal);
     await stream.next();
     controller.abort();
     await stream.next().catch(() => undefined);
-    await adapter.confirmSlotFree(0, SLOT_FREE_TIMEOUT_MS);
+    await adapter.confirmStopped(slotId, SLOT_FREE_TIMEOUT_MS);
   } catch (error) {
     fail('cancel', error instanceof Error ? error.message : String(error));
   }
 
-  const metricsAfter = await adapter.scrapeMetrics().catch((error: unknown) => fail('telemetry', String(error)));
-  const predictedAfter = counter(metricsAfter, 'llamacpp:tokens_predicted_total');
-  if (predictedAfter === undefined || predictedAfter < predictedBefore + decodedTokens) {
-    fail('telemetry', `llamacpp:tokens_predicted_total did not count the decode (${predictedBefore} → ${String(predictedAfter)})`);
+  if (metrics) {
+    const predictedAfter = await generatedTokens();
+    if (predictedAfter === undefined || predictedAfter < predictedBefore + decodedTokens) {
+      fail('telemetry', `the engine's generated-token counter did not count the decode (${predictedBefore} → ${String(predictedAfter)})`);
+    }
   }
   return { properties, decodedTokens, durationMs: Date.now() - started };
 }

@@ -31,7 +31,8 @@ async function cancel(taskId: string): Promise<number> {
 function engineSlotsBusy(): Promise<boolean> {
   const engine = stack.poolWorkers[0]?.engine;
   if (!engine) throw new Error('no replica');
-  return engine.slots().then((slots) => slots.some((slot) => slot.isProcessing));
+  if (!engine.slotControl) throw new Error('the engine has no slot introspection');
+  return engine.slotControl.list().then((slots) => slots.some((slot) => slot.isProcessing));
 }
 
 test('ORCH-3026 OC-CTRL-2012 ORCH-3017: a cancel mid-stream is acknowledged, no token follows it, and the slot is freed', async () => {

@@ -141,7 +141,7 @@ describe('llama.cpp adapter against a real llama-server', () => {
     controller.abort();
     await expect(stream.next()).rejects.toMatchObject({ name: 'AbortError' });
 
-    await engine().confirmSlotFree(0, 5_000);
+    await engine().confirmStopped(0, 5_000);
     const decodes = metric(await engine().scrapeMetrics(), 'llamacpp:n_decode_total') - before;
     expect(decodes).toBeLessThan(maxTokens / 4);
     // The slot serves the next request normally.

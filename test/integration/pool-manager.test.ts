@@ -136,8 +136,8 @@ describe('a healthy llama-server replica', () => {
     expect(cancelled.status).toBe(204);
     const events = await reading.finished;
     expect(events.at(-1)?.data['canceled']).toBe(true);
-    await engine?.confirmSlotFree(0, 5_000);
-    expect((await engine?.slots())?.every((slot) => !slot.isProcessing)).toBe(true);
+    await engine?.confirmStopped(0, 5_000);
+    expect((await engine?.slotControl?.list())?.every((slot) => !slot.isProcessing)).toBe(true);
     expect((await completeTask(stack)).tokensOut).toBe(8);
   });
 

@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { createLlamaCppAdapter, type LlamaCppAdapter } from '../../gpu-workers/engines/llamacpp/llamacpp-adapter';
 import { startMockEngine, type MockEngine } from '../../gpu-workers/engines/mock-llamacpp/mock-engine';
-import { EngineLoadSampler, engineLoadOf, type EngineLoad } from '../../gpu-workers/pool-manager/engine-load-sampler';
+import { EngineLoadSampler, type EngineLoad } from '../../gpu-workers/pool-manager/engine-load-sampler';
+import { engineLoadOf } from '../../gpu-workers/engines/llamacpp/slot-load';
 import { ReplicaStateMachine } from '../../gpu-workers/pool-manager/replica-state';
 import { waitFor } from '../support/sse-client';
 
@@ -44,7 +45,7 @@ describe('issue 13: engine load from the engine\'s own slots', () => {
       const machine = new ReplicaStateMachine({ poolId: 'p', replicaId: 'p-r0', host: 'h', mockEngine: true, engine: 'llamacpp', modelRef: 'm', quant: null, ctx: 512, samplerProfileVersion: 'v1' });
       const published: EngineLoad[] = [];
       machine.onLoadChange((status) => published.push({ kvUsedPermille: status.kv_used_permille ?? null, inflightTokens: status.inflight_tokens ?? null }));
-      const sampler = new EngineLoadSampler(adapter, 20, (load) => machine.setEngineLoad(load), pino({ level: 'silent' }));
+      const sampler = new EngineLoadSampler((signal) => adapter.readLoad?.(signal) ?? Promise.reject(new Error('no load reading')), 20, (load) => machine.setEngineLoad(load), pino({ level: 'silent' }));
       sampler.start();
       try {
         const abort = new AbortController();

@@ -208,7 +208,7 @@ describe('llama.cpp adapter against the mock engine', () => {
     const pinned = await completeAll(adapter, { prompt: 'p', maxTokens: 3, seed: 7, samplerProfile: 'v1', slotId: 1 });
     expect(engine.stats().lastCompletionRequest).toMatchObject({ id_slot: 1 });
     expect(pinned.summary.slotId).toBe(1);
-    expect(buildCompletionBody({ prompt: 'q', maxTokens: 1, seed: 1, samplerProfile: 'v1', slotId: 0 })).toMatchObject({ id_slot: 0, samplers: SAMPLER_PROFILES.v1.samplers });
+    expect(buildCompletionBody({ prompt: 'q', maxTokens: 1, seed: 1, samplerProfile: 'v1', slotId: 0 }, 'q')).toMatchObject({ id_slot: 0, samplers: SAMPLER_PROFILES.v1.samplers });
   });
 
   test('the seed reaches the engine: the same seed and prompt stream identical tokens from the mock; another seed differs', async () => {
@@ -254,7 +254,7 @@ describe('llama.cpp adapter against the mock engine', () => {
     ]);
     const stream = adapter.complete({ ...REQUEST, maxTokens: 1000, slotId: 0 }, newController().signal);
     await stream.next();
-    const promptTokens = (await adapter.tokenize(REQUEST.prompt)).length;
+    const promptTokens = (await adapter.tokenize('Say hello')).length;
     expect(await adapter.slots()).toEqual([
       { id: 0, isProcessing: true, contextTokens: 4096, heldTokens: expect.any(Number) },
       { id: 1, isProcessing: false, contextTokens: 4096, heldTokens: 0 },
@@ -274,7 +274,7 @@ describe('llama.cpp adapter against the mock engine', () => {
     controller.abort();
     await expect(failureCode(stream.next())).resolves.toBe('AbortError');
     await expect(stream.next()).resolves.toEqual({ done: true, value: undefined });
-    await adapter.confirmSlotFree(0, 1_000);
+    await adapter.confirmStopped(0, 1_000);
     expect(engine.stats()).toMatchObject({ completionsCancelled: 1, requestsProcessing: 0 });
     const decoded = engine.stats().tokensPredictedTotal;
     await sleep(30);
@@ -289,21 +289,21 @@ describe('llama.cpp adapter against the mock engine', () => {
       expect(token.index).toBe(seen);
       if (++seen === 2) break;
     }
-    await adapter.confirmSlotFree(undefined, 1_000);
+    await adapter.confirmStopped(undefined, 1_000);
     expect(engine.stats().completionsCancelled).toBe(1);
   });
 
-  test('ORCH-3017: confirmSlotFree throws WORKER_RESET when the slot stays busy past the deadline', async () => {
+  test('ORCH-3017: confirmStopped throws WORKER_RESET when the slot stays busy past the deadline', async () => {
     const engine = await mockEngine({ slots: 1, ttftMs: 0, interTokenMs: 5 });
     const adapter = adapterFor(engine.url);
     const stream = adapter.complete({ ...REQUEST, maxTokens: 10_000 }, newController().signal);
     await stream.next();
     const startedAt = Date.now();
-    const error = await failure(adapter.confirmSlotFree(0, 100));
+    const error = await failure(adapter.confirmStopped(0, 100));
     expect(error.code).toBe('WORKER_RESET');
     expect(error.message).toContain('slot 0');
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(75);
-    await expect(failureCode(adapter.confirmSlotFree(7, 100))).resolves.toBe('INTERNAL');
+    await expect(failureCode(adapter.confirmStopped(7, 100))).resolves.toBe('INTERNAL');
     await stream.return(undefined as never);
   });
 

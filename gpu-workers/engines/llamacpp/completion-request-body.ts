@@ -21,9 +21,10 @@ export interface LlamaCppCompletionBody extends LlamaCppSamplerParameters {
   readonly stop?: readonly string[];
 }
 
-export function buildCompletionBody(request: CompletionRequest): LlamaCppCompletionBody {
+/** `prompt` is the text sent: the request's own, or its chat rendered by the model's template. */
+export function buildCompletionBody(request: CompletionRequest, prompt: string): LlamaCppCompletionBody {
   return {
-    prompt: request.prompt,
+    prompt,
     n_predict: request.maxTokens,
     seed: request.seed,
     stream: true,

@@ -3,16 +3,21 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
+import { prometheusValue } from '../prometheus-sample';
 import { ErrorCode, OrchError } from '../../../core/errors';
 import type {
   CompletionRequest,
   CompletionSummary,
-  EngineAdapterV1,
+  EngineAdapter,
+  EngineCapabilities,
   EngineHealth,
+  EngineLoad,
   EngineProperties,
   EngineToken,
+  PromptInput,
   SlotState,
 } from '../engine-adapter';
+import { engineLoadOf } from './slot-load';
 import { buildCompletionBody } from './completion-request-body';
 import { readCompletionStream } from './completion-stream';
 import { AppliedTemplateSchema, ErrorEnvelopeSchema, PropsSchema, SlotsSchema, TokenizeSchema } from './llamacpp-api-types';
@@ -31,10 +36,32 @@ export interface LlamaCppAdapterOptions {
   readonly slotPollIntervalMs?: number | undefined;
 }
 
-export interface LlamaCppAdapter extends EngineAdapterV1 {
+/** llama-server's native API, as well as the shared contract: tests and the determinism suite read slots directly. */
+export interface LlamaCppAdapter extends EngineAdapter {
+  slots(signal?: AbortSignal): Promise<readonly SlotState[]>;
+  eraseSlot(slotId: number, signal?: AbortSignal): Promise<void>;
+  /** The prompt the model's own chat template makes of `messages`, ending with the assistant's turn (POST /apply-template). */
+  applyChatTemplate(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<string>;
+  /** As POST /completion tokenizes a string prompt (POST /tokenize with the model's BOS added, special text parsed). */
+  tokenize(prompt: string, signal?: AbortSignal): Promise<readonly number[]>;
+  scrapeMetrics(signal?: AbortSignal): Promise<string>;
   /** Closes the keep-alive agent the adapter created; a no-op with an injected dispatcher. */
   close(): Promise<void>;
 }
+
+/**
+ * What llama-server does (engines.md §1): slots pinned by `id_slot`, prompt cache per slot, chat templates via
+ * /apply-template, and byte-exact output only with one slot (batches shared across slots change float order, §1.6).
+ */
+export const LLAMACPP_CAPABILITIES: EngineCapabilities = {
+  slotPinning: true,
+  promptCache: true,
+  chatTemplate: true,
+  determinism: 'byte_exact_single_sequence',
+};
+
+/** llama-server's counter of generated tokens (`--metrics`). */
+const TOKENS_PREDICTED_COUNTER = 'llamacpp:tokens_predicted_total';
 
 interface TextResponse {
   readonly statusCode: number;
@@ -144,6 +171,8 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     completion: CompletionRequest,
     signal: AbortSignal,
   ): AsyncGenerator<EngineToken, CompletionSummary, void> {
+    // A chat: the engine renders the messages with the model's own template first (one extra loopback call).
+    const prompt = typeof completion.prompt === 'string' ? completion.prompt : await applyChatTemplate(completion.prompt.chat, signal);
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url('completion'), {
@@ -151,7 +180,7 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
         dispatcher,
         signal,
         headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-        body: JSON.stringify(buildCompletionBody(completion)),
+        body: JSON.stringify(buildCompletionBody(completion, prompt)),
       });
     } catch (error) {
       throw fromTransportFailure(error, signal);
@@ -176,7 +205,7 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     }
   }
 
-  async function confirmSlotFree(slotId: number | undefined, timeoutMs: number): Promise<void> {
+  async function confirmStopped(slotId: number | undefined, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     let lastSeen = 'no answer yet';
     for (;;) {
@@ -252,14 +281,28 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     return response.text;
   }
 
+  async function countPromptTokens(prompt: PromptInput, signal?: AbortSignal): Promise<number> {
+    const text = typeof prompt === 'string' ? prompt : await applyChatTemplate(prompt.chat, signal);
+    return (await tokenize(text, signal)).length;
+  }
+
+  async function readLoad(signal?: AbortSignal): Promise<EngineLoad> {
+    return engineLoadOf(await slots(signal));
+  }
+
   return {
-    specificationVersion: 'v1',
+    specificationVersion: 'v2',
     engine: 'llamacpp',
+    capabilities: LLAMACPP_CAPABILITIES,
     health,
     properties,
     slots: (signal?: AbortSignal) => slots(signal),
     complete,
-    confirmSlotFree,
+    confirmStopped,
+    countPromptTokens,
+    slotControl: { list: (signal?: AbortSignal) => slots(signal), erase: eraseSlot },
+    nativeMetrics: { scrape: scrapeMetrics, generatedTokens: (text) => prometheusValue(text, TOKENS_PREDICTED_COUNTER) },
+    readLoad,
     eraseSlot,
     applyChatTemplate,
     tokenize,
