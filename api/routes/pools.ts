@@ -102,7 +102,7 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
         replicas,
         backlog: Number(description.stats?.approximateBacklogCount ?? 0),
         pool_state: { mode: poolState.mode, model_ref: poolState.model_ref ?? pool.model, previous_model_ref: poolState.previous_model_ref, operation: poolState.operation, last_operation: poolState.last_operation },
-        ...(mockEngine ? { mock_engine: true, warning: 'this pool is served by the MOCK engine, a test double' } : {}),
+        ...(mockEngine ? { mock_engine: true, warning: `this pool is served by the MOCK engine, a test double of ${pool.engine}: its tokens are not a model's` } : {}),
         ...(cpuOverride ? { cpu_inference_override: true, cpu_warning: 'DEVELOPMENT OVERRIDE: inference runs on the CPU (ORCH-1101)' } : {}),
       },
     });

@@ -6,6 +6,7 @@ import { ErrorCode } from '../../core/errors';
 import { isMockModelRef } from '../../core/pool-state';
 import { ReplicaFailure } from './replica-failure';
 import { watchExternalEngine } from './external-engine-watch';
+import { runSelfTest } from './self-test';
 
 /** The mock engine's own figure for kv_bytes: a small llama-like model (2 × 8 layers × 4 KV heads × 64 × f16). */
 export const MOCK_KV_BYTES_PER_TOKEN = 8_192;
@@ -30,6 +31,16 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
       }
       progress.enter('loading');
       const runtime = await startEngineRuntime(pool, logger);
+      // ORCH-3049 for every engine however it is obtained: decode, cancel and telemetry proven before Ready.
+      const expectations = { slots: pool.engine_runtime.kind === 'mock' ? pool.engine_runtime.slots : undefined };
+      progress.enter('self_test');
+      try {
+        const report = await runSelfTest(runtime.adapter, expectations);
+        logger.info({ engine: pool.engine, self_test_ms: report.durationMs, decoded_tokens: report.decodedTokens }, 'start-up self-test passed');
+      } catch (error) {
+        await runtime.stop();
+        throw error;
+      }
       // The mock lives in this process and dies with it; an external engine can vanish on its own.
       const watch = pool.engine_runtime.kind === 'external' ? watchExternalEngine(runtime.adapter, EXTERNAL_HEALTH_WATCH) : undefined;
       return {
@@ -41,6 +52,9 @@ export function createRuntimeLauncher(pool: PoolConfig, logger: Logger): EngineL
         modelDigest: undefined,
         pid: undefined,
         failed: watch?.failed ?? new Promise<ReplicaFailure>(() => undefined),
+        selfTest: async () => {
+          await runSelfTest(runtime.adapter, expectations);
+        },
         stop: () => {
           watch?.stop();
           return runtime.stop();

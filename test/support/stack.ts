@@ -11,6 +11,7 @@ import { createLogger } from '../../platform/logger';
 import { connectWorker } from '../../platform/temporal-connections';
 import { startWorkflowWorker, type RunningWorkflowWorker } from '../../workflows/workflow-worker';
 import { captureLogs, type LogCapture } from './log-capture';
+import type { Engine } from '../../core/engines';
 
 export interface PoolOverrides {
   readonly slots?: number;
@@ -86,7 +87,7 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
     pools: [
       {
         id: poolId,
-        engine: 'llamacpp',
+        engine: custom.engine ?? 'llamacpp',
         model,
         ctx: overrides.ctx ?? 2048,
         devices: [0],
@@ -117,6 +118,8 @@ export function testConfig(overrides: PoolOverrides = {}, poolReplicas = 1, cust
 
 /** A pool other than the mock one: a llama-server runtime, its model catalog and the dev section. */
 export interface CustomPool {
+  /** The pool's engine; llamacpp when absent. */
+  readonly engine?: Engine;
   readonly model?: string;
   readonly models?: readonly unknown[];
   readonly dev?: Record<string, unknown>;
