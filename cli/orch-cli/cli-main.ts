@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { managedKeysPath } from '../../api/auth/api-keys';
 import { OrchApiError, OrchClient } from '../../clients/typescript/src';
 import { loadConfigFile } from '../../core/config-file';
+import { ENGINES } from '../../core/engines';
 import { configPathFromArgs } from '../../platform/config-path';
 import { httpUrl } from '../../platform/http-url';
 import { temporalAddress } from '../../platform/temporal-connections';
@@ -80,8 +81,8 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'submit': {
       const priority = values.priority === 'batch' ? 'batch' : values.priority === 'interactive' ? 'interactive' : undefined;
       if (!priority) throw new Error('--priority must be interactive or batch');
-      const engine = (['llamacpp', 'vllm', 'tgi', 'triton'] as const).find((candidate) => candidate === values.engine);
-      if (!engine) throw new Error('--engine must be llamacpp, vllm, tgi or triton');
+      const engine = ENGINES.find((candidate) => candidate === values.engine);
+      if (!engine) throw new Error(`--engine must be one of ${ENGINES.join(', ')}`);
       const options = {
         prompt: need(rest.join(' ') || undefined, 'a prompt'),
         model: values.model,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Connection, Client } from '@temporalio/client';
 import type { OrchClient } from '../../clients/typescript/src';
 import { TASK_WORKFLOW_TYPE } from '../../core/task-workflow-contract';
+import type { Engine } from '../../core/engines';
 import type { CliOutput } from './cli-output';
 
 export interface SubmitOptions {
@@ -11,7 +12,7 @@ export interface SubmitOptions {
   readonly maxTokens: number;
   readonly ctx: number;
   readonly seed: number | undefined;
-  readonly engine: 'llamacpp' | 'vllm' | 'tgi' | 'triton';
+  readonly engine: Engine;
 }
 
 /** `submit`: an OrchQueue task, its tokens streamed to stdout as they come (`--json`: one event per line). */
