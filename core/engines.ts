@@ -7,10 +7,18 @@ export type Engine = (typeof ENGINES)[number];
  * (a unit test keeps the two in step). Config refuses a pool of any other engine rather than speak another
  * engine's protocol to it.
  */
-export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp'];
+export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp', 'tgi'];
 
 /** The engines with an in-process test double, which `engine_runtime: {kind: mock}` starts. */
-export const ENGINES_WITH_TEST_DOUBLE: readonly Engine[] = ['llamacpp'];
+export const ENGINES_WITH_TEST_DOUBLE: readonly Engine[] = ['llamacpp', 'tgi'];
+
+/**
+ * Engines whose adapter has met only a test double, never the real engine (no TGI server installs from a package
+ * registry). Pool health says this for every pool of such an engine, whatever serves it.
+ */
+export const ADAPTER_UNVERIFIED: Readonly<Partial<Record<Engine, string>>> = {
+  tgi: 'the TGI adapter is UNVERIFIED against a real TGI server: it was tested only against its test double (.specs/engines/tgi.md)',
+};
 
 /**
  * The engine each spawned runtime kind runs (a pool worker launcher in gpu-workers/pool-manager/ per kind).

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../core/config';
+import { ADAPTER_UNVERIFIED } from '../core/engines';
 import type { EngineAdapter, EngineProperties } from './engines/engine-adapter';
 import { engineRegistration } from './engines/engine-registry';
 
@@ -36,6 +37,8 @@ export async function startEngineRuntime(pool: PoolConfig, logger: Logger): Prom
   } else {
     throw new Error(`engine runtime ${runtime.kind} is started by the pool manager (gpu-workers/pool-manager/)`);
   }
+  const unverified = ADAPTER_UNVERIFIED[pool.engine];
+  if (unverified !== undefined) logger.warn({ engine: pool.engine, engine_url: baseUrl }, unverified);
   const adapter = registration.createAdapter(baseUrl);
   try {
     await waitUntilReady(adapter);

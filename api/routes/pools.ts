@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { ErrorCode, OrchError } from '../../core/errors';
+import { ADAPTER_UNVERIFIED } from '../../core/engines';
 import { parseReplicaIdentity } from '../../core/ids';
 import { replicaId } from '../../core/replica-status';
 import type { PoolState } from '../../core/pool-state';
@@ -103,6 +104,7 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
         backlog: Number(description.stats?.approximateBacklogCount ?? 0),
         pool_state: { mode: poolState.mode, model_ref: poolState.model_ref ?? pool.model, previous_model_ref: poolState.previous_model_ref, operation: poolState.operation, last_operation: poolState.last_operation },
         ...(mockEngine ? { mock_engine: true, warning: `this pool is served by the MOCK engine, a test double of ${pool.engine}: its tokens are not a model's` } : {}),
+        ...(ADAPTER_UNVERIFIED[pool.engine] !== undefined ? { adapter_warning: ADAPTER_UNVERIFIED[pool.engine] } : {}),
         ...(cpuOverride ? { cpu_inference_override: true, cpu_warning: 'DEVELOPMENT OVERRIDE: inference runs on the CPU (ORCH-1101)' } : {}),
       },
     });

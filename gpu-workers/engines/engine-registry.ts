@@ -3,6 +3,8 @@ import { ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE } from '../../core/engin
 import type { EngineAdapter, EngineProperties } from './engine-adapter';
 import { createLlamaCppAdapter } from './llamacpp/llamacpp-adapter';
 import { startMockEngine } from './mock-llamacpp/mock-engine';
+import { createTgiAdapter } from './tgi/tgi-adapter';
+import { TGI_DOUBLE_VERSION_PREFIX, startTgiDouble } from './tgi-double/tgi-double';
 
 /** How a test double is shaped: the `mock` runtime's fields (core/config.ts). */
 export interface TestDoubleOptions {
@@ -47,6 +49,18 @@ const REGISTRY: { readonly [E in Engine]?: EngineRegistration } = {
       start: (options) => startMockEngine({ ttftMs: options.ttftMs, interTokenMs: options.interTokenMs, slots: options.slots }),
       announcement: "MOCK ENGINE: this pool is served by a test double that speaks the llama.cpp API; its tokens are not a model's",
       isDouble: (properties) => properties.engineVersion.startsWith('mock-'),
+    },
+  },
+  tgi: {
+    engine: 'tgi',
+    createAdapter: (baseUrl) => createTgiAdapter({ baseUrl }),
+    testDouble: {
+      // `slots` is the router's max_concurrent_requests, which the adapter reports as the engine's slots.
+      start: (options) => startTgiDouble({ ttftMs: options.ttftMs, interTokenMs: options.interTokenMs, maxConcurrentRequests: options.slots }),
+      announcement:
+        "TGI TEST DOUBLE: this pool is served by a test double of TGI's native API (gpu-workers/engines/tgi-double/), its tokens are not a model's; " +
+        'the TGI adapter is UNVERIFIED against a real TGI server (.specs/engines/tgi.md)',
+      isDouble: (properties) => properties.engineVersion.startsWith(TGI_DOUBLE_VERSION_PREFIX),
     },
   },
 };

@@ -11,13 +11,14 @@ import {
   type ConformanceTarget,
 } from '../support/engine-conformance';
 import { llamaCppDoubleTarget, llamaServerTarget } from '../support/conformance-targets/llamacpp';
+import { tgiDoubleTarget } from '../support/conformance-targets/tgi';
 
 /**
  * Issue 12 item 5: the one conformance suite every engine adapter passes, through the whole stack (gateway,
  * Temporal workflow, pool worker, adapter, engine). The checks are the same for every target; what an engine
  * cannot do is declared as a capability of its adapter, never decided here by the engine's name.
  */
-const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget];
+const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget, tgiDoubleTarget];
 
 interface ReplicaHealth {
   readonly state: string;
