@@ -63,7 +63,7 @@ function buildConfigSchema(strict: boolean) {
       extra_args: z.array(z.string()).default([]),
       /** Free host RAM the replica needs before loading; absent → model file size + 256 MiB. */
       host_ram_headroom_bytes: z.int().min(0).nullish(),
-      /** Free VRAM per device the replica needs (GPU builds); absent → model file size × 1.2 + 512 MiB. */
+      /** A floor on the free VRAM each device needs (GPU builds); it never lowers its share of weights + KV cache (ctx × slots) + 512 MiB (ORCH-3052). */
       vram_headroom_bytes: z.int().min(0).nullish(),
       /** How long loading the model may take before the start counts as failed. */
       load_timeout_ms: msSchema.default(120_000),
@@ -112,6 +112,11 @@ function buildConfigSchema(strict: boolean) {
     quant: z.string().nullish(),
     ctx: z.int().min(1).nullish(),
     devices: z.array(z.int().min(0)).min(1),
+    /**
+     * llama-orch extension: the host whose GPUs `devices` names (a name of the operator's choosing). Pools on one
+     * host — every pool without one is on the host `npm start` runs on — never share a GPU (ORCH-3011).
+     */
+    host: z.string().min(1).nullish(),
     tensor_split: z.array(z.number().positive()).nullish(),
     preload: z.boolean().nullish(),
     require_same_engine_version: z.boolean().nullish(),
@@ -287,6 +292,8 @@ function buildConfigSchema(strict: boolean) {
       if (pool.tensor_split && pool.tensor_split.length !== pool.devices.length) {
         context.addIssue({ code: 'custom', path: ['pools', index, 'tensor_split'], message: 'needs one ratio per device' });
       }
+      const repeated = pool.devices.find((device, position) => pool.devices.indexOf(device) !== position);
+      if (repeated !== undefined) context.addIssue({ code: 'custom', path: ['pools', index, 'devices'], message: `names GPU ${repeated} twice` });
       const runtime = pool.engine_runtime;
       if (runtime.kind === 'llama-server' && runtime.slots > 1 && (pool.determinism ?? 'strict') === 'strict') {
         context.addIssue({
@@ -298,6 +305,37 @@ function buildConfigSchema(strict: boolean) {
         });
       }
     });
+    refuseSharedDevices(config.pools, context);
+  });
+}
+
+/**
+ * ORCH-3011 / OC-POOL-3020: two pools on one host never share a GPU — each pool's engines would take the
+ * other's VRAM and compute, a spillover across masks. A pool's own replicas on a host run on the pool's mask
+ * (ORCH-3001: one device mask per worker, pinned by config) and are counted in its VRAM check instead. Only
+ * runtimes that start an engine on this host's GPUs are checked: a mock engine uses none, an external one is
+ * placed by whoever runs it.
+ */
+function refuseSharedDevices(
+  pools: readonly { readonly id: string; readonly host?: string | null | undefined; readonly devices: readonly number[]; readonly engine_runtime: { readonly kind: string } }[],
+  context: z.RefinementCtx,
+): void {
+  const owners = new Map<string, { readonly id: string; readonly index: number }>();
+  pools.forEach((pool, index) => {
+    if (pool.engine_runtime.kind === 'mock' || pool.engine_runtime.kind === 'external') return;
+    const host = pool.host ?? '';
+    for (const device of new Set(pool.devices)) {
+      const owner = owners.get(`${host}\u0000${device}`);
+      if (owner === undefined) {
+        owners.set(`${host}\u0000${device}`, { id: pool.id, index });
+        continue;
+      }
+      context.addIssue({
+        code: 'custom',
+        path: ['pools', index, 'devices'],
+        message: `GPU ${device}${pool.host ? ` of host ${pool.host}` : ''} is already pool "${owner.id}"'s (pools[${owner.index}].devices): two pools never share a device (ORCH-3011); give each its own GPUs, or a different host`,
+      });
+    }
   });
 }
 

@@ -27,6 +27,8 @@ export type ReplicaState = (typeof REPLICA_STATES)[number];
 export const REPLICA_FAILURE_KINDS = [
   'untrusted_artifact',
   'no_gpu',
+  /** The pool's device mask names a GPU this host does not have (ORCH-1101, ORCH-3011). */
+  'device_mask_invalid',
   'insufficient_host_ram',
   'insufficient_vram',
   'vram_oom',
@@ -37,6 +39,11 @@ export const REPLICA_FAILURE_KINDS = [
   'load_timeout',
   'self_test_failed',
   'config_mismatch',
+  /**
+   * ORCH-3046 / OC-CORE-1031: another replica set (another engine_version under
+   * `require_same_engine_version`, or a set that outranks this one) serves the pool's queue.
+   */
+  'replica_set_mismatch',
 ] as const;
 export type ReplicaFailureKind = (typeof REPLICA_FAILURE_KINDS)[number];
 
@@ -104,6 +111,11 @@ export interface ReplicaStatus {
    * (.specs/decisions/2026-12-06-fast-start.md). Optional: older records and replicas without the listener have none.
    */
   readonly fast_start_url?: string | null | undefined;
+  /**
+   * ORCH-3046: Ready on its own lane only, because another replica set serves the pool queue; placement never
+   * chooses it (its set would take tasks the pool queue's set does not). Absent otherwise.
+   */
+  readonly pool_queue_standby?: true | undefined;
   readonly updated_at: string;
 }
 

@@ -11,6 +11,7 @@ import type { ReplicaState, ReplicaStatus } from '../core/replica-status';
 import type { EngineAdapter } from './engines/engine-adapter';
 import type { EngineLauncher } from './pool-manager/engine-launcher';
 import { probeNvidiaGpus } from './pool-manager/gpu-probe';
+import { PoolQueueGate } from './pool-manager/pool-queue-membership';
 import type { GpuProbeResult } from './pool-manager/gpu-probe';
 import { systemMemoryProbe } from './pool-manager/headroom';
 import type { MemoryProbe } from './pool-manager/headroom';
@@ -154,6 +155,14 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
     events,
     modelRef: pool.model,
     declaredQuant: pool.quant,
+    poolQueueGate: new PoolQueueGate({
+      client,
+      pool,
+      replicaId,
+      // The spec's two ways to say it (orchqueue-v1 §3): the pool field, or ORCH_REQUIRE_SAME_ENGINE=1 for every pool.
+      requireSameEngineVersion: pool.require_same_engine_version ?? process.env['ORCH_REQUIRE_SAME_ENGINE'] === '1',
+      logger,
+    }),
     initialState: async () => {
       const state = await readPoolState(client, pool.id, logger);
       return { drained: state !== null && replicaStartsDrained(state.mode), modelRef: state?.model_ref ?? null };

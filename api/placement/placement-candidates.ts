@@ -8,7 +8,7 @@ export interface PlacementCandidates {
 }
 
 /**
- * The replicas a placement may choose from (ORCH-3007/3008): Ready replicas of one replica set — the
+ * The replicas a placement may choose from (ORCH-3007/3008): Ready replicas (not standbys) of one replica set — the
  * affinity replica's set while that replica is Ready (its KV is there), else the set with the most
  * Ready replicas (ties: the smaller key, so every gateway picks the same set). A replica that is not
  * Ready is never a candidate: its lane is not polled.
@@ -16,12 +16,13 @@ export interface PlacementCandidates {
 export function placementCandidates(statuses: readonly ReplicaStatus[], affinityReplicaId?: string): PlacementCandidates | undefined {
   const bySet = new Map<string, ReplicaStatus[]>();
   for (const status of statuses) {
-    if (status.state !== 'ready' || status.replica_set_key === null) continue;
+    // A standby's set does not serve the pool queue (ORCH-3046): a task placed there would leave the pool's set.
+    if (status.state !== 'ready' || status.replica_set_key === null || status.pool_queue_standby === true) continue;
     const members = bySet.get(status.replica_set_key) ?? [];
     members.push(status);
     bySet.set(status.replica_set_key, members);
   }
-  const affinity = statuses.find((status) => status.replica_id === affinityReplicaId && status.state === 'ready');
+  const affinity = statuses.find((status) => status.replica_id === affinityReplicaId && status.state === 'ready' && status.pool_queue_standby !== true);
   let chosen = affinity?.replica_set_key ?? undefined;
   if (chosen === undefined) {
     for (const [key, members] of bySet) {

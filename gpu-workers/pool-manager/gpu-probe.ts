@@ -6,14 +6,20 @@ import { ReplicaFailure } from './replica-failure';
 export interface GpuProbeResult {
   readonly nvidiaGpus: number;
   readonly detail: string;
+  /** The GPU indices nvidia-smi lists (what a device mask may name); absent → 0 … nvidiaGpus − 1. */
+  readonly indices?: readonly number[] | undefined;
 }
 
-/** Counts NVIDIA GPUs with `nvidia-smi -L`; none when the tool is missing or fails. */
-export async function probeNvidiaGpus(): Promise<GpuProbeResult> {
+/**
+ * Lists NVIDIA GPUs with `nvidia-smi -L` (`GPU 0: <name> (UUID: …)`); none when the tool is missing or fails.
+ * `command` is the tool's path (tests give a script that answers as nvidia-smi does).
+ */
+export async function probeNvidiaGpus(command = 'nvidia-smi'): Promise<GpuProbeResult> {
   try {
-    const { stdout } = await promisify(execFile)('nvidia-smi', ['-L'], { timeout: 10_000, encoding: 'utf8' });
-    const gpus = stdout.split('\n').filter((line) => /^GPU \d+:/.test(line.trim()));
-    return { nvidiaGpus: gpus.length, detail: gpus.join('; ') || 'nvidia-smi lists no GPU' };
+    const { stdout } = await promisify(execFile)(command, ['-L'], { timeout: 10_000, encoding: 'utf8' });
+    const gpus = stdout.split('\n').map((line) => line.trim()).filter((line) => /^GPU \d+:/.test(line));
+    const indices = gpus.map((line) => Number(/^GPU (\d+):/.exec(line)?.[1]));
+    return { nvidiaGpus: gpus.length, detail: gpus.join('; ') || 'nvidia-smi lists no GPU', indices };
   } catch (error) {
     return { nvidiaGpus: 0, detail: `nvidia-smi unavailable: ${error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error)}` };
   }
@@ -78,6 +84,24 @@ export function decideInferenceHost(gpu: GpuProbeResult, engineUsesCuda: boolean
     ErrorCode.POOL_UNAVAILABLE,
     'no_gpu',
     `refusing to serve inference: ${why} (ORCH-1101); set dev.allow_cpu_inference or ORCH_DEV_ALLOW_CPU_INFERENCE=1 for development`,
+    false,
+  );
+}
+
+/**
+ * ORCH-1101 / ORCH-3011: every GPU a device mask names must exist on this host. CUDA_VISIBLE_DEVICES naming
+ * a missing GPU leaves the engine no device, and llama.cpp then runs on the CPU without a word: refused
+ * instead, not retried (the host will not grow the GPU), naming the index and the GPUs found.
+ */
+export function checkDeviceMask(devices: readonly number[], gpu: GpuProbeResult): void {
+  const present = new Set(gpu.indices ?? Array.from({ length: gpu.nvidiaGpus }, (_unused, index) => index));
+  const missing = devices.filter((device) => !present.has(device));
+  if (missing.length === 0) return;
+  throw new ReplicaFailure(
+    ErrorCode.POOL_UNAVAILABLE,
+    'device_mask_invalid',
+    `the pool's device mask [${devices.join(', ')}] names GPU ${missing.join(', ')}, which this host does not have ` +
+      `(nvidia-smi lists ${gpu.nvidiaGpus} GPU${gpu.nvidiaGpus === 1 ? '' : 's'}: ${gpu.detail}); the engine would run on the CPU (ORCH-1101, ORCH-3011)`,
     false,
   );
 }

@@ -75,20 +75,25 @@ export function parseNvidiaSmiMemory(text: string): DeviceMemory[] {
     .map(([device = 0, totalMib = 0, usedMib = 0]) => ({ device, totalBytes: totalMib * MIB, freeBytes: (totalMib - usedMib) * MIB }));
 }
 
-export const systemMemoryProbe: MemoryProbe = {
-  // libuv reads MemAvailable on Linux: page cache that can be dropped counts as free.
-  hostFreeBytes: () => freemem(),
-  hostTotalBytes: () => totalmem(),
-  deviceMemory: async (devices) => {
-    try {
-      const { stdout } = await promisify(execFile)(
-        'nvidia-smi',
-        ['--query-gpu=index,memory.total,memory.used', '--format=csv,noheader,nounits', '-i', devices.join(',')],
-        { timeout: 10_000, encoding: 'utf8' },
-      );
-      return parseNvidiaSmiMemory(stdout);
-    } catch {
-      return undefined;
-    }
-  },
-};
+/** Host memory from the OS, VRAM from `nvidiaSmi` (a path; tests give a script that answers as nvidia-smi does). */
+export function nvidiaSmiMemoryProbe(nvidiaSmi = 'nvidia-smi'): MemoryProbe {
+  return {
+    // libuv reads MemAvailable on Linux: page cache that can be dropped counts as free.
+    hostFreeBytes: () => freemem(),
+    hostTotalBytes: () => totalmem(),
+    deviceMemory: async (devices) => {
+      try {
+        const { stdout } = await promisify(execFile)(
+          nvidiaSmi,
+          ['--query-gpu=index,memory.total,memory.used', '--format=csv,noheader,nounits', '-i', devices.join(',')],
+          { timeout: 10_000, encoding: 'utf8' },
+        );
+        return parseNvidiaSmiMemory(stdout);
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export const systemMemoryProbe: MemoryProbe = nvidiaSmiMemoryProbe();

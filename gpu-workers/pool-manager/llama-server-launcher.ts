@@ -4,9 +4,11 @@ import { ErrorCode } from '../../core/errors';
 import type { LlamaServerRuntimeConfig, ModelCatalogEntry, PoolConfig } from '../../core/config';
 import { createLlamaCppAdapter } from '../engines/llamacpp/llamacpp-adapter';
 import type { EngineLauncher, HostCheck, LaunchedEngine, LaunchProgress } from './engine-launcher';
-import { decideInferenceHost } from './gpu-probe';
+import { checkDeviceMask, decideInferenceHost } from './gpu-probe';
 import type { GpuProbeResult } from './gpu-probe';
 import { checkHeadroom, defaultHeadroom } from './headroom';
+import { checkDeviceBudget, describeDeviceBudget, planDeviceBudget } from './device-budget';
+import { describeTensorSplit } from '../../core/tensor-split';
 import type { MemoryProbe } from './headroom';
 import { llamaServerArguments, llamaServerFlags, spawnLlamaServer, waitUntilHealthy } from './llama-server-process';
 import { verifyModel } from './model-verification';
@@ -43,12 +45,31 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
   const contextPerSlot = pool.ctx ?? POOL_DEFAULTS.ctx;
   let useGpu = false;
 
+  /**
+   * ORCH-3052 / OC-POOL-3021: each device must hold its share of the weights and of the KV cache the slots
+   * allocate at load (ctx × slots), the smallest GPU's share included; the figure is logged either way.
+   */
+  const checkVram = async (modelBytes: number, kvBytesPerToken: number | undefined): Promise<void> => {
+    const input = { devices: pool.devices, tensorSplit: pool.tensor_split, modelBytes, kvBytesPerToken, contextPerSlot, slots: runtime.slots, configuredBytes: runtime.vram_headroom_bytes };
+    const plan = planDeviceBudget(input);
+    const memory = await options.memory.deviceMemory(pool.devices);
+    logger.info(
+      { tensor_split: describeTensorSplit(pool.devices, pool.tensor_split), ctx: contextPerSlot, slots: runtime.slots, kv_bytes_per_token: kvBytesPerToken ?? null, vram_budget: describeDeviceBudget(plan) },
+      memory === undefined ? 'VRAM budget per device (nvidia-smi did not report memory: not checked)' : 'VRAM budget per device',
+    );
+    if (memory !== undefined) checkDeviceBudget(plan, memory, input, pool.replicas);
+  };
+
   return {
     mockEngine: false,
     async checkHost(): Promise<HostCheck> {
       const binary = await options.artifacts.llamaServer();
-      const decision = decideInferenceHost(await options.probeGpus(), binary.backend === 'cuda', options.allowCpuInference);
+      const gpus = await options.probeGpus();
+      const decision = decideInferenceHost(gpus, binary.backend === 'cuda', options.allowCpuInference);
       useGpu = !decision.cpuInference;
+      if (useGpu) checkDeviceMask(pool.devices, gpus);
+      // Once per process: on the CPU the mask pins nothing, which the operator should know it was not checked for.
+      else logger.warn({ devices: pool.devices, gpus: gpus.detail }, `device mask [${pool.devices.join(', ')}] is not used: inference runs on the CPU (development override), so it is not checked against this host's GPUs`);
       return decision;
     },
 
@@ -62,14 +83,10 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       await options.pidFile?.reapOrphan();
       const verified = await verifyModel(file.path, model.sha256 ?? file.recordedSha256);
       const defaults = defaultHeadroom(verified.sizeBytes, useGpu);
-      await checkHeadroom(
-        {
-          hostRamBytes: runtime.host_ram_headroom_bytes ?? defaults.hostRamBytes,
-          vramBytes: useGpu ? (runtime.vram_headroom_bytes ?? defaults.vramBytes) : undefined,
-          devices: pool.devices,
-        },
-        options.memory,
-      );
+      // VRAM is checked per device below, with each device's share of the weights and the KV cache.
+      await checkHeadroom({ hostRamBytes: runtime.host_ram_headroom_bytes ?? defaults.hostRamBytes, devices: pool.devices }, options.memory);
+      const kvBytes = kvBytesPerTokenOf(verified.path, logger);
+      if (useGpu) await checkVram(verified.sizeBytes, kvBytes);
 
       progress.enter('loading');
       const flags = await llamaServerFlags(binary.path);
@@ -94,7 +111,10 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
         pidFile.record(pid, binary.path);
         void engine.exited.then(() => pidFile.clear(pid));
       }
-      logger.info({ pid: engine.pid, args: engine.args, cuda_visible_devices: pool.devices.join(',') }, 'llama-server started');
+      logger.info(
+        { pid: engine.pid, args: engine.args, cuda_visible_devices: pool.devices.join(','), tensor_split: describeTensorSplit(pool.devices, pool.tensor_split) },
+        'llama-server started',
+      );
       const adapter = createLlamaCppAdapter({ baseUrl: engine.baseUrl });
       const stop = async (): Promise<void> => {
         await adapter.close();
@@ -109,7 +129,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
           adapter,
           properties: report.properties,
           mockEngine: false,
-          kvBytesPerToken: kvBytesPerTokenOf(verified.path, logger),
+          kvBytesPerToken: kvBytes,
           modelRef,
           modelDigest: verified.digest,
           pid: engine.pid,

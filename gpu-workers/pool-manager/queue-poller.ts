@@ -12,6 +12,7 @@ import { MAX_DRAIN_DEADLINE_MS } from '../../core/pool-state';
 import { poolTaskQueue } from '../../core/task-queues';
 import { describeQuant } from '../models/model-quant';
 import { describeTensorSplit } from '../../core/tensor-split';
+import { replicaSetDigest, replicaSetKeyOf } from './pool-queue-membership';
 import { FastStartRuns } from '../fast-start/fast-start-runs';
 import type { FastStartHandler, FastStartServer, FastStartVerdict } from '../fast-start/fast-start-server';
 import { LiveRelays } from '../live-relays';
@@ -79,8 +80,11 @@ export class QueuePoller {
     server.handOverWith(this.relays);
   }
 
-  /** Starts polling; the returned promise rejects only if a worker fails on its own. */
-  async start(engine: LaunchedEngine): Promise<{ failed: Promise<Error> }> {
+  /**
+   * Starts polling; the returned promise rejects only if a worker fails on its own. `pollPoolQueue: false` is a
+   * standby (pool-queue-membership.ts): another replica set serves the pool queue, so only the lane is polled.
+   */
+  async start(engine: LaunchedEngine, pollPoolQueue = true): Promise<{ failed: Promise<Error> }> {
     const { pool, replicaId } = this.options;
     const slots = engine.properties.totalSlots;
     const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: Math.max(4, slots * 2) });
@@ -93,6 +97,8 @@ export class QueuePoller {
       // Once per Ready period: the engine may have been restarted on another file.
       quant: describeQuant(pool.quant, engine.properties.modelPath ?? pool.model),
       tensorSplit: describeTensorSplit(pool.devices, pool.tensor_split),
+      // ORCH-3046: replicas of another set read it on the pool queue's pollers and keep off that queue.
+      replicaSet: replicaSetDigest(replicaSetKeyOf(pool, engine)),
     };
     const abort = new AbortController();
     // Every running task listens on it: one per slot, plus the lane's and one per fast-started run.
@@ -120,7 +126,7 @@ export class QueuePoller {
     };
     const fastStarts = new FastStartRuns(this.options.logger);
     const activities = createEngineActivities(generation);
-    const worker = await Worker.create({
+    const worker = !pollPoolQueue ? undefined : await Worker.create({
       connection: this.options.connection,
       namespace: this.options.namespace,
       taskQueue: poolTaskQueue(pool.id),
@@ -146,7 +152,7 @@ export class QueuePoller {
       lane = await createLaneWorker({ ...this.options, identity: formatReplicaIdentity(replica), activities, slots: slotAllocator, shutdownGraceTime: WORKER_SHUTDOWN_GRACE });
     } catch (error) {
       // A created worker stays registered on its queue until it has run: release it, or the next Ready period cannot poll.
-      await worker.runUntil(Promise.resolve()).catch(() => undefined);
+      await worker?.runUntil(Promise.resolve()).catch(() => undefined);
       await dispatcher.close();
       throw error;
     }
@@ -168,7 +174,7 @@ export class QueuePoller {
     }
     // Fast-started runs are in flight like the workers' activities: a drain or a stop waits for them too
     // (and aborts them at its deadline through the replica abort), and the relay stays open until they end.
-    this.running = Promise.all([worker.run().catch(onFailure), lane.run().catch(onFailure)])
+    this.running = Promise.all([worker?.run().catch(onFailure), lane.run().catch(onFailure)])
       .then(() => fastStarts.whenIdle())
       .finally(() => dispatcher.close());
     return { failed };

@@ -53,6 +53,8 @@ export interface TransitionDetails {
   readonly slotsTotal?: number | undefined;
   /** Counts this start as a restart after a failure. */
   readonly restart?: boolean | undefined;
+  /** Ready on the replica's lane only: another replica set serves the pool queue (ORCH-3046). */
+  readonly poolQueueStandby?: boolean | undefined;
 }
 
 export type StatusListener = (status: ReplicaStatus) => void;
@@ -124,6 +126,13 @@ export class ReplicaStateMachine {
     for (const listener of this.loadListeners) listener(this.current);
   }
 
+  /** A standby that took the pool queue over (ORCH-3046): a state change for gateways, published at once. */
+  leavePoolQueueStandby(): void {
+    if (this.current.pool_queue_standby !== true) return;
+    this.current = { ...withoutStandby(this.current), updated_at: new Date(this.now()).toISOString() };
+    for (const listener of this.listeners) listener(this.current);
+  }
+
   /** The replica's fast-start listener is up (ADR 2026-12-06): gateways may ask it to start tasks. */
   setFastStartUrl(url: string): void {
     this.current = { ...this.current, fast_start_url: url, updated_at: new Date(this.now()).toISOString() };
@@ -138,7 +147,8 @@ export class ReplicaStateMachine {
   transition(to: ReplicaState, details: TransitionDetails = {}): ReplicaStatus {
     const from = this.current.state;
     if (!this.canTransition(to)) throw new Error(`replica ${this.current.replica_id}: illegal transition ${from} → ${to}`);
-    const previous = this.current;
+    // A standby is one Ready period's fact: every transition says it again or clears it.
+    const previous = withoutStandby(this.current);
     const engineVersion = details.engineVersion ?? previous.engine_version;
     const modelRef = details.modelRef ?? previous.model_ref;
     const quant = details.quant !== undefined ? details.quant : previous.quant;
@@ -175,11 +185,19 @@ export class ReplicaStateMachine {
       next_attempt_at: details.nextAttemptAtMs !== undefined ? new Date(details.nextAttemptAtMs).toISOString() : null,
       cpu_inference_override: details.cpuInferenceOverride ?? previous.cpu_inference_override,
       launch_outcomes: countLaunch(previous.launch_outcomes ?? {}, from, to, details.error),
+      ...(to === 'ready' && details.poolQueueStandby === true ? { pool_queue_standby: true as const } : {}),
       updated_at: new Date(this.now()).toISOString(),
     };
     for (const listener of this.listeners) listener(this.current);
     return this.current;
   }
+}
+
+function withoutStandby(status: ReplicaStatus): ReplicaStatus {
+  if (status.pool_queue_standby === undefined) return status;
+  const copy: { -readonly [Key in keyof ReplicaStatus]: ReplicaStatus[Key] } = { ...status };
+  delete copy.pool_queue_standby;
+  return copy;
 }
 
 /** Counts a launch that just ended: Ready (or drained, an operator's Ready) or the kind of its failure. */

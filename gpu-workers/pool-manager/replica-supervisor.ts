@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ErrorCode } from '../../core/errors';
 import { describeQuant } from '../models/model-quant';
 import type { EngineLauncher, LaunchedEngine } from './engine-launcher';
+import type { MembershipVerdict, PoolQueueGate } from './pool-queue-membership';
 import type { QueuePoller } from './queue-poller';
 import { asReplicaFailure, ReplicaFailure } from './replica-failure';
 import type { ReplicaEventCounters } from './replica-events';
@@ -26,6 +27,11 @@ export interface ReplicaSupervisorOptions {
    * polling, and a reloaded pool's replica on the pool's current model.
    */
   readonly initialState?: (() => Promise<{ readonly drained: boolean; readonly modelRef: string | null }>) | undefined;
+  /**
+   * ORCH-3046 / OC-CORE-1031: asked before the replica goes Ready and watched while it is: another replica set on
+   * the pool queue makes it a standby (its lane only), or refuses it (require_same_engine_version). Absent: it polls.
+   */
+  readonly poolQueueGate?: Pick<PoolQueueGate, 'decide' | 'watch'> | undefined;
 }
 
 type ServingOutcome = { readonly kind: 'stop' } | { readonly kind: 'crash'; readonly failure: ReplicaFailure } | { readonly kind: 'poller-failed'; readonly error: Error };
@@ -273,15 +279,43 @@ export class ReplicaSupervisor {
   /** Ready: polls until stopped, crashed, or drained; a crash or stop drains it first. */
   private async servePolling(engine: LaunchedEngine, details: TransitionDetails): Promise<ServingPhaseOutcome> {
     const { machine, poller, logger } = this.options;
-    machine.transition('ready', details);
-    const { failed: pollerFailed } = await poller.start(engine);
-    this.notifySettled();
-    const outcome = await Promise.race<ServingPhaseOutcome>([
-      this.stopRequested,
-      engine.failed.then((failure) => ({ kind: 'crash', failure })),
-      pollerFailed.then((error) => ({ kind: 'poller-failed', error })),
-      this.nextControl('drain'),
-    ]);
+    const gate = this.options.poolQueueGate;
+    const admitted = await gate?.decide(engine, false);
+    if (admitted?.kind === 'refuse') {
+      // Never Ready beside another replica set it must not mix with: Unready with the reason, retried with backoff.
+      machine.transition('unready', { error: admitted.failure.toReplicaError(this.now()) });
+      await engine.stop();
+      return { kind: 'crash', failure: admitted.failure };
+    }
+    let pollPoolQueue = admitted?.kind !== 'standby';
+    if (admitted?.kind === 'standby') {
+      logger.warn({ served_by: admitted.servedBy }, 'standby: another replica set serves the pool queue; this replica takes placed tasks on its lane only (ORCH-3046)');
+    }
+    machine.transition('ready', { ...details, poolQueueStandby: !pollPoolQueue });
+    let outcome: ServingPhaseOutcome | { readonly kind: 'membership'; readonly verdict: MembershipVerdict };
+    for (;;) {
+      const { failed: pollerFailed } = await poller.start(engine, pollPoolQueue);
+      this.notifySettled();
+      const watching = new AbortController();
+      outcome = await Promise.race<ServingPhaseOutcome | { readonly kind: 'membership'; readonly verdict: MembershipVerdict }>([
+        this.stopRequested,
+        engine.failed.then((failure) => ({ kind: 'crash', failure })),
+        pollerFailed.then((error) => ({ kind: 'poller-failed', error })),
+        this.nextControl('drain'),
+        ...(gate ? [gate.watch(engine, pollPoolQueue, watching.signal).then((verdict) => (verdict ? { kind: 'membership' as const, verdict } : new Promise<never>(() => undefined)))] : []),
+      ]);
+      watching.abort();
+      if (outcome.kind !== 'membership' || outcome.verdict.kind !== 'poll') break;
+      // The set that served the pool queue is gone: this standby takes it over (its lane restarts with it).
+      logger.info('the pool queue has no other replica set now: polling it (ORCH-3046)');
+      await poller.stop();
+      pollPoolQueue = true;
+      machine.leavePoolQueueStandby();
+    }
+    if (outcome.kind === 'membership') {
+      // Two sets joined the pool queue at once and this one is outranked: it leaves, and comes back as a standby.
+      outcome = { kind: 'crash', failure: outcome.verdict.kind === 'refuse' ? outcome.verdict.failure : asReplicaFailure(new Error('pool queue membership lost'), 'replica_set_mismatch') };
+    }
     this.controlRequest = undefined;
     if (outcome.kind === 'control' && outcome.request.kind === 'drain') {
       machine.transition('draining');

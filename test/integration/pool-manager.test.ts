@@ -209,7 +209,7 @@ describe('start-up failures', () => {
     expect(status.ready).toBe(false);
   });
 
-  test('ORCH-3003: insufficient VRAM on a GPU host is refused before load too (memory probe injected)', async () => {
+  test('ORCH-3003 ORCH-3052: insufficient free VRAM on a GPU host is refused before load too, and retried (memory probe injected)', async () => {
     const stack = await stackWith({ inProcessReplicas: 0, custom: llamaServerPool({ restart: { initial_backoff_ms: 50 } }) });
     const replica = manageReplica(stack, {
       probeGpus: () => Promise.resolve({ nvidiaGpus: 1, detail: 'test GPU' }),
@@ -220,11 +220,13 @@ describe('start-up failures', () => {
       memoryProbe: {
         hostFreeBytes: () => 64 * 2 ** 30,
         hostTotalBytes: () => 128 * 2 ** 30,
-        deviceMemory: (devices) => Promise.resolve(devices.map((device) => ({ device, totalBytes: 80 * 2 ** 20, freeBytes: 10 * 2 ** 20 }))),
+        // A GPU big enough in all, with 10 MiB free now (another process holds the rest): waiting may help.
+        deviceMemory: (devices) => Promise.resolve(devices.map((device) => ({ device, totalBytes: 80 * 2 ** 30, freeBytes: 10 * 2 ** 20 }))),
       },
     });
     const status = await replica.waitForStatus((candidate) => candidate.last_error !== null, 30_000);
     expect(status.last_error).toEqual(expect.objectContaining({ code: 'POOL_UNREADY', kind: 'insufficient_vram' }));
+    expect(status.last_error?.message).toMatch(/^insufficient VRAM headroom on GPU 0: share 1\.00 needs \d+ MiB \(weights \d+ MiB, KV cache \d+ MiB \(ctx 512 × 1 slot\)/);
     expect(status.cpu_inference_override).toBe(false);
     expect(replica.enginePid()).toBeUndefined();
   });
