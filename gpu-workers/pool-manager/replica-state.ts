@@ -55,6 +55,8 @@ export interface TransitionDetails {
   readonly restart?: boolean | undefined;
   /** Ready on the replica's lane only: another replica set serves the pool queue (ORCH-3046). */
   readonly poolQueueStandby?: boolean | undefined;
+  /** The launched engine is a test double, also one reached as `external` that announced itself. */
+  readonly mockEngine?: boolean | undefined;
 }
 
 export type StatusListener = (status: ReplicaStatus) => void;
@@ -159,6 +161,7 @@ export class ReplicaStateMachine {
       ready: to === 'ready',
       draining: to === 'draining' || to === 'drained',
       engine_version: engineVersion,
+      mock_engine: details.mockEngine ?? previous.mock_engine,
       model_ref: modelRef,
       quant,
       replica_set_key:

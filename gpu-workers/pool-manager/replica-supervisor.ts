@@ -257,6 +257,7 @@ export class ReplicaSupervisor {
     const details = {
       engineVersion: engine.properties.engineVersion,
       modelDigest: engine.modelDigest,
+      mockEngine: engine.mockEngine,
       cpuInferenceOverride: cpuInference,
       slotsTotal: engine.properties.totalSlots,
       modelRef: engine.modelRef,
