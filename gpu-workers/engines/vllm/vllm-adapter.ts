@@ -1,0 +1,262 @@
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import type {
+  CompletionRequest,
+  CompletionSummary,
+  EngineAdapter,
+  EngineCapabilities,
+  EngineHealth,
+  EngineLoad,
+  EngineProperties,
+  EngineToken,
+  PromptInput,
+} from '../engine-adapter';
+import type { ChatMessage } from '../../../core/generation-options';
+import { parseSseEvents } from '../llamacpp/sse-events';
+import { prometheusValue } from '../prometheus-sample';
+import { ModelsSchema, TokenizeSchema, VersionSchema } from './vllm-api-types';
+import { fromHttpStatus, fromTransportFailure, workerReset } from './vllm-errors';
+import { buildVllmCompletionBody } from './vllm-request-body';
+import { readVllmStream } from './vllm-stream';
+import type { StreamProgress } from './vllm-stream';
+
+export interface VllmAdapterOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:8000`; a path prefix is kept. */
+  readonly baseUrl: string;
+  /**
+   * Sequences the engine runs at once (`--max-num-seqs`), reported as its slots. vLLM does not publish it
+   * (not in /v1/models nor /metrics), so the launcher that chose it says; 1 when nobody does.
+   */
+  readonly maxNumSeqs?: number | undefined;
+  readonly dispatcher?: Dispatcher | undefined;
+  /** Deadline for each control call (health, models, metrics, tokenize). Default 5 s. */
+  readonly controlTimeoutMs?: number | undefined;
+  /** confirmStopped's polling interval. Default 20 ms. */
+  readonly pollIntervalMs?: number | undefined;
+}
+
+/**
+ * What vLLM does (.specs/engines/vllm.md): no slots to pin or erase (the scheduler places sequences), no
+ * prompt cache a request can opt into (automatic prefix caching is the server's; measured not to change
+ * output), chat templates applied by the server (/tokenize with messages), and a fixed seed that repeats a
+ * request's tokens when it runs alone, measured on vLLM 0.32 CPU; concurrent sequences share batches and
+ * the measured CPU runs kept their output, but vLLM promises nothing there without batch invariance.
+ */
+export const VLLM_CAPABILITIES: EngineCapabilities = {
+  slotPinning: false,
+  promptCache: false,
+  chatTemplate: true,
+  determinism: 'seeded_sequential',
+};
+
+const GENERATED_TOKENS_COUNTER = 'vllm:generation_tokens_total';
+const RUNNING_GAUGE = 'vllm:num_requests_running';
+const WAITING_GAUGE = 'vllm:num_requests_waiting';
+/** 0–1; `vllm:gpu_cache_usage_perc` is its deprecated name, still read for older servers. */
+const KV_USAGE_GAUGES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] as const;
+
+const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
+const DEFAULT_POLL_INTERVAL_MS = 20;
+const KEEP_ALIVE_TIMEOUT_MS = 4_000;
+
+interface TextResponse {
+  readonly statusCode: number;
+  readonly text: string;
+}
+
+function bodyChunks(body: Readable): AsyncIterable<Uint8Array> {
+  return body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw workerReset(`${what} is not JSON: ${text.slice(0, 200)}`, error);
+  }
+}
+
+/**
+ * The vLLM adapter (ORCH-3054, OC-ADAPT-5020) over its OpenAI-compatible server and its own routes:
+ * `/health`, `/version`, `/v1/models`, `/tokenize`, `/metrics`. Every completion is one path: a streamed
+ * `/v1/completions` of text, or of the token ids `/tokenize` made of a chat with the model's template.
+ * Cancel is closing the connection, which vLLM turns into an abort of the request. undici without retries:
+ * Temporal owns retries.
+ */
+export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
+  const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+  let ownAgent: Agent | undefined;
+  const dispatcher: Dispatcher = options.dispatcher ?? (ownAgent = new Agent({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }));
+  const controlTimeoutMs = options.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+  const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const url = (path: string): URL => new URL(path, base);
+  /** Streams this adapter has open: the engine runs at most these once every aborted one is gone. */
+  const open = new Set<StreamProgress>();
+  let servedModel: Promise<{ id: string; root: string | undefined; maxModelLen: number }> | undefined;
+
+  async function call(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined, timeoutMs = controlTimeoutMs): Promise<TextResponse> {
+    const deadlineMs = Math.max(1, Math.round(timeoutMs));
+    try {
+      const response = await request(url(path), {
+        method,
+        dispatcher,
+        signal: signal ?? null,
+        headersTimeout: deadlineMs,
+        bodyTimeout: deadlineMs,
+        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      });
+      return { statusCode: response.statusCode, text: await response.body.text() };
+    } catch (error) {
+      throw fromTransportFailure(error, signal);
+    }
+  }
+
+  async function callJson(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
+    const response = await call(method, path, body, signal);
+    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+    return parseJson(response.text, `/${path}`);
+  }
+
+  /** The first served model: its name is what /v1/completions and /tokenize must be given. Read once. */
+  function model(signal?: AbortSignal): Promise<{ id: string; root: string | undefined; maxModelLen: number }> {
+    servedModel ??= (async () => {
+      const parsed = ModelsSchema.safeParse(await callJson('GET', 'v1/models', undefined, signal));
+      const first = parsed.success ? parsed.data.data[0] : undefined;
+      if (!first || first.max_model_len == null) throw workerReset('/v1/models lists no model with max_model_len');
+      return { id: first.id, root: first.root ?? undefined, maxModelLen: first.max_model_len };
+    })();
+    // A failed read is asked again next time.
+    servedModel.catch(() => {
+      servedModel = undefined;
+    });
+    return servedModel;
+  }
+
+  async function health(signal?: AbortSignal): Promise<EngineHealth> {
+    let response: TextResponse;
+    try {
+      response = await call('GET', 'health', undefined, signal);
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+    // vLLM's HTTP server starts after the engine has loaded; 503 means the engine core died (EngineDeadError).
+    if (response.statusCode === 200) return { live: true, ready: true };
+    return { live: true, ready: false, detail: `HTTP ${response.statusCode}${response.text.length > 0 ? `: ${response.text.slice(0, 200)}` : ''}` };
+  }
+
+  async function properties(signal?: AbortSignal): Promise<EngineProperties> {
+    const version = VersionSchema.safeParse(await callJson('GET', 'version', undefined, signal));
+    if (!version.success) throw workerReset(`unexpected /version answer: ${version.error.message}`);
+    const served = await model(signal);
+    return { totalSlots: options.maxNumSeqs ?? 1, engineVersion: version.data.version, contextSize: served.maxModelLen, modelPath: served.root };
+  }
+
+  async function tokenize(body: Record<string, unknown>, signal?: AbortSignal): Promise<readonly number[]> {
+    const served = await model(signal);
+    const parsed = TokenizeSchema.safeParse(await callJson('POST', 'tokenize', { model: served.id, ...body }, signal));
+    if (!parsed.success) throw workerReset(`unexpected /tokenize answer: ${parsed.error.message}`);
+    return parsed.data.tokens;
+  }
+
+  /** A chat as vLLM's /v1/chat/completions would prompt the model: its template, the assistant's turn opened. */
+  function chatTokens(messages: readonly ChatMessage[], signal?: AbortSignal): Promise<readonly number[]> {
+    return tokenize({ messages, add_generation_prompt: true, add_special_tokens: false }, signal);
+  }
+
+  async function countPromptTokens(prompt: PromptInput, signal?: AbortSignal): Promise<number> {
+    // As /v1/completions tokenizes a text prompt: the tokenizer's special tokens added.
+    const tokens = typeof prompt === 'string' ? await tokenize({ prompt, add_special_tokens: true }, signal) : await chatTokens(prompt.chat, signal);
+    return tokens.length;
+  }
+
+  async function* complete(completion: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void> {
+    const served = await model(signal);
+    const prompt = typeof completion.prompt === 'string' ? completion.prompt : await chatTokens(completion.prompt.chat, signal);
+    const progress: StreamProgress = { promptTokens: typeof prompt === 'string' ? 0 : prompt.length, generatedTokens: 0 };
+    open.add(progress);
+    let response: Dispatcher.ResponseData | undefined;
+    let completed = false;
+    try {
+      try {
+        response = await request(url('v1/completions'), {
+          method: 'POST',
+          dispatcher,
+          signal,
+          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+          body: JSON.stringify(buildVllmCompletionBody(completion, served.id, prompt)),
+        });
+      } catch (error) {
+        throw fromTransportFailure(error, signal);
+      }
+      if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, await response.body.text());
+      const summary = yield* readVllmStream(parseSseEvents(bodyChunks(response.body)), signal, progress);
+      completed = true;
+      return summary;
+    } catch (error) {
+      throw fromTransportFailure(error, signal);
+    } finally {
+      open.delete(progress);
+      if (completed) response?.body.on('error', () => undefined).resume();
+      // Aborted, failed or stopped early: closing the socket is what makes vLLM abort the request.
+      // The listener keeps undici's abort error of the destroyed body from going unhandled.
+      else response?.body.on('error', () => undefined).destroy();
+    }
+  }
+
+  async function scrape(signal?: AbortSignal, timeoutMs?: number): Promise<string> {
+    const response = await call('GET', 'metrics', undefined, signal, timeoutMs);
+    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
+    return response.text;
+  }
+
+  /**
+   * vLLM has no per-request state to ask about over HTTP, but it counts the requests it runs and queues.
+   * Every request of this engine's replica goes through this adapter, so once running + waiting is no more
+   * than the streams still open here, the aborted ones are gone (measured: ~25 ms after the socket closes).
+   */
+  async function confirmStopped(_slotId: number | undefined, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    let lastSeen = 'no answer yet';
+    for (;;) {
+      try {
+        const text = await scrape(undefined, Math.min(controlTimeoutMs, Math.max(1, deadline - performance.now())));
+        const inEngine = (prometheusValue(text, RUNNING_GAUGE) ?? 0) + (prometheusValue(text, WAITING_GAUGE) ?? 0);
+        if (inEngine <= open.size) return;
+        lastSeen = `${inEngine} requests in the engine, ${open.size} streams open`;
+      } catch (error) {
+        lastSeen = error instanceof Error ? error.message : String(error);
+      }
+      if (performance.now() + pollIntervalMs > deadline) throw workerReset(`aborted request not confirmed gone within ${timeoutMs} ms (${lastSeen})`);
+      await sleep(pollIntervalMs);
+    }
+  }
+
+  async function readLoad(signal?: AbortSignal): Promise<EngineLoad> {
+    const text = await scrape(signal);
+    let usage: number | undefined;
+    for (const name of KV_USAGE_GAUGES) usage ??= prometheusValue(text, name);
+    let inflight = 0;
+    for (const stream of open) inflight += stream.promptTokens + stream.generatedTokens;
+    return { kvUsedPermille: usage === undefined ? null : Math.min(1000, Math.round(usage * 1000)), inflightTokens: inflight };
+  }
+
+  return {
+    specificationVersion: 'v2',
+    engine: 'vllm',
+    capabilities: VLLM_CAPABILITIES,
+    health,
+    properties,
+    complete,
+    confirmStopped,
+    countPromptTokens,
+    nativeMetrics: { scrape: (signal?: AbortSignal) => scrape(signal), generatedTokens: (text) => prometheusValue(text, GENERATED_TOKENS_COUNTER) },
+    readLoad,
+    close: async () => {
+      await ownAgent?.close();
+    },
+  };
+}
