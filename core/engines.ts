@@ -7,7 +7,7 @@ export type Engine = (typeof ENGINES)[number];
  * (a unit test keeps the two in step). Config refuses a pool of any other engine rather than speak another
  * engine's protocol to it.
  */
-export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp', 'tgi'];
+export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp', 'tgi', 'triton'];
 
 /** The engines with an in-process test double, which `engine_runtime: {kind: mock}` starts. */
 export const ENGINES_WITH_TEST_DOUBLE: readonly Engine[] = ['llamacpp', 'tgi'];

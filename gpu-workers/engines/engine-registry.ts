@@ -5,6 +5,7 @@ import { createLlamaCppAdapter } from './llamacpp/llamacpp-adapter';
 import { startMockEngine } from './mock-llamacpp/mock-engine';
 import { createTgiAdapter } from './tgi/tgi-adapter';
 import { TGI_DOUBLE_VERSION_PREFIX, startTgiDouble } from './tgi-double/tgi-double';
+import { createTritonAdapterFromUrl } from './triton/triton-adapter';
 
 /** How a test double is shaped: the `mock` runtime's fields (core/config.ts). */
 export interface TestDoubleOptions {
@@ -62,6 +63,11 @@ const REGISTRY: { readonly [E in Engine]?: EngineRegistration } = {
         'the TGI adapter is UNVERIFIED against a real TGI server (.specs/engines/tgi.md)',
       isDouble: (properties) => properties.engineVersion.startsWith(TGI_DOUBLE_VERSION_PREFIX),
     },
+  },
+  // No test double: the conformance suite and `npm start` run a real Triton (runtime kind triton-server).
+  triton: {
+    engine: 'triton',
+    createAdapter: (baseUrl) => createTritonAdapterFromUrl(baseUrl),
   },
 };
 

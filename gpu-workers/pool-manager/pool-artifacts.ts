@@ -21,6 +21,14 @@ export interface VllmArtifact {
   readonly version: string;
 }
 
+/** A Python venv with the nvidia-pytriton wheel, whose `tritonserver` the triton-server runtime runs. */
+export interface TritonServerArtifact {
+  /** The venv's interpreter: it runs gpu-workers/engines/triton/server/launch-triton-server.py. */
+  readonly python: string;
+  /** The nvidia-pytriton version. */
+  readonly version: string;
+}
+
 /**
  * Where a replica gets its engine binary and model file. cli/provision-pools.ts implements it over
  * the cache (provisioning what is missing); tests may inject their own.
@@ -30,4 +38,6 @@ export interface PoolArtifacts {
   model(entry: ModelCatalogEntry): Promise<ModelFile>;
   /** The vllm runtime's server; absent where the source provides none (that runtime then cannot start). */
   readonly vllm?: (() => Promise<VllmArtifact>) | undefined;
+  /** The triton-server runtime's server; absent where the source provides none (that runtime then cannot start). */
+  readonly tritonServer?: (() => Promise<TritonServerArtifact>) | undefined;
 }

@@ -36,7 +36,7 @@ test('ORCH-3037: a declared sha256 must be 64 lowercase hex digits; model refs a
 test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added), but for the engines no adapter speaks yet, refused by name', () => {
   const document = parse(readFileSync(join(__dirname, '__fixtures__', 'spec-example-config.yaml'), 'utf8')) as { pools: { engine: string }[] };
   expect(configProblemsOf(document)).toEqual([
-    "pools[1].engine: no adapter speaks vllm yet (engines with one: llamacpp, tgi); its pool would be spoken to in another engine's protocol",
+    "pools[1].engine: no adapter speaks vllm yet (engines with one: llamacpp, tgi, triton); its pool would be spoken to in another engine's protocol",
   ]);
   // Everything else in the example is valid: spoken by the one adapter there is, it parses whole.
   const asLlamaCpp = { ...document, pools: document.pools.map((pool) => ({ ...pool, engine: 'llamacpp' })) };
