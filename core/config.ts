@@ -312,7 +312,7 @@ function buildConfigSchema(strict: boolean) {
 /**
  * ORCH-3011 / OC-POOL-3020: two pools on one host never share a GPU — each pool's engines would take the
  * other's VRAM and compute, a spillover across masks. A pool's own replicas on a host run on the pool's mask
- * (ORCH-3001: one device mask per worker, pinned by config) and are counted in its VRAM check instead. Only
+ * (ORCH-3001: one device mask per worker, pinned by config); each start checks the VRAM left free. Only
  * runtimes that start an engine on this host's GPUs are checked: a mock engine uses none, an external one is
  * placed by whoever runs it.
  */

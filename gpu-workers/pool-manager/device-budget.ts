@@ -51,23 +51,24 @@ export function planDeviceBudget(input: DeviceBudgetInput): DeviceShare[] {
 
 /**
  * Refuses a load that would overflow a device (the smallest GPU's share first of all): against its total
- * VRAM with every replica of the pool on this host (they share the mask), not retried since waiting cannot
- * help; against its free VRAM now, retried with backoff. The message names the device, its share, what the
- * KV cache takes and the largest `ctx` that would fit, so the operator can lower ctx or change the ratios.
+ * VRAM, not retried since waiting cannot help; against its free VRAM now (another replica of the pool on this
+ * host, which shares the mask, or any other process may hold it), retried with backoff. Replicas of one pool
+ * may run on several hosts, so the total is checked for this replica alone. The message names the device, its
+ * share, what the KV cache takes and the largest `ctx` that would fit, so the operator can lower ctx or change
+ * the ratios.
  */
-export function checkDeviceBudget(plan: readonly DeviceShare[], memory: readonly DeviceMemory[], input: Pick<DeviceBudgetInput, 'contextPerSlot' | 'slots' | 'kvBytesPerToken'>, replicasOnHost: number): void {
+export function checkDeviceBudget(plan: readonly DeviceShare[], memory: readonly DeviceMemory[], input: Pick<DeviceBudgetInput, 'contextPerSlot' | 'slots' | 'kvBytesPerToken'>): void {
   for (const need of plan) {
     const device = memory.find((entry) => entry.device === need.device);
     if (device === undefined) {
       throw new ReplicaFailure(ErrorCode.POOL_UNAVAILABLE, 'device_mask_invalid', `nvidia-smi reports no memory for GPU ${need.device} of the device mask`, false);
     }
     const what = describeNeed(need, input);
-    if (need.needBytes * replicasOnHost > device.totalBytes) {
-      const many = replicasOnHost > 1 ? ` × ${replicasOnHost} replicas of the pool on this host` : '';
+    if (need.needBytes > device.totalBytes) {
       throw new ReplicaFailure(
         ErrorCode.POOL_UNAVAILABLE,
         'insufficient_vram',
-        `GPU ${need.device} cannot hold its share: ${what}${many}, ${formatMib(device.totalBytes)} in all (ORCH-3052)${fitHint(need, device.totalBytes / replicasOnHost, input)}`,
+        `GPU ${need.device} cannot hold its share: ${what}, ${formatMib(device.totalBytes)} in all (ORCH-3052)${fitHint(need, device.totalBytes, input)}`,
         false,
       );
     }

@@ -57,7 +57,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
       { tensor_split: describeTensorSplit(pool.devices, pool.tensor_split), ctx: contextPerSlot, slots: runtime.slots, kv_bytes_per_token: kvBytesPerToken ?? null, vram_budget: describeDeviceBudget(plan) },
       memory === undefined ? 'VRAM budget per device (nvidia-smi did not report memory: not checked)' : 'VRAM budget per device',
     );
-    if (memory !== undefined) checkDeviceBudget(plan, memory, input, pool.replicas);
+    if (memory !== undefined) checkDeviceBudget(plan, memory, input);
   };
 
   return {
