@@ -26,6 +26,8 @@ interface ReplicaHealth {
   readonly breaker_open: boolean;
   readonly cpu_inference_override?: true;
   readonly mock_engine?: true;
+  /** ORCH-3046: Ready on its lane only, because another replica set serves the pool queue (docs/pool-lifecycle.md). */
+  readonly pool_queue_standby?: true;
 }
 
 
@@ -76,6 +78,7 @@ export function registerPoolRoutes(app: FastifyInstance, context: GatewayContext
         breaker_open: status?.breaker_open ?? false,
         ...(status?.cpu_inference_override === true ? { cpu_inference_override: true as const } : {}),
         ...(mockEngine ? { mock_engine: true as const } : {}),
+        ...(status?.pool_queue_standby === true ? { pool_queue_standby: true as const } : {}),
       }];
     });
     const ready = replicas.filter((replica) => replica.state === 'ready');

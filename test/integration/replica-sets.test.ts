@@ -113,6 +113,11 @@ test('ORCH-2104 OC-CTRL-2004 ORCH-3007 ORCH-3046 OC-CORE-1031: a replica with an
   expect(second?.id).not.toBe(set?.id);
   expect(await poolQueuePollers()).toEqual([`${stack.poolId}-r0`, `${stack.poolId}-r1`]);
   expect(stack.logs.text()).toContain('standby: another replica set serves the pool queue');
+  await waitFor(async () => {
+    const health = await poolHealth(stack.url, stack.poolId);
+    const entry = health.metrics.replicas.find((replica) => replica['replica_id'] === `${stack.poolId}-r2`);
+    return entry?.['state'] === 'ready' && entry['polling'] === false && entry['pool_queue_standby'] === true;
+  }, 10_000, 'health to show r2 as a standby');
 
   // Tasks sent to the pool queue run only on the set that serves it.
   const ran = new Set<unknown>();
