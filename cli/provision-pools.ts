@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { findModel } from '../core/config';
+import { findModel, runsCatalogModel } from '../core/config';
 import type { ModelCatalogEntry, OrchConfig } from '../core/config';
 import type { ModelFile, PoolArtifacts } from '../gpu-workers/pool-manager/pool-artifacts';
 import { ensureLlamaServer } from './llama-server-build';
 import { ensureSyntheticModel, ensureTinyModel } from './model-artifacts';
+import { ensurePytriton } from './pytriton-install';
 
 type Progress = (message: string) => void;
 
@@ -51,18 +52,22 @@ export function cachedPoolArtifacts(progress?: Progress): PoolArtifacts {
   return {
     llamaServer: () => (binary ??= ensureLlamaServer(progress)),
     model: (entry) => provisionModel(entry, progress),
+    tritonServer: () => ensurePytriton(progress),
   };
 }
 
 /**
- * `npm start`'s provisioning step: everything the config's llama-server pools need — the pinned
- * llama-server build and each pool's model — is put into the cache, with progress, before the pool
- * workers start (so several replicas never build or download the same thing at once).
+ * `npm start`'s provisioning step: everything the config's llama-server and triton-server pools need — the
+ * pinned llama-server build, each pool's model, and for Triton nvidia-pytriton — is put into the cache,
+ * with progress, before the pool workers start (so several replicas never build or download the same thing
+ * at once).
  */
 export async function provisionPools(config: OrchConfig, progress?: Progress): Promise<void> {
-  const pools = config.pools.filter((pool) => pool.engine_runtime.kind === 'llama-server');
+  const pools = config.pools.filter((pool) => runsCatalogModel(pool.engine_runtime));
   if (pools.length === 0) return;
   await ensureLlamaServer(progress);
+  // A triton-server pool also needs the server: nvidia-pytriton from PyPI into a venv in the cache.
+  if (pools.some((pool) => pool.engine_runtime.kind === 'triton-server')) await ensurePytriton(progress);
   for (const ref of new Set(pools.map((pool) => pool.model))) {
     const entry = findModel(config, ref);
     if (entry) await provisionModel(entry, progress);

@@ -40,6 +40,36 @@ function buildConfigSchema(strict: boolean) {
     rate_limit_rps: z.int().min(0).nullish(),
   });
 
+  /**
+   * A llama-server child process the pool worker starts and supervises (design §4). It is started
+   * with `-c` = the pool's `ctx` per slot, so admission and the engine agree on the limit.
+   */
+  const llamaServerRuntime = object({
+    kind: z.literal('llama-server'),
+    /** CPU threads (`-t`); absent → llama-server's own default. */
+    threads: z.int().min(1).max(1024).nullish(),
+    /** Parallel slots (`-np`). 1 keeps outputs byte-exact (engines.md §1.6). */
+    slots: z.int().min(1).max(256).default(1),
+    /** Passed as they are after ours; a flag the build does not know makes every start fail. */
+    extra_args: z.array(z.string()).default([]),
+    /** Free host RAM the replica needs before loading; absent → model file size + 256 MiB. */
+    host_ram_headroom_bytes: z.int().min(0).nullish(),
+    /** A floor on the free VRAM each device needs (GPU builds); it never lowers its share of weights + KV cache (ctx × slots) + 512 MiB (ORCH-3052). */
+    vram_headroom_bytes: z.int().min(0).nullish(),
+    /** How long loading the model may take before the start counts as failed. */
+    load_timeout_ms: msSchema.default(120_000),
+    /** Restart backoff and circuit breaker (OC-POOL-3011). */
+    restart: object({
+      initial_backoff_ms: msSchema.default(1_000),
+      max_backoff_ms: msSchema.default(60_000),
+      /** Failures within `breaker_window_ms` that open the breaker. */
+      breaker_failures: z.int().min(1).default(5),
+      breaker_window_ms: msSchema.default(60_000),
+      /** How long an open breaker waits before one trial start. */
+      breaker_cooldown_ms: msSchema.default(300_000),
+    }).default({ initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 60_000, breaker_cooldown_ms: 300_000 }),
+  });
+
   /** How the pool worker gets its engine. `mock` is a test double and says so loudly. */
   const engineRuntime = z.discriminatedUnion('kind', [
     object({
@@ -49,34 +79,16 @@ function buildConfigSchema(strict: boolean) {
       slots: z.int().min(1).max(256).default(4),
     }),
     object({ kind: z.literal('external'), url: z.url() }),
+    llamaServerRuntime,
     /**
-     * A llama-server child process the pool worker starts and supervises (design §4). It is started
-     * with `-c` = the pool's `ctx` per slot, so admission and the engine agree on the limit.
+     * A real Triton Inference Server (the `tritonserver` of the PyPI wheel nvidia-pytriton) serving a
+     * Python-backend model that generates with a llama-server of the fields above, both started and supervised
+     * by the pool worker (.specs/engines/triton.md). Triton's generate extension is what the pool speaks.
      */
-    object({
-      kind: z.literal('llama-server'),
-      /** CPU threads (`-t`); absent → llama-server's own default. */
-      threads: z.int().min(1).max(1024).nullish(),
-      /** Parallel slots (`-np`). 1 keeps outputs byte-exact (engines.md §1.6). */
-      slots: z.int().min(1).max(256).default(1),
-      /** Passed as they are after ours; a flag the build does not know makes every start fail. */
-      extra_args: z.array(z.string()).default([]),
-      /** Free host RAM the replica needs before loading; absent → model file size + 256 MiB. */
-      host_ram_headroom_bytes: z.int().min(0).nullish(),
-      /** A floor on the free VRAM each device needs (GPU builds); it never lowers its share of weights + KV cache (ctx × slots) + 512 MiB (ORCH-3052). */
-      vram_headroom_bytes: z.int().min(0).nullish(),
-      /** How long loading the model may take before the start counts as failed. */
-      load_timeout_ms: msSchema.default(120_000),
-      /** Restart backoff and circuit breaker (OC-POOL-3011). */
-      restart: object({
-        initial_backoff_ms: msSchema.default(1_000),
-        max_backoff_ms: msSchema.default(60_000),
-        /** Failures within `breaker_window_ms` that open the breaker. */
-        breaker_failures: z.int().min(1).default(5),
-        breaker_window_ms: msSchema.default(60_000),
-        /** How long an open breaker waits before one trial start. */
-        breaker_cooldown_ms: msSchema.default(300_000),
-      }).default({ initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 60_000, breaker_cooldown_ms: 300_000 }),
+    llamaServerRuntime.extend({
+      kind: z.literal('triton-server'),
+      /** The Triton model the pool's requests name (`/v2/models/<model_name>/generate_stream`). */
+      model_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, _ and -').max(64).default('llm'),
     }),
   ]);
 
@@ -264,8 +276,8 @@ function buildConfigSchema(strict: boolean) {
     config.pools.forEach((pool, index) => {
       if (seen.has(pool.id)) context.addIssue({ code: 'custom', path: ['pools', index, 'id'], message: `duplicate pool id "${pool.id}"` });
       seen.add(pool.id);
-      if (pool.engine_runtime.kind === 'llama-server' && !refs.has(pool.model)) {
-        context.addIssue({ code: 'custom', path: ['pools', index, 'model'], message: `a llama-server pool's model must name an entry of models[] (no ref "${pool.model}")` });
+      if (runsCatalogModel(pool.engine_runtime) && !refs.has(pool.model)) {
+        context.addIssue({ code: 'custom', path: ['pools', index, 'model'], message: `a ${pool.engine_runtime.kind} pool's model must name an entry of models[] (no ref "${pool.model}")` });
       }
       if (!ENGINES_WITH_ADAPTER.includes(pool.engine)) {
         context.addIssue({
@@ -295,7 +307,7 @@ function buildConfigSchema(strict: boolean) {
       const repeated = pool.devices.find((device, position) => pool.devices.indexOf(device) !== position);
       if (repeated !== undefined) context.addIssue({ code: 'custom', path: ['pools', index, 'devices'], message: `names GPU ${repeated} twice` });
       const runtime = pool.engine_runtime;
-      if (runtime.kind === 'llama-server' && runtime.slots > 1 && (pool.determinism ?? 'strict') === 'strict') {
+      if (runsCatalogModel(runtime) && runtime.slots > 1 && (pool.determinism ?? 'strict') === 'strict') {
         context.addIssue({
           code: 'custom',
           path: ['pools', index, 'engine_runtime', 'slots'],
@@ -346,6 +358,15 @@ export type OrchConfig = z.infer<typeof strictConfigSchema>;
 export type PoolConfig = OrchConfig['pools'][number];
 export type ModelCatalogEntry = OrchConfig['models'][number];
 export type LlamaServerRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'llama-server' }>;
+export type TritonServerRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'triton-server' }>;
+
+/**
+ * The runtimes that start a llama-server on a catalog model (`triton-server` wraps one): the model is
+ * provisioned, verified and reloadable, and its slots decode in shared batches.
+ */
+export function runsCatalogModel(runtime: { readonly kind: string }): runtime is LlamaServerRuntimeConfig | TritonServerRuntimeConfig {
+  return runtime.kind === 'llama-server' || runtime.kind === 'triton-server';
+}
 
 /** The catalog entry a pool's `model` names, if any. */
 export function findModel(config: Pick<OrchConfig, 'models'>, ref: string): ModelCatalogEntry | undefined {

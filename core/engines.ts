@@ -24,7 +24,7 @@ export const ADAPTER_UNVERIFIED: Readonly<Partial<Record<Engine, string>>> = {
  * The engine each spawned runtime kind runs (a pool worker launcher in gpu-workers/pool-manager/ per kind).
  * `mock` and `external` are not here: they work for any engine (the mock where it has a double).
  */
-export const SPAWNED_RUNTIME_ENGINE: Readonly<Record<string, Engine>> = { 'llama-server': 'llamacpp' };
+export const SPAWNED_RUNTIME_ENGINE: Readonly<Record<string, Engine>> = { 'llama-server': 'llamacpp', 'triton-server': 'triton' };
 
 export const PRIORITIES = ['interactive', 'batch'] as const;
 export type Priority = (typeof PRIORITIES)[number];

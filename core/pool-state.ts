@@ -117,13 +117,14 @@ export function isMockModelRef(ref: string): boolean {
 }
 
 /**
- * Why a pool cannot reload to `ref`, or null when it can (ORCH-2102): a llama-server pool loads catalog
+ * Why a pool cannot reload to `ref`, or null when it can (ORCH-2102): a llama-server (or triton-server) pool loads catalog
  * models only, the mock runtime `mock:` refs, and an external engine is not ours to reload.
  */
 export function reloadRefusal(pool: PoolConfig, models: readonly ModelCatalogEntry[], ref: string, current: string): string | null {
   if (ref === current) return `pool ${pool.id} already serves ${ref}`;
   switch (pool.engine_runtime.kind) {
     case 'llama-server':
+    case 'triton-server':
       return models.some((entry) => entry.ref === ref) ? null : `model "${ref}" is not in the config's models catalog`;
     case 'mock':
       return isMockModelRef(ref) ? null : `the mock runtime serves mock:<name> refs only, not "${ref}"`;

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { cpuInferenceAllowed, findModel, POOL_DEFAULTS } from '../core/config';
+import { cpuInferenceAllowed, findModel, POOL_DEFAULTS, runsCatalogModel } from '../core/config';
 import type { OrchConfig, PoolConfig } from '../core/config';
 import { replicaStartsDrained } from '../core/pool-state';
 import { replicaId as formatReplicaId } from '../core/replica-status';
@@ -27,6 +27,7 @@ import { ReplicaStateMachine } from './pool-manager/replica-state';
 import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
 import { RestartPolicy } from './pool-manager/restart-policy';
 import { createRuntimeLauncher } from './pool-manager/runtime-launcher';
+import { createTritonServerLauncher } from './pool-manager/triton-server-launcher';
 import { ReplicaStatusPublisher } from './pool-manager/status-publisher';
 
 export interface PoolWorkerOptions {
@@ -69,14 +70,13 @@ const FAILED_STATES: ReadonlySet<ReplicaState> = new Set(['unready', 'stopped'])
 function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLauncher {
   const { pool } = options;
   const runtime = pool.engine_runtime;
-  if (runtime.kind !== 'llama-server') return createRuntimeLauncher(pool, logger);
+  if (!runsCatalogModel(runtime)) return createRuntimeLauncher(pool, logger);
   const { config, artifacts } = options;
-  if (!config || !artifacts) throw new Error(`pool ${pool.id}: a llama-server pool needs the model catalog and an artifact source`);
+  if (!config || !artifacts) throw new Error(`pool ${pool.id}: a ${runtime.kind} pool needs the model catalog and an artifact source`);
   if (!findModel(config, pool.model)) throw new Error(`pool ${pool.id}: model "${pool.model}" is not in models[]`);
-  return createLlamaServerLauncher({
+  const engineOptions = {
     pool,
-    runtime,
-    models: (ref) => findModel(config, ref),
+    models: (ref: string) => findModel(config, ref),
     allowCpuInference: cpuInferenceAllowed(config),
     artifacts,
     memory: options.memoryProbe ?? systemMemoryProbe,
@@ -90,7 +90,9 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
           pidFile: new PidFile(join(config.data_dir, 'run', `${formatReplicaId(pool.id, options.replicaIndex)}.llama-server.json`), logger),
         }
       : {}),
-  });
+  };
+  // A Triton pool runs its own llama-server too, started the same way (triton-server-launcher.ts).
+  return runtime.kind === 'triton-server' ? createTritonServerLauncher({ ...engineOptions, runtime }) : createLlamaServerLauncher({ ...engineOptions, runtime });
 }
 
 /**
@@ -126,7 +128,7 @@ export function startPoolManager(options: PoolWorkerOptions): RunningPoolWorker 
   });
   machine.onLoadChange((status) => publisher.publishLoad(status));
   publisher.publish(machine.status);
-  const restart = pool.engine_runtime.kind === 'llama-server' ? pool.engine_runtime.restart : undefined;
+  const restart = runsCatalogModel(pool.engine_runtime) ? pool.engine_runtime.restart : undefined;
   const events = new ReplicaEventCounters();
   const poller = new QueuePoller({
     pool,

@@ -18,6 +18,8 @@ export interface LaunchedEngine {
   readonly modelRef: string;
   /** `sha256:<hex>` of the verified model file, when the runtime loads one. */
   readonly modelDigest: string | undefined;
+  /** The engine's HTTP base URL on loopback, when the runtime started one (a wrapping runtime talks to it). */
+  readonly engineUrl?: string | undefined;
   /** The engine's process id, when the replica owns the process. */
   readonly pid: number | undefined;
   /** Runs the start-up self-test again on the live engine (a reload's canary check); absent where the runtime has none. */

@@ -132,6 +132,7 @@ export function createLlamaServerLauncher(options: LlamaServerLauncherOptions): 
           kvBytesPerToken: kvBytes,
           modelRef,
           modelDigest: verified.digest,
+          engineUrl: engine.baseUrl,
           pid: engine.pid,
           selfTest: async () => {
             const again = await runSelfTest(adapter, { slots: runtime.slots, contextPerSlot });

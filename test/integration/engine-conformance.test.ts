@@ -12,13 +12,14 @@ import {
 } from '../support/engine-conformance';
 import { llamaCppDoubleTarget, llamaServerTarget } from '../support/conformance-targets/llamacpp';
 import { tgiDoubleTarget } from '../support/conformance-targets/tgi';
+import { tritonServerTarget } from '../support/conformance-targets/triton';
 
 /**
  * Issue 12 item 5: the one conformance suite every engine adapter passes, through the whole stack (gateway,
  * Temporal workflow, pool worker, adapter, engine). The checks are the same for every target; what an engine
  * cannot do is declared as a capability of its adapter, never decided here by the engine's name.
  */
-const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget, tgiDoubleTarget];
+const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget, tgiDoubleTarget, tritonServerTarget];
 
 interface ReplicaHealth {
   readonly state: string;
