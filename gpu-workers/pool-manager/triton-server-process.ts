@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,6 +11,10 @@ import { ReplicaFailure } from './replica-failure';
 /** How much Triton output is kept for failure messages. */
 const OUTPUT_RING_CHARS = 32 * 1024;
 const LAUNCH_SCRIPT = join('gpu-workers', 'engines', 'triton', 'server', 'launch-triton-server.py');
+const WORKDIR_PREFIX = 'llama-orch-tritonserver-wd-';
+/** In each work directory: the pid of the server using it. */
+const WORKDIR_PID_FILE = 'server.pid';
+const STALE_WITHOUT_PID_MS = 10 * 60_000;
 
 export interface TritonServerLaunch {
   /** The interpreter of the venv that holds nvidia-pytriton. */
@@ -58,6 +62,39 @@ async function freeLoopbackPort(): Promise<number> {
   });
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Work directories whose server is gone: a stop removes its own, but a SIGKILLed pool worker cannot (its Triton
+ * dies by the parent-death signal). Each holds a copy of the backend directory and the model repository (~3 MB).
+ */
+export function removeStaleWorkdirs(parent: string = tmpdir()): void {
+  for (const name of readdirSync(parent)) {
+    if (!name.startsWith(WORKDIR_PREFIX)) continue;
+    const directory = join(parent, name);
+    let stale: boolean;
+    try {
+      const pid = Number(readFileSync(join(directory, WORKDIR_PID_FILE), 'utf8'));
+      stale = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+    } catch {
+      // No pid yet: a start in progress writes it within milliseconds; one this old never will.
+      try {
+        stale = Date.now() - statSync(directory).mtimeMs > STALE_WITHOUT_PID_MS;
+      } catch {
+        continue;
+      }
+    }
+    if (stale) rmSync(directory, { recursive: true, force: true });
+  }
+}
+
 function processEnded(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
@@ -87,7 +124,8 @@ function lastLines(output: string, count = 3, maxChars = 400): string {
  */
 export async function spawnTritonServer(launch: TritonServerLaunch): Promise<TritonServerProcess> {
   const [httpPort, metricsPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
-  const workdir = mkdtempSync(join(tmpdir(), 'llama-orch-triton-'));
+  removeStaleWorkdirs();
+  const workdir = mkdtempSync(join(tmpdir(), WORKDIR_PREFIX));
   const args = [
     tritonLaunchScript(),
     '--workdir',
@@ -111,6 +149,7 @@ export async function spawnTritonServer(launch: TritonServerLaunch): Promise<Tri
   ];
   const command = boundToParent(launch.python, args);
   const child = spawn(command.command, command.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (child.pid !== undefined) writeFileSync(join(workdir, WORKDIR_PID_FILE), String(child.pid));
   let ring = '';
   const keep = (chunk: Buffer): void => {
     ring = (ring + chunk.toString('utf8')).slice(-OUTPUT_RING_CHARS);

@@ -1,6 +1,9 @@
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfig } from '../../core/config';
-import { tritonLaunchScript } from '../../gpu-workers/pool-manager/triton-server-process';
+import { removeStaleWorkdirs, tritonLaunchScript } from '../../gpu-workers/pool-manager/triton-server-process';
 import { configProblemsOf } from '../support/config-problems';
 
 /** The triton-server runtime (issue 12 item 3): a spawned Triton over a llama-server on a catalog model. */
@@ -27,5 +30,24 @@ describe('OC-CONFIG-6002: the triton-server runtime', () => {
 
   test('the launch script is found from the sources (and, by the same walk up, from dist/)', () => {
     expect(existsSync(tritonLaunchScript())).toBe(true);
+  });
+
+  test('a work directory left by a server that is gone is removed at the next start; a live server\'s, or a start in progress, is kept', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'triton-workdirs-'));
+    const directory = (name: string, pid?: number): string => {
+      const path = join(parent, `llama-orch-tritonserver-wd-${name}`);
+      mkdirSync(path);
+      if (pid !== undefined) writeFileSync(join(path, 'server.pid'), String(pid));
+      return path;
+    };
+    const exited = spawnSync('true').pid;
+    const dead = directory('dead', exited);
+    const live = directory('live', process.pid);
+    const starting = directory('starting');
+    const abandoned = directory('abandoned');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(abandoned, hourAgo, hourAgo);
+    removeStaleWorkdirs(parent);
+    expect([existsSync(dead), existsSync(live), existsSync(starting), existsSync(abandoned)]).toEqual([false, true, true, false]);
   });
 });
