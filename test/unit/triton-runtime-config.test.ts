@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../core/config';
@@ -49,5 +49,6 @@ describe('OC-CONFIG-6002: the triton-server runtime', () => {
     utimesSync(abandoned, hourAgo, hourAgo);
     removeStaleWorkdirs(parent);
     expect([existsSync(dead), existsSync(live), existsSync(starting), existsSync(abandoned)]).toEqual([false, true, true, false]);
+    rmSync(parent, { recursive: true, force: true });
   });
 });
