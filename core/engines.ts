@@ -7,7 +7,7 @@ export type Engine = (typeof ENGINES)[number];
  * (a unit test keeps the two in step). Config refuses a pool of any other engine rather than speak another
  * engine's protocol to it.
  */
-export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp', 'tgi', 'triton'];
+export const ENGINES_WITH_ADAPTER: readonly Engine[] = ['llamacpp', 'vllm', 'tgi', 'triton'];
 
 /** The engines with an in-process test double, which `engine_runtime: {kind: mock}` starts. */
 export const ENGINES_WITH_TEST_DOUBLE: readonly Engine[] = ['llamacpp', 'tgi'];
@@ -24,7 +24,7 @@ export const ADAPTER_UNVERIFIED: Readonly<Partial<Record<Engine, string>>> = {
  * The engine each spawned runtime kind runs (a pool worker launcher in gpu-workers/pool-manager/ per kind).
  * `mock` and `external` are not here: they work for any engine (the mock where it has a double).
  */
-export const SPAWNED_RUNTIME_ENGINE: Readonly<Record<string, Engine>> = { 'llama-server': 'llamacpp', 'triton-server': 'triton' };
+export const SPAWNED_RUNTIME_ENGINE: Readonly<Record<string, Engine>> = { 'llama-server': 'llamacpp', 'triton-server': 'triton', vllm: 'vllm' };
 
 export const PRIORITIES = ['interactive', 'batch'] as const;
 export type Priority = (typeof PRIORITIES)[number];

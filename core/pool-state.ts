@@ -125,6 +125,7 @@ export function reloadRefusal(pool: PoolConfig, models: readonly ModelCatalogEnt
   switch (pool.engine_runtime.kind) {
     case 'llama-server':
     case 'triton-server':
+    case 'vllm':
       return models.some((entry) => entry.ref === ref) ? null : `model "${ref}" is not in the config's models catalog`;
     case 'mock':
       return isMockModelRef(ref) ? null : `the mock runtime serves mock:<name> refs only, not "${ref}"`;

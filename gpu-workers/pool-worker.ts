@@ -28,6 +28,7 @@ import { ReplicaSupervisor } from './pool-manager/replica-supervisor';
 import { RestartPolicy } from './pool-manager/restart-policy';
 import { createRuntimeLauncher } from './pool-manager/runtime-launcher';
 import { createTritonServerLauncher } from './pool-manager/triton-server-launcher';
+import { createVllmLauncher } from './pool-manager/vllm-launcher';
 import { ReplicaStatusPublisher } from './pool-manager/status-publisher';
 
 export interface PoolWorkerOptions {
@@ -92,6 +93,7 @@ function createLauncher(options: PoolWorkerOptions, logger: Logger): EngineLaunc
       : {}),
   };
   // A Triton pool runs its own llama-server too, started the same way (triton-server-launcher.ts).
+  if (runtime.kind === 'vllm') return createVllmLauncher({ ...engineOptions, runtime });
   return runtime.kind === 'triton-server' ? createTritonServerLauncher({ ...engineOptions, runtime }) : createLlamaServerLauncher({ ...engineOptions, runtime });
 }
 

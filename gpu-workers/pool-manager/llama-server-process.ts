@@ -106,6 +106,20 @@ export interface SpawnLlamaServerOptions {
   readonly devices: readonly number[];
   /** The driver's uncorrected ECC counts of the mask, read at start and at exit (ORCH-3053); nvidia-smi by default. */
   readonly readEccCounts?: (devices: readonly number[]) => Promise<ReadonlyMap<number, number> | undefined>;
+  /** Added to the environment (an engine configured by variables: vLLM's CPU backend). */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /**
+   * Start the engine as the leader of a process group of its own and signal the whole group on stop: for an
+   * engine that runs its work in child processes (vLLM's engine core and workers), which a signal to the
+   * leader alone could leave behind.
+   */
+  readonly processGroup?: boolean | undefined;
+  /**
+   * What the engine gets when this pool worker dies (SIGKILL by default). SIGTERM for an engine whose children
+   * only go when it shuts them down: vLLM's engine core and worker outlive a SIGKILLed server (measured), and
+   * exit with a SIGTERMed one.
+   */
+  readonly parentDeathSignal?: 'SIGKILL' | 'SIGTERM' | undefined;
 }
 
 async function freeLoopbackPort(): Promise<number> {
@@ -129,11 +143,23 @@ export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promis
   const port = await freeLoopbackPort();
   const args = [...options.args, '--host', '127.0.0.1', '--port', String(port)];
   // Ends with this pool worker however it dies, so a SIGKILLed worker leaves no engine holding the GPU.
-  const command = boundToParent(options.binary, args);
+  const command = boundToParent(options.binary, args, options.parentDeathSignal);
   const child = spawn(command.command, command.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CUDA_VISIBLE_DEVICES: options.devices.join(',') },
+    env: { ...process.env, ...options.env, CUDA_VISIBLE_DEVICES: options.devices.join(',') },
+    detached: options.processGroup === true,
   });
+  const signal = (name: NodeJS.Signals): void => {
+    if (options.processGroup === true && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, name);
+        return;
+      } catch {
+        // The group is gone already; the leader is signalled below in case it is not.
+      }
+    }
+    child.kill(name);
+  };
   const readEcc = options.readEccCounts ?? readUncorrectedEccCounts;
   // Read beside the start, never before it: an answer only matters if the engine dies.
   const eccAtStart = readEcc(options.devices);
@@ -169,10 +195,12 @@ export async function spawnLlamaServer(options: SpawnLlamaServerOptions): Promis
         await exited;
         return;
       }
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      signal('SIGTERM');
+      const timer = setTimeout(() => signal('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+      // Children that outlived their leader (a SIGKILL, or a slow shutdown) go with the group.
+      if (options.processGroup === true) signal('SIGKILL');
     },
   };
 }

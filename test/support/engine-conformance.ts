@@ -40,7 +40,7 @@ export interface ConformanceStack {
 /** Brings the target's pool up through the whole stack: gateway, workflow worker, one pool replica. */
 export async function startConformanceStack(target: ConformanceTarget): Promise<ConformanceStack> {
   const pool = await target.prepare();
-  const stack = await startTestStack({ custom: { ...pool.custom, engine: target.engine }, ...(pool.replicaOptions ? { replicaOptions: pool.replicaOptions } : {}), wallMs: 120_000, idleMs: 60_000 });
+  const stack = await startTestStack({ ctx: pool.taskCtx, custom: { ...pool.custom, engine: target.engine }, ...(pool.replicaOptions ? { replicaOptions: pool.replicaOptions } : {}), wallMs: 120_000, idleMs: 60_000 });
   await waitForReadyReplicas(stack, 1);
   return { stack, pool, stop: () => stack.stop() };
 }

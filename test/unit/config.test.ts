@@ -33,14 +33,14 @@ test('ORCH-3037: a declared sha256 must be 64 lowercase hex digits; model refs a
   expect(configProblemsOf({ models: [entry, entry], pools: [llamaServerPool] })).toEqual(['models[1].ref: duplicate model ref "tiny"']);
 });
 
-test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added), but for the engines no adapter speaks yet, refused by name', () => {
+test('OC-CONFIG-6002: the spec §8 example pools validate (with our engine_runtime added): every engine they name has an adapter', () => {
   const document = parse(readFileSync(join(__dirname, '__fixtures__', 'spec-example-config.yaml'), 'utf8')) as { pools: { engine: string }[] };
-  expect(configProblemsOf(document)).toEqual([
-    "pools[1].engine: no adapter speaks vllm yet (engines with one: llamacpp, tgi, triton); its pool would be spoken to in another engine's protocol",
+  expect(configProblemsOf(document)).toEqual([]);
+  expect(parseConfig(document).config.pools.map((pool) => [pool.id, pool.engine])).toEqual([
+    ['llama3-8b-q4-gpu0', 'llamacpp'],
+    ['llama3-8b-vllm-gpu1', 'vllm'],
+    ['mixtral-tgi-gpu01', 'tgi'],
   ]);
-  // Everything else in the example is valid: spoken by the one adapter there is, it parses whole.
-  const asLlamaCpp = { ...document, pools: document.pools.map((pool) => ({ ...pool, engine: 'llamacpp' })) };
-  expect(parseConfig(asLlamaCpp).config.pools.map((pool) => pool.id)).toEqual(['llama3-8b-q4-gpu0', 'llama3-8b-vllm-gpu1', 'mixtral-tgi-gpu01']);
 });
 
 test('ORCH-3030: strict mode rejects an unknown field, naming its path', () => {
