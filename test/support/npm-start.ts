@@ -21,6 +21,10 @@ export interface NpmStartOptions {
   /** Each JSON log line the stack prints (LOG_LEVEL info); without it stdout is ignored. */
   readonly onLogLine?: (line: Record<string, unknown>) => void;
   readonly readyTimeoutMs?: number;
+  /** More pools beside the mock one (each with its own id), and the model catalog and dev section they need. */
+  readonly extraPools?: readonly Record<string, unknown>[];
+  readonly models?: readonly Record<string, unknown>[];
+  readonly dev?: Record<string, unknown>;
 }
 
 export interface NpmStartStack {
@@ -52,12 +56,18 @@ export async function startNpmStack(options: NpmStartOptions): Promise<NpmStartS
       auth: { mode: 'disabled' },
       ...(embedded ? { temporal: embedded } : {}),
       gateway: { host: '127.0.0.1', port, processes: options.gatewayProcesses ?? 1 },
-      pools: [{ id: poolId, engine: 'llamacpp', model: options.model, ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2, ...options.engineRuntime } }],
+      ...(options.models ? { models: options.models } : {}),
+      ...(options.dev ? { dev: options.dev } : {}),
+      pools: [
+        { id: poolId, engine: 'llamacpp', model: options.model, ctx: 2048, devices: [0], engine_runtime: { kind: 'mock', slots: 2, ...options.engineRuntime } },
+        ...(options.extraPools ?? []),
+      ],
     }),
   );
   const launch = async (): Promise<ChildProcess> => {
     const child = spawnStart(configPath, options);
-    await waitFor(() => poolReady(apiUrl, poolId), options.readyTimeoutMs ?? 60_000, `npm start (pool ${poolId}) to serve`);
+    const poolIds = [poolId, ...(options.extraPools ?? []).map((pool) => String(pool['id']))];
+    await waitFor(async () => (await Promise.all(poolIds.map((id) => poolReady(apiUrl, id)))).every(Boolean), options.readyTimeoutMs ?? 60_000, `npm start (pools ${poolIds.join(', ')}) to serve`);
     return child;
   };
   return { child: await launch(), apiUrl, poolId, configPath, dataDir, restart: launch };
