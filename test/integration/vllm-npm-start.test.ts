@@ -88,3 +88,20 @@ test('the pool worker logs the vLLM server it started (its arguments) and the se
   expect(started?.['args']).toEqual(expect.arrayContaining(['-m', 'vllm.entrypoints.openai.api_server', '--served-model-name', SYNTHETIC_HF_MODEL_REF, '--max-model-len', '2048', '--max-num-seqs', '1']));
   expect(lines.some((line) => line['msg'] === 'start-up self-test passed' && line['engine'] === 'vllm')).toBe(true);
 });
+
+test('ADR 2026-12-06-no-orphans: stopping npm start ends the whole vLLM process group — server, engine core and worker', async () => {
+  const started = lines.find((line) => line['msg'] === 'vLLM server started');
+  const pid = Number(started?.['pid']);
+  expect(pid).toBeGreaterThan(1);
+  const groupAlive = (): boolean => {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  expect(groupAlive()).toBe(true);
+  await stopProcess(stack);
+  await waitFor(() => !groupAlive(), 30_000, 'the vLLM process group to end');
+});
