@@ -350,7 +350,7 @@ function buildConfigSchema(strict: boolean) {
           code: 'custom',
           path: ['pools', index, 'engine_runtime', 'slots'],
           message:
-            `${pool.engine} decodes the requests of its ${runtime.slots} slots in shared batches, so a task's tokens depend on what runs beside it ` +
+            `${runtime.kind} decodes the requests of its ${runtime.slots} slots in shared batches, so a task's tokens depend on what runs beside it ` +
             '(strict determinism, ORCH-3045, does not hold): use slots: 1, or declare determinism: best_effort on this pool',
         });
       }
