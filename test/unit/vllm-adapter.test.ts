@@ -7,7 +7,7 @@ import { Agent } from 'undici';
 import { hasErrorCode } from '../../core/errors';
 import type { CompletionRequest, CompletionSummary, EngineAdapter, EngineToken } from '../../gpu-workers/engines/engine-adapter';
 import { VLLM_CAPABILITIES, createVllmAdapter } from '../../gpu-workers/engines/vllm/vllm-adapter';
-import { mapVllmStopReason } from '../../gpu-workers/engines/vllm/vllm-stream';
+import { mapVllmStopReason, tokenTexts } from '../../gpu-workers/engines/vllm/vllm-stream';
 
 /** Real vLLM 0.32.0 answers (CPU, the synthetic model served as "tiny"), recorded as .specs/engines/vllm.md says. */
 const FIXTURES = join(__dirname, '__fixtures__', 'vllm');
@@ -149,6 +149,7 @@ describe('vLLM adapter (OC-ADAPT-5020, ORCH-3054) against recorded vLLM 0.32.0 a
       seed: 7,
       stream: true,
       return_token_ids: true,
+      logprobs: 0,
       stream_options: { include_usage: true },
       temperature: 0.8,
       top_k: 40,
@@ -156,6 +157,40 @@ describe('vLLM adapter (OC-ADAPT-5020, ORCH-3054) against recorded vLLM 0.32.0 a
       min_p: 0.05,
       repetition_penalty: 1.0,
     });
+  });
+
+  test('ORCH-3045: a chunk carrying several tokens (vLLM coalesces when its API server falls behind) is split by each token\'s own text, so the tokens do not depend on where chunks end', async () => {
+    const sse = fixture('completion-length.sse.txt');
+    type Choice = { text: string; token_ids: number[]; logprobs: { tokens: string[] }; prompt_token_ids: number[] | null; finish_reason: string | null };
+    const chunks = sse
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map((event) => JSON.parse(event.slice(6)) as { choices: Choice[] });
+    const tokenChunks = chunks.filter((chunk) => chunk.choices.length > 0);
+    // The first three token chunks as one, the way a coalesced chunk looks: texts, ids and logprob tokens joined.
+    const merged = tokenChunks.slice(0, 3).map((chunk) => chunk.choices[0] as Choice);
+    const first = merged[0] as Choice;
+    const coalesced = {
+      ...tokenChunks[0],
+      choices: [
+        {
+          ...first,
+          text: merged.map((choice) => choice.text).join(''),
+          token_ids: merged.flatMap((choice) => choice.token_ids),
+          logprobs: { ...first.logprobs, tokens: merged.flatMap((choice) => choice.logprobs.tokens) },
+        },
+      ],
+    };
+    const rest = chunks.slice(3);
+    const body = [coalesced, ...rest].map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join('') + 'data: [DONE]\n\n';
+    const server = await replayServer({ ...BASICS, 'POST /v1/completions': { contentType: 'text/event-stream', body } });
+    const { tokens, summary } = await collect(adapterFor(server.url).complete(REQUEST, new AbortController().signal));
+    expect(tokens.map((token) => token.text)).toEqual(recordedTokens(sse).texts);
+    expect(summary.tokensOut).toBe(4);
+    // Pieces that do not add up to the chunk's text (a trimmed stop string): the text goes with the first token.
+    expect(tokenTexts(['ab', 'cd'], 2, 'ab')).toEqual(['ab', '']);
+    expect(tokenTexts(undefined, 3, 'xyz')).toEqual(['xyz', '', '']);
+    expect(tokenTexts(['x', 'y', 'z'], 3, 'xyz')).toEqual(['x', 'y', 'z']);
   });
 
   test('OC-ADAPT-5010: a stop string ends the output as word, an OpenAI request\'s sampler values override the profile', async () => {

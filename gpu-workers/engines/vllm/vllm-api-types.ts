@@ -37,6 +37,8 @@ export const CompletionChunkSchema = z.looseObject({
         text: z.string().nullish(),
         token_ids: z.array(z.int()).nullish(),
         prompt_token_ids: z.array(z.int()).nullish(),
+        /** With `logprobs: 0`: each token's own text (`tokens`), which splits a chunk that carries several tokens. */
+        logprobs: z.looseObject({ tokens: z.array(z.string()).nullish() }).nullish(),
         finish_reason: z.string().nullish(),
         /** The stop string (a string) or stop token id (a number) that ended the output; null for EOS. */
         stop_reason: z.union([z.string(), z.int()]).nullish(),

@@ -30,6 +30,8 @@ export interface VllmCompletionBody extends VllmSamplerParameters {
   readonly stream_options: { readonly include_usage: true };
   /** Token ids in every chunk, so a token is counted by id and not by how its text was split. */
   readonly return_token_ids: true;
+  /** The sampled token's own logprob and text, which splits a chunk of several tokens (vllm-stream.ts). */
+  readonly logprobs: 0;
   readonly stop?: readonly string[];
 }
 
@@ -42,6 +44,7 @@ export function buildVllmCompletionBody(request: CompletionRequest, model: strin
     stream: true,
     stream_options: { include_usage: true },
     return_token_ids: true,
+    logprobs: 0,
     ...VLLM_SAMPLER_PROFILES[request.samplerProfile],
     ...(request.sampling?.temperature === undefined ? {} : { temperature: request.sampling.temperature }),
     ...(request.sampling?.top_p === undefined ? {} : { top_p: request.sampling.top_p }),

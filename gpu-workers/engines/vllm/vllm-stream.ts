@@ -36,6 +36,18 @@ function parseChunk(event: SseEvent): CompletionChunk {
   return parsed.data;
 }
 
+/**
+ * The text of each of a chunk's `count` tokens. vLLM sends one token per chunk while its API server keeps up, and
+ * several at once when it falls behind (a loaded CPU), so where a chunk ends must not decide how text is split —
+ * the determinism suite compares token by token. Each token's own text (logprobs' `tokens`) is used when it adds up
+ * to the chunk's text; when it does not (a stop string trimmed, a character split across tokens), the chunk's text
+ * goes with its first token.
+ */
+export function tokenTexts(tokens: readonly string[] | null | undefined, count: number, text: string): readonly string[] {
+  if (tokens != null && tokens.length === count && tokens.join('') === text) return tokens;
+  return Array.from({ length: count }, (_unused, at) => (at === 0 ? text : ''));
+}
+
 function isDone(event: SseEvent): boolean {
   return event.data.length === 6 && utf8.decode(event.data) === '[DONE]';
 }
@@ -66,10 +78,11 @@ export async function* readVllmStream(
       const text = choice.text ?? '';
       // Without ids (a server that ignores return_token_ids) a chunk with text is one token.
       const count = ids.length > 0 ? ids.length : text.length > 0 ? 1 : 0;
+      const pieces = tokenTexts(choice.logprobs?.tokens, count, text);
       for (let at = 0; at < count; at++) {
         signal.throwIfAborted();
         progress.generatedTokens++;
-        yield { text: at === 0 ? text : '', index: index++ };
+        yield { text: pieces[at] ?? '', index: index++ };
       }
       if (choice.finish_reason != null) stopReason = mapVllmStopReason(choice.finish_reason, choice.stop_reason);
     }
