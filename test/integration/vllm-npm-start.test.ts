@@ -83,6 +83,21 @@ test('ORCH-3055 OC-ADAPT-5020 ORCH-3032: npm start serves a vllm pool — a real
   expect(tokensOf(events).indices).toHaveLength(10);
 });
 
+test('ORCH-3015 OC-ADAPT-5020: an OpenAI chat on the vllm pool is rendered by vLLM with the model\'s own template (ChatML): usage counts the templated prompt', async () => {
+  const response = await request(`${apiUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: SYNTHETIC_HF_MODEL_REF, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, seed: 3 }),
+  });
+  const body = (await response.body.json()) as { choices: { message: { content: string }; finish_reason: string }[]; usage: { prompt_tokens: number; completion_tokens: number } };
+  expect(response.statusCode).toBe(200);
+  // "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" is 12 tokens of this vocabulary (vLLM's /tokenize,
+  // test/unit/__fixtures__/vllm/tokenize-chat.json); the bare text "Hi" would be 2.
+  expect(body.usage).toEqual(expect.objectContaining({ prompt_tokens: 12, completion_tokens: 5 }));
+  expect(body.choices[0]?.finish_reason).toBe('length');
+  expect(body.choices[0]?.message.content.length).toBeGreaterThan(0);
+});
+
 test('the pool worker logs the vLLM server it started (its arguments) and the self-test before Ready', () => {
   const started = lines.find((line) => line['msg'] === 'vLLM server started');
   expect(started?.['args']).toEqual(expect.arrayContaining(['-m', 'vllm.entrypoints.openai.api_server', '--served-model-name', SYNTHETIC_HF_MODEL_REF, '--max-model-len', '2048', '--max-num-seqs', '1']));
