@@ -79,7 +79,7 @@ export interface InferenceHostDecision {
 export function decideInferenceHost(gpu: GpuProbeResult, engineUsesCuda: boolean, allowCpuInference: boolean): InferenceHostDecision {
   if (gpu.nvidiaGpus > 0 && engineUsesCuda) return { cpuInference: false };
   if (allowCpuInference) return { cpuInference: true };
-  const why = gpu.nvidiaGpus === 0 ? `no NVIDIA GPU on this host (${gpu.detail})` : 'the llama-server build is CPU-only';
+  const why = gpu.nvidiaGpus === 0 ? `no NVIDIA GPU on this host (${gpu.detail})` : 'the engine build is CPU-only (it would not use the GPUs)';
   throw new ReplicaFailure(
     ErrorCode.POOL_UNAVAILABLE,
     'no_gpu',
