@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DETERMINISM_MODES } from './determinism';
-import { ENGINES, ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE, FULL_QUEUE_POLICIES, PRIORITIES, SPAWNED_RUNTIME_ENGINE } from './engines';
+import { ENGINES, ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE, ENGINES_WITHOUT_DETERMINISM, FULL_QUEUE_POLICIES, PRIORITIES, SPAWNED_RUNTIME_ENGINE } from './engines';
 import { PolicyPluginConfigSchema } from './policy-plugin-config';
 import { RELOAD_STRATEGIES } from './pool-state';
 import { buildSecuritySchemas } from './security-config';
@@ -345,6 +345,13 @@ function buildConfigSchema(strict: boolean) {
       const repeated = pool.devices.find((device, position) => pool.devices.indexOf(device) !== position);
       if (repeated !== undefined) context.addIssue({ code: 'custom', path: ['pools', index, 'devices'], message: `names GPU ${repeated} twice` });
       const runtime = pool.engine_runtime;
+      if (pool.determinism === 'strict' && ENGINES_WITHOUT_DETERMINISM.includes(pool.engine)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['pools', index, 'determinism'],
+          message: `the ${pool.engine} adapter makes no determinism claim (nothing measured holds), so its pools serve best_effort: drop determinism: strict`,
+        });
+      }
       if (runsCatalogModel(runtime) && runtime.slots > 1 && (pool.determinism ?? 'strict') === 'strict') {
         context.addIssue({
           code: 'custom',

@@ -21,6 +21,12 @@ export const ADAPTER_UNVERIFIED: Readonly<Partial<Record<Engine, string>>> = {
 };
 
 /**
+ * Engines whose adapter makes no determinism claim (`capabilities.determinism: 'none'`; the registry test keeps
+ * this in step): their pools serve best_effort unless configured otherwise, and config refuses a strict one.
+ */
+export const ENGINES_WITHOUT_DETERMINISM: readonly Engine[] = ['tgi'];
+
+/**
  * The engine each spawned runtime kind runs (a pool worker launcher in gpu-workers/pool-manager/ per kind).
  * `mock` and `external` are not here: they work for any engine (the mock where it has a double).
  */

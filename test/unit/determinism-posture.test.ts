@@ -39,4 +39,15 @@ describe('ORCH-3045: deterministic outputs are the default, and a pool that cann
     expect(refusal).toMatchObject({ code: 'INVALID_PARAMS', details: { poolId: 'p', engine: 'llamacpp' } });
     expect(String((refusal as Error).message)).toContain('pool p serves determinism best_effort');
   });
+
+  test('a pool of an engine that claims no determinism (TGI) serves best_effort by default: a strict task is refused, an explicit strict posture is refused in config', () => {
+    const tgiPool = { id: 't', engine: 'tgi' as const };
+    expect(taskDeterminism(tgiPool, undefined, 'tgi')).toBe('best_effort');
+    expect(() => taskDeterminism(tgiPool, 'strict', 'tgi')).toThrow('pool t serves determinism best_effort');
+    const configured = { id: 't', engine: 'tgi', model: 'm', devices: [0], engine_runtime: { kind: 'external', url: 'http://127.0.0.1:3000' } };
+    expect(configProblemsOf({ pools: [configured] })).toEqual([]);
+    expect(configProblemsOf({ pools: [{ ...configured, determinism: 'strict' }] })).toEqual([
+      'pools[0].determinism: the tgi adapter makes no determinism claim (nothing measured holds), so its pools serve best_effort: drop determinism: strict',
+    ]);
+  });
 });

@@ -1,4 +1,4 @@
-import { ENGINES, ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE } from '../../core/engines';
+import { ENGINES, ENGINES_WITH_ADAPTER, ENGINES_WITH_TEST_DOUBLE, ENGINES_WITHOUT_DETERMINISM } from '../../core/engines';
 import { engineRegistration, registeredEngines } from '../../gpu-workers/engines/engine-registry';
 import { configProblemsOf } from '../support/config-problems';
 
@@ -25,6 +25,15 @@ describe('ORCH-3054: the engine adapter registry', () => {
     } finally {
       void adapter.close();
     }
+  });
+
+  test('ORCH-3045: config\'s list of engines without a determinism claim is exactly the adapters that declare none', () => {
+    const declaringNone = ENGINES_WITH_ADAPTER.filter((engine) => {
+      const adapter = engineRegistration(engine).createAdapter('http://127.0.0.1:9');
+      void adapter.close();
+      return adapter.capabilities.determinism === 'none';
+    });
+    expect([...declaringNone].sort()).toEqual([...ENGINES_WITHOUT_DETERMINISM].sort());
   });
 
   test('an engine with no adapter has no registration (config refuses it before a pool worker would ask)', () => {
