@@ -1,8 +1,5 @@
-import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
-import type { Dispatcher } from 'undici';
+import { createEngineHttp, pollUntil } from '../engine-http';
+import type { EngineHttpOptions, TextResponse } from '../engine-http';
 import type {
   CompletionRequest,
   CompletionSummary,
@@ -14,19 +11,14 @@ import type {
   EngineToken,
   PromptInput,
 } from '../engine-adapter';
-import { parseSseEvents } from '../llamacpp/sse-events';
 import { prometheusValue } from '../prometheus-sample';
 import { TgiErrorResponseSchema, TgiInfoSchema, TgiTokenizeResponseSchema } from './tgi-api-types';
 import { fromHttpStatus, fromTransportFailure, invalidParams, workerReset } from './tgi-errors';
 import { buildGenerateRequest } from './tgi-request-body';
 import { readTgiStream } from './tgi-stream';
 
-export interface TgiAdapterOptions {
-  /** The TGI router's base URL, e.g. `http://127.0.0.1:3000`; a path prefix is kept. */
-  readonly baseUrl: string;
-  readonly dispatcher?: Dispatcher | undefined;
-  /** Deadline for each health, info, tokenize and metrics call. Default 5 s. */
-  readonly controlTimeoutMs?: number | undefined;
+/** `baseUrl` is the TGI router's, e.g. `http://127.0.0.1:3000`. */
+export interface TgiAdapterOptions extends EngineHttpOptions {
   /** confirmStopped's polling interval. Default 20 ms. */
   readonly pollIntervalMs?: number | undefined;
 }
@@ -48,26 +40,7 @@ export const TGI_CAPABILITIES: EngineCapabilities = {
 /** Generated tokens of the requests TGI finished (a histogram's sum; backends record it when a request ends). */
 const GENERATED_TOKENS_SUM = 'tgi_request_generated_tokens_sum';
 
-const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
 const DEFAULT_POLL_INTERVAL_MS = 20;
-const KEEP_ALIVE_TIMEOUT_MS = 4_000;
-
-interface TextResponse {
-  readonly statusCode: number;
-  readonly text: string;
-}
-
-function bodyChunks(body: Readable): AsyncIterable<Uint8Array> {
-  return body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw workerReset(`${what} is not JSON: ${text.slice(0, 200)}`, error);
-  }
-}
 
 /** `version` plus the router's git sha where TGI was built with one (ORCH-3032). */
 export function tgiEngineVersion(version: string | null | undefined, sha: string | null | undefined): string {
@@ -81,37 +54,15 @@ export function tgiEngineVersion(version: string | null | undefined, sha: string
  * stream's connection: TGI drops the request from its queue or batch at its next step (backends/v3 `is_closed`).
  */
 export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
-  const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
-  let ownAgent: Agent | undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (ownAgent = new Agent({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }));
-  const controlTimeoutMs = options.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+  const http = createEngineHttp(options, { fromHttpStatus, fromTransportFailure, workerReset });
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
-  const url = (path: string): URL => new URL(path, base);
   /** Completions of this adapter whose connection is open: what TGI's batch and queue may hold of ours. */
   let openCompletions = 0;
-
-  async function call(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined, timeoutMs = controlTimeoutMs): Promise<TextResponse> {
-    // undici reads a 0 timeout as "none"; a control call always has one.
-    const deadlineMs = Math.max(1, Math.round(timeoutMs));
-    try {
-      const response = await request(url(path), {
-        method,
-        dispatcher,
-        signal: signal ?? null,
-        headersTimeout: deadlineMs,
-        bodyTimeout: deadlineMs,
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-      });
-      return { statusCode: response.statusCode, text: await response.body.text() };
-    } catch (error) {
-      throw fromTransportFailure(error, signal);
-    }
-  }
 
   async function health(signal?: AbortSignal): Promise<EngineHealth> {
     let response: TextResponse;
     try {
-      response = await call('GET', 'health', undefined, signal);
+      response = await http.call('GET', 'health', undefined, signal);
     } catch (error) {
       if (signal?.aborted === true) throw error;
       // TGI's router listens only once its shards are warm: no answer is "not up yet".
@@ -130,9 +81,7 @@ export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
   }
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
-    const response = await call('GET', 'info', undefined, signal);
-    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
-    const parsed = TgiInfoSchema.safeParse(parseJson(response.text, '/info'));
+    const parsed = TgiInfoSchema.safeParse(await http.callJson('GET', 'info', undefined, signal));
     if (!parsed.success) throw workerReset(`unexpected /info answer: ${parsed.error.message}`);
     const info = parsed.data;
     if (info.max_concurrent_requests == null || info.max_total_tokens == null) throw workerReset('/info lacks max_concurrent_requests or max_total_tokens');
@@ -154,40 +103,16 @@ export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
   async function* complete(completion: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void> {
     const body = buildGenerateRequest(completion, textOf(completion.prompt));
     openCompletions++;
-    let response: Dispatcher.ResponseData | undefined;
-    let completed = false;
     try {
-      try {
-        response = await request(url('generate_stream'), {
-          method: 'POST',
-          dispatcher,
-          signal,
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body: JSON.stringify(body),
-        });
-      } catch (error) {
-        throw fromTransportFailure(error, signal);
-      }
-      if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, await response.body.text());
-      const summary = yield* readTgiStream(parseSseEvents(bodyChunks(response.body)), signal);
-      completed = true;
-      return summary;
-    } catch (error) {
-      throw fromTransportFailure(error, signal);
+      // Aborted, failed or stopped early: closing the connection is what makes TGI drop the request.
+      return yield* http.stream('generate_stream', body, signal, (events) => readTgiStream(events, signal));
     } finally {
-      if (completed) {
-        // The last event is in; let the body end on its own so the socket stays in the keep-alive pool.
-        response?.body.on('error', () => undefined).resume();
-      } else {
-        // Aborted, failed or stopped early: closing the connection is what makes TGI drop the request.
-        response?.body.on('error', () => undefined).destroy();
-      }
       openCompletions--;
     }
   }
 
   async function scrapeMetrics(signal?: AbortSignal, timeoutMs?: number): Promise<string> {
-    const response = await call('GET', 'metrics', undefined, signal, timeoutMs);
+    const response = await http.call('GET', 'metrics', undefined, signal, timeoutMs);
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
     return response.text;
   }
@@ -199,28 +124,25 @@ export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
    * expected to own its TGI (.specs/engines/tgi.md).
    */
   async function confirmStopped(_slotId: number | undefined, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    let lastSeen = 'no answer yet';
-    for (;;) {
-      try {
-        const text = await scrapeMetrics(undefined, Math.min(controlTimeoutMs, Math.max(1, deadline - performance.now())));
+    await pollUntil({
+      timeoutMs,
+      intervalMs: pollIntervalMs,
+      controlTimeoutMs: http.controlTimeoutMs,
+      read: (budgetMs) => scrapeMetrics(undefined, budgetMs),
+      check: (text) => {
         const occupied = (prometheusValue(text, 'tgi_batch_current_size') ?? 0) + (prometheusValue(text, 'tgi_queue_size') ?? 0);
-        if (occupied <= openCompletions) return;
-        lastSeen = `batch and queue hold ${occupied} requests, ${openCompletions} of them open here`;
-      } catch (error) {
-        lastSeen = error instanceof Error ? error.message : String(error);
-      }
-      if (performance.now() + pollIntervalMs > deadline) throw workerReset(`the aborted request was not seen leaving the batch within ${timeoutMs} ms (${lastSeen})`);
-      await sleep(pollIntervalMs);
-    }
+        return occupied <= openCompletions ? undefined : `batch and queue hold ${occupied} requests, ${openCompletions} of them open here`;
+      },
+      timedOut: (lastSeen) => workerReset(`the aborted request was not seen leaving the batch within ${timeoutMs} ms (${lastSeen})`),
+    });
   }
 
   /** POST /tokenize: TGI tokenizes `inputs` as /generate_stream does (the model's special tokens added). */
   async function countPromptTokens(prompt: PromptInput, signal?: AbortSignal): Promise<number> {
-    const response = await call('POST', 'tokenize', { inputs: textOf(prompt) }, signal);
+    const response = await http.call('POST', 'tokenize', { inputs: textOf(prompt) }, signal);
     // 404 {"error":"No fast tokenizer available"}: this TGI cannot count.
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
-    const parsed = TgiTokenizeResponseSchema.safeParse(parseJson(response.text, '/tokenize'));
+    const parsed = TgiTokenizeResponseSchema.safeParse(http.parseJson(response.text, '/tokenize'));
     if (!parsed.success) throw workerReset(`unexpected /tokenize answer: ${parsed.error.message}`);
     return parsed.data.length;
   }
@@ -246,8 +168,6 @@ export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
     countPromptTokens,
     nativeMetrics: { scrape: (signal) => scrapeMetrics(signal), generatedTokens: (text) => prometheusValue(text, GENERATED_TOKENS_SUM) },
     readLoad,
-    close: async () => {
-      await ownAgent?.close();
-    },
+    close: http.close,
   };
 }

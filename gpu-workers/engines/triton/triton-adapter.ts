@@ -1,8 +1,5 @@
-import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
-import type { Dispatcher } from 'undici';
+import { createEngineHttp, pollUntil } from '../engine-http';
+import type { EngineHttpOptions } from '../engine-http';
 import type {
   CompletionRequest,
   CompletionSummary,
@@ -15,22 +12,17 @@ import type {
   PromptInput,
 } from '../engine-adapter';
 import { samplerParameters } from '../llamacpp/sampler-profiles';
-import { parseSseEvents } from '../llamacpp/sse-events';
 import { readGenerateStream } from './generate-stream';
 import { ModelConfigSchema, ServerMetadataSchema, TokenCountSchema } from './triton-api-types';
 import type { ModelConfig } from './triton-api-types';
 import { fromHttpStatus, fromTransportFailure, workerReset } from './triton-errors';
 
-export interface TritonAdapterOptions {
-  /** Triton's HTTP endpoint, e.g. `http://127.0.0.1:8000`. */
-  readonly baseUrl: string;
+/** `baseUrl` is Triton's HTTP endpoint, e.g. `http://127.0.0.1:8000`. */
+export interface TritonAdapterOptions extends EngineHttpOptions {
   /** The decoupled model that generates (`/v2/models/<modelName>/generate_stream`). */
   readonly modelName: string;
   /** Triton's Prometheus endpoint, e.g. `http://127.0.0.1:8002/metrics` (its own port). */
   readonly metricsUrl: string;
-  readonly dispatcher?: Dispatcher | undefined;
-  /** Deadline for each health, metadata, tokenize and metrics call. Default 5 s. */
-  readonly controlTimeoutMs?: number | undefined;
   /** confirmStopped's polling interval. Default 20 ms. */
   readonly pollIntervalMs?: number | undefined;
 }
@@ -57,27 +49,7 @@ export const TRITON_MODEL_METRICS = {
 /** Triton's own per-model gauge: requests queued, not yet executing (0 while a decoupled model streams). */
 const PENDING_REQUESTS = 'nv_inference_pending_request_count';
 
-const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
 const DEFAULT_POLL_INTERVAL_MS = 20;
-const KEEP_ALIVE_TIMEOUT_MS = 4_000;
-
-interface TextResponse {
-  readonly statusCode: number;
-  readonly text: string;
-}
-
-/** Readable's async iterator, told not to destroy the body when the consumer stops early. */
-function bodyChunks(body: Readable): AsyncIterable<Uint8Array> {
-  return body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw workerReset(`${what} is not JSON: ${text.slice(0, 200)}`, error);
-  }
-}
 
 /** The value of `name{…model="<model>"…}` in Prometheus text; undefined when there is no such sample. */
 export function modelSample(text: string, name: string, model: string): number | undefined {
@@ -128,41 +100,15 @@ export function buildGenerateBody(completion: CompletionRequest): Record<string,
  * marks it cancelled and our model stops its engine. undici without retries: Temporal owns retries.
  */
 export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapter {
-  const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+  const http = createEngineHttp(options, { fromHttpStatus, fromTransportFailure, workerReset });
   const model = encodeURIComponent(options.modelName);
-  let ownAgent: Agent | undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (ownAgent = new Agent({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }));
-  const controlTimeoutMs = options.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   /** Streams this adapter has open: on a Triton of its own, the model runs at most these once a cancel is done. */
   let openStreams = 0;
   let modelConfig: Promise<ModelConfig> | undefined;
 
-  async function call(target: string | URL, method: 'GET' | 'POST', signal: AbortSignal | undefined, body?: unknown): Promise<TextResponse> {
-    const deadlineMs = Math.max(1, Math.round(controlTimeoutMs));
-    try {
-      const response = await request(typeof target === 'string' ? new URL(target, base) : target, {
-        method,
-        dispatcher,
-        signal: signal ?? null,
-        headersTimeout: deadlineMs,
-        bodyTimeout: deadlineMs,
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-      });
-      return { statusCode: response.statusCode, text: await response.body.text() };
-    } catch (error) {
-      throw fromTransportFailure(error, signal);
-    }
-  }
-
-  async function getJson(path: string, signal: AbortSignal | undefined): Promise<unknown> {
-    const response = await call(path, 'GET', signal);
-    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
-    return parseJson(response.text, `/${path}`);
-  }
-
   function config(signal?: AbortSignal): Promise<ModelConfig> {
-    modelConfig ??= getJson(`v2/models/${model}/config`, signal).then(
+    modelConfig ??= http.callJson('GET', `v2/models/${model}/config`, undefined, signal).then(
       (value) => {
         const parsed = ModelConfigSchema.safeParse(value);
         if (!parsed.success) throw workerReset(`unexpected model config: ${parsed.error.message}`);
@@ -180,7 +126,7 @@ export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapte
     // Triton answers health with a status and an empty body (.specs/engines/triton.md).
     const status = async (path: string): Promise<number | string> => {
       try {
-        return (await call(path, 'GET', signal)).statusCode;
+        return (await http.call('GET', path, undefined, signal)).statusCode;
       } catch (error) {
         if (signal?.aborted === true) throw error;
         return error instanceof Error ? error.message : String(error);
@@ -196,7 +142,7 @@ export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapte
   }
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
-    const server = ServerMetadataSchema.safeParse(await getJson('v2', signal));
+    const server = ServerMetadataSchema.safeParse(await http.callJson('GET', 'v2', undefined, signal));
     if (!server.success || server.data.version == null) throw workerReset('GET /v2 names no server version');
     const published = await config(signal);
     if (published.model_transaction_policy?.decoupled !== true) throw workerReset(`model ${options.modelName} is not decoupled: it cannot stream tokens through generate_stream`);
@@ -213,38 +159,16 @@ export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapte
   async function* complete(completion: CompletionRequest, signal: AbortSignal): AsyncGenerator<EngineToken, CompletionSummary, void> {
     openStreams++;
     try {
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await request(new URL(`v2/models/${model}/generate_stream`, base), {
-          method: 'POST',
-          dispatcher,
-          signal,
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body: JSON.stringify(buildGenerateBody(completion)),
-        });
-      } catch (error) {
-        throw fromTransportFailure(error, signal);
-      }
-      let completed = false;
-      try {
-        if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, await response.body.text());
-        const summary = yield* readGenerateStream(parseSseEvents(bodyChunks(response.body)), signal);
-        completed = true;
-        return summary;
-      } catch (error) {
-        throw fromTransportFailure(error, signal);
-      } finally {
-        if (completed) response.body.on('error', () => undefined).resume();
-        // Closing the connection is the cancel: Triton marks the request cancelled and the model stops.
-        else response.body.on('error', () => undefined).destroy();
-      }
+      // Closing the connection is the cancel: Triton marks the request cancelled and the model stops.
+      const body = buildGenerateBody(completion);
+      return yield* http.stream(`v2/models/${model}/generate_stream`, body, signal, (events) => readGenerateStream(events, signal));
     } finally {
       openStreams--;
     }
   }
 
   async function scrape(signal?: AbortSignal): Promise<string> {
-    const response = await call(new URL(options.metricsUrl), 'GET', signal);
+    const response = await http.call('GET', new URL(options.metricsUrl), undefined, signal);
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
     return response.text;
   }
@@ -255,35 +179,30 @@ export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapte
    * Triton's pending-request count, which cannot see decoupled work that already runs: a weaker check.
    */
   async function confirmStopped(_slotId: number | undefined, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    let lastSeen = 'no answer yet';
-    for (;;) {
-      try {
-        const text = await scrape(AbortSignal.timeout(Math.max(1, Math.round(Math.min(controlTimeoutMs, deadline - performance.now())))));
+    await pollUntil({
+      timeoutMs,
+      intervalMs: pollIntervalMs,
+      controlTimeoutMs: http.controlTimeoutMs,
+      read: (budgetMs) => scrape(AbortSignal.timeout(Math.max(1, Math.round(budgetMs)))),
+      check: (text) => {
         const active = modelSample(text, TRITON_MODEL_METRICS.activeSequences, options.modelName);
         if (active !== undefined) {
-          if (active <= openStreams) return;
-          lastSeen = `${TRITON_MODEL_METRICS.activeSequences} ${active} with ${openStreams} stream(s) open`;
-        } else {
-          const pending = modelSample(text, PENDING_REQUESTS, options.modelName) ?? 0;
-          if (pending === 0) return;
-          lastSeen = `${PENDING_REQUESTS} ${pending}`;
+          return active <= openStreams ? undefined : `${TRITON_MODEL_METRICS.activeSequences} ${active} with ${openStreams} stream(s) open`;
         }
-      } catch (error) {
-        lastSeen = error instanceof Error ? error.message : String(error);
-      }
-      if (performance.now() + pollIntervalMs > deadline) throw workerReset(`model ${options.modelName} still running the aborted request after ${timeoutMs} ms (${lastSeen})`);
-      await sleep(pollIntervalMs);
-    }
+        const pending = modelSample(text, PENDING_REQUESTS, options.modelName) ?? 0;
+        return pending === 0 ? undefined : `${PENDING_REQUESTS} ${pending}`;
+      },
+      timedOut: (lastSeen) => workerReset(`model ${options.modelName} still running the aborted request after ${timeoutMs} ms (${lastSeen})`),
+    });
   }
 
   async function countPromptTokens(prompt: PromptInput, signal?: AbortSignal): Promise<number> {
     const tokenizer = parameter(await config(signal), 'tokenizer_model');
     if (tokenizer === undefined) throw workerReset(`model ${options.modelName} publishes no tokenizer_model: prompts cannot be counted`);
     const body = typeof prompt === 'string' ? { text_input: prompt } : { chat_messages: JSON.stringify(prompt.chat) };
-    const response = await call(`v2/models/${encodeURIComponent(tokenizer)}/generate`, 'POST', signal, body);
+    const response = await http.call('POST', `v2/models/${encodeURIComponent(tokenizer)}/generate`, body, signal);
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
-    const parsed = TokenCountSchema.safeParse(parseJson(response.text, `${tokenizer}/generate`));
+    const parsed = TokenCountSchema.safeParse(http.parseJson(response.text, `${tokenizer}/generate`));
     if (!parsed.success) throw workerReset(`unexpected tokenizer answer: ${parsed.error.message}`);
     return parsed.data.prompt_tokens;
   }
@@ -304,9 +223,7 @@ export function createTritonAdapter(options: TritonAdapterOptions): EngineAdapte
     countPromptTokens,
     nativeMetrics: { scrape, generatedTokens: (text) => modelSample(text, TRITON_MODEL_METRICS.generatedTokens, options.modelName) },
     readLoad,
-    close: async () => {
-      await ownAgent?.close();
-    },
+    close: http.close,
   };
 }
 

@@ -1,8 +1,5 @@
-import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
-import type { Dispatcher } from 'undici';
+import { createEngineHttp, pollUntil } from '../engine-http';
+import type { EngineHttpOptions, TextResponse } from '../engine-http';
 import type {
   CompletionRequest,
   CompletionSummary,
@@ -15,7 +12,6 @@ import type {
   PromptInput,
 } from '../engine-adapter';
 import type { ChatMessage } from '../../../core/generation-options';
-import { parseSseEvents } from '../llamacpp/sse-events';
 import { prometheusValue } from '../prometheus-sample';
 import { ModelsSchema, TokenizeSchema, VersionSchema } from './vllm-api-types';
 import { fromHttpStatus, fromTransportFailure, workerReset } from './vllm-errors';
@@ -23,17 +19,13 @@ import { buildVllmCompletionBody } from './vllm-request-body';
 import { readVllmStream } from './vllm-stream';
 import type { StreamProgress } from './vllm-stream';
 
-export interface VllmAdapterOptions {
-  /** The server's base URL, e.g. `http://127.0.0.1:8000`; a path prefix is kept. */
-  readonly baseUrl: string;
+/** `baseUrl` is the OpenAI-compatible server's, e.g. `http://127.0.0.1:8000`. */
+export interface VllmAdapterOptions extends EngineHttpOptions {
   /**
    * Sequences the engine runs at once (`--max-num-seqs`), reported as its slots. vLLM does not publish it
    * (not in /v1/models nor /metrics), so the launcher that chose it says; 1 when nobody does.
    */
   readonly maxNumSeqs?: number | undefined;
-  readonly dispatcher?: Dispatcher | undefined;
-  /** Deadline for each control call (health, models, metrics, tokenize). Default 5 s. */
-  readonly controlTimeoutMs?: number | undefined;
   /** confirmStopped's polling interval. Default 20 ms. */
   readonly pollIntervalMs?: number | undefined;
 }
@@ -58,26 +50,7 @@ const WAITING_GAUGE = 'vllm:num_requests_waiting';
 /** 0–1; `vllm:gpu_cache_usage_perc` is its deprecated name, still read for older servers. */
 const KV_USAGE_GAUGES = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'] as const;
 
-const DEFAULT_CONTROL_TIMEOUT_MS = 5_000;
 const DEFAULT_POLL_INTERVAL_MS = 20;
-const KEEP_ALIVE_TIMEOUT_MS = 4_000;
-
-interface TextResponse {
-  readonly statusCode: number;
-  readonly text: string;
-}
-
-function bodyChunks(body: Readable): AsyncIterable<Uint8Array> {
-  return body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw workerReset(`${what} is not JSON: ${text.slice(0, 200)}`, error);
-  }
-}
 
 /**
  * The vLLM adapter (ORCH-3054, OC-ADAPT-5020) over its OpenAI-compatible server and its own routes:
@@ -87,43 +60,16 @@ function parseJson(text: string, what: string): unknown {
  * Temporal owns retries.
  */
 export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
-  const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
-  let ownAgent: Agent | undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (ownAgent = new Agent({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }));
-  const controlTimeoutMs = options.controlTimeoutMs ?? DEFAULT_CONTROL_TIMEOUT_MS;
+  const http = createEngineHttp(options, { fromHttpStatus, fromTransportFailure, workerReset });
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
-  const url = (path: string): URL => new URL(path, base);
   /** Streams this adapter has open: the engine runs at most these once every aborted one is gone. */
   const open = new Set<StreamProgress>();
   let servedModel: Promise<{ id: string; root: string | undefined; maxModelLen: number }> | undefined;
 
-  async function call(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined, timeoutMs = controlTimeoutMs): Promise<TextResponse> {
-    const deadlineMs = Math.max(1, Math.round(timeoutMs));
-    try {
-      const response = await request(url(path), {
-        method,
-        dispatcher,
-        signal: signal ?? null,
-        headersTimeout: deadlineMs,
-        bodyTimeout: deadlineMs,
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-      });
-      return { statusCode: response.statusCode, text: await response.body.text() };
-    } catch (error) {
-      throw fromTransportFailure(error, signal);
-    }
-  }
-
-  async function callJson(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
-    const response = await call(method, path, body, signal);
-    if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
-    return parseJson(response.text, `/${path}`);
-  }
-
   /** The first served model: its name is what /v1/completions and /tokenize must be given. Read once. */
   function model(signal?: AbortSignal): Promise<{ id: string; root: string | undefined; maxModelLen: number }> {
     servedModel ??= (async () => {
-      const parsed = ModelsSchema.safeParse(await callJson('GET', 'v1/models', undefined, signal));
+      const parsed = ModelsSchema.safeParse(await http.callJson('GET', 'v1/models', undefined, signal));
       const first = parsed.success ? parsed.data.data[0] : undefined;
       if (!first || first.max_model_len == null) throw workerReset('/v1/models lists no model with max_model_len');
       return { id: first.id, root: first.root ?? undefined, maxModelLen: first.max_model_len };
@@ -138,7 +84,7 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
   async function health(signal?: AbortSignal): Promise<EngineHealth> {
     let response: TextResponse;
     try {
-      response = await call('GET', 'health', undefined, signal);
+      response = await http.call('GET', 'health', undefined, signal);
     } catch (error) {
       if (signal?.aborted === true) throw error;
       return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
@@ -149,7 +95,7 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
   }
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
-    const version = VersionSchema.safeParse(await callJson('GET', 'version', undefined, signal));
+    const version = VersionSchema.safeParse(await http.callJson('GET', 'version', undefined, signal));
     if (!version.success) throw workerReset(`unexpected /version answer: ${version.error.message}`);
     const served = await model(signal);
     return { totalSlots: options.maxNumSeqs ?? 1, engineVersion: version.data.version, contextSize: served.maxModelLen, modelPath: served.root };
@@ -157,7 +103,7 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
 
   async function tokenize(body: Record<string, unknown>, signal?: AbortSignal): Promise<readonly number[]> {
     const served = await model(signal);
-    const parsed = TokenizeSchema.safeParse(await callJson('POST', 'tokenize', { model: served.id, ...body }, signal));
+    const parsed = TokenizeSchema.safeParse(await http.callJson('POST', 'tokenize', { model: served.id, ...body }, signal));
     if (!parsed.success) throw workerReset(`unexpected /tokenize answer: ${parsed.error.message}`);
     return parsed.data.tokens;
   }
@@ -178,37 +124,17 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
     const prompt = typeof completion.prompt === 'string' ? completion.prompt : await chatTokens(completion.prompt.chat, signal);
     const progress: StreamProgress = { promptTokens: typeof prompt === 'string' ? 0 : prompt.length, generatedTokens: 0 };
     open.add(progress);
-    let response: Dispatcher.ResponseData | undefined;
-    let completed = false;
     try {
-      try {
-        response = await request(url('v1/completions'), {
-          method: 'POST',
-          dispatcher,
-          signal,
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body: JSON.stringify(buildVllmCompletionBody(completion, served.id, prompt)),
-        });
-      } catch (error) {
-        throw fromTransportFailure(error, signal);
-      }
-      if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, await response.body.text());
-      const summary = yield* readVllmStream(parseSseEvents(bodyChunks(response.body)), signal, progress);
-      completed = true;
-      return summary;
-    } catch (error) {
-      throw fromTransportFailure(error, signal);
+      // Aborted, failed or stopped early: closing the socket is what makes vLLM abort the request.
+      const body = buildVllmCompletionBody(completion, served.id, prompt);
+      return yield* http.stream('v1/completions', body, signal, (events) => readVllmStream(events, signal, progress));
     } finally {
       open.delete(progress);
-      if (completed) response?.body.on('error', () => undefined).resume();
-      // Aborted, failed or stopped early: closing the socket is what makes vLLM abort the request.
-      // The listener keeps undici's abort error of the destroyed body from going unhandled.
-      else response?.body.on('error', () => undefined).destroy();
     }
   }
 
   async function scrape(signal?: AbortSignal, timeoutMs?: number): Promise<string> {
-    const response = await call('GET', 'metrics', undefined, signal, timeoutMs);
+    const response = await http.call('GET', 'metrics', undefined, signal, timeoutMs);
     if (response.statusCode !== 200) throw fromHttpStatus(response.statusCode, response.text);
     return response.text;
   }
@@ -219,20 +145,17 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
    * than the streams still open here, the aborted ones are gone (measured: ~25 ms after the socket closes).
    */
   async function confirmStopped(_slotId: number | undefined, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    let lastSeen = 'no answer yet';
-    for (;;) {
-      try {
-        const text = await scrape(undefined, Math.min(controlTimeoutMs, Math.max(1, deadline - performance.now())));
+    await pollUntil({
+      timeoutMs,
+      intervalMs: pollIntervalMs,
+      controlTimeoutMs: http.controlTimeoutMs,
+      read: (budgetMs) => scrape(undefined, budgetMs),
+      check: (text) => {
         const inEngine = (prometheusValue(text, RUNNING_GAUGE) ?? 0) + (prometheusValue(text, WAITING_GAUGE) ?? 0);
-        if (inEngine <= open.size) return;
-        lastSeen = `${inEngine} requests in the engine, ${open.size} streams open`;
-      } catch (error) {
-        lastSeen = error instanceof Error ? error.message : String(error);
-      }
-      if (performance.now() + pollIntervalMs > deadline) throw workerReset(`aborted request not confirmed gone within ${timeoutMs} ms (${lastSeen})`);
-      await sleep(pollIntervalMs);
-    }
+        return inEngine <= open.size ? undefined : `${inEngine} requests in the engine, ${open.size} streams open`;
+      },
+      timedOut: (lastSeen) => workerReset(`aborted request not confirmed gone within ${timeoutMs} ms (${lastSeen})`),
+    });
   }
 
   async function readLoad(signal?: AbortSignal): Promise<EngineLoad> {
@@ -255,8 +178,6 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
     countPromptTokens,
     nativeMetrics: { scrape: (signal?: AbortSignal) => scrape(signal), generatedTokens: (text) => prometheusValue(text, GENERATED_TOKENS_COUNTER) },
     readLoad,
-    close: async () => {
-      await ownAgent?.close();
-    },
+    close: http.close,
   };
 }
