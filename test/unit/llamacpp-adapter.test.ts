@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
+import { collect, failureCode } from '../support/adapter-results';
 import { hasErrorCode } from '../../core/errors';
-import type { CompletionRequest, CompletionSummary, EngineToken } from '../../gpu-workers/engines/engine-adapter';
+import type { CompletionRequest } from '../../gpu-workers/engines/engine-adapter';
 import { buildCompletionBody } from '../../gpu-workers/engines/llamacpp/completion-request-body';
 import { createLlamaCppAdapter } from '../../gpu-workers/engines/llamacpp/llamacpp-adapter';
 import type { LlamaCppAdapter } from '../../gpu-workers/engines/llamacpp/llamacpp-adapter';
@@ -114,34 +115,11 @@ async function sseServer(body: Buffer | string, extra: Partial<Reply> = {}): Pro
 
 const REQUEST: CompletionRequest = { prompt: 'Say hello', maxTokens: 8, seed: 42, samplerProfile: 'v1' };
 
-async function collect(
-  stream: AsyncGenerator<EngineToken, CompletionSummary, void>,
-): Promise<{ tokens: EngineToken[]; summary: CompletionSummary }> {
-  const tokens: EngineToken[] = [];
-  for (;;) {
-    const step = await stream.next();
-    if (step.done === true) return { tokens, summary: step.value };
-    tokens.push(step.value);
-  }
-}
-
 async function completeAll(adapter: LlamaCppAdapter, request: CompletionRequest = REQUEST) {
   return collect(adapter.complete(request, newController().signal));
 }
 
 /** Resolves to the error's `code` (or name), failing the test when the promise resolves. */
-async function failureCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (hasErrorCode(error)) return error.code;
-    // Not instanceof: an AbortError (a DOMException) may come from another realm than jest's Error.
-    if (typeof error === 'object' && error !== null && 'name' in error) return String(error.name);
-    throw error;
-  }
-  throw new Error('expected a failure');
-}
-
 async function failure(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {
     await promise;

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
-import { hasErrorCode } from '../../core/errors';
-import type { CompletionRequest, CompletionSummary, EngineAdapter, EngineToken } from '../../gpu-workers/engines/engine-adapter';
+import { collect, failureCode } from '../support/adapter-results';
+import type { CompletionRequest, EngineAdapter, EngineToken } from '../../gpu-workers/engines/engine-adapter';
 import { buildGenerateBody, createTritonAdapter, createTritonAdapterFromUrl, modelSample, TRITON_MODEL_METRICS } from '../../gpu-workers/engines/triton/triton-adapter';
 
 /** Recorded from the real tritonserver 2.51.0 (nvidia-pytriton 0.7.0) serving llamacpp_model.py as `llm`. */
@@ -92,26 +92,6 @@ function adapterFor(server: ReplayServer, pollIntervalMs = 5): EngineAdapter {
   const adapter = createTritonAdapter({ baseUrl: server.url, modelName: 'llm', metricsUrl: `${server.url}/metrics`, dispatcher: agent, pollIntervalMs });
   closers.push(() => adapter.close());
   return adapter;
-}
-
-async function collect(stream: AsyncGenerator<EngineToken, CompletionSummary, void>): Promise<{ tokens: EngineToken[]; summary: CompletionSummary }> {
-  const tokens: EngineToken[] = [];
-  for (;;) {
-    const step = await stream.next();
-    if (step.done === true) return { tokens, summary: step.value };
-    tokens.push(step.value);
-  }
-}
-
-async function failureCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (hasErrorCode(error)) return error.code;
-    if (typeof error === 'object' && error !== null && 'name' in error) return String(error.name);
-    throw error;
-  }
-  throw new Error('expected a failure');
 }
 
 function metricsWith(active: number): string {

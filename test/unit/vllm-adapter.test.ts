@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
-import { hasErrorCode } from '../../core/errors';
-import type { CompletionRequest, CompletionSummary, EngineAdapter, EngineToken } from '../../gpu-workers/engines/engine-adapter';
+import { collect, failureCode } from '../support/adapter-results';
+import type { CompletionRequest, EngineAdapter } from '../../gpu-workers/engines/engine-adapter';
 import { VLLM_CAPABILITIES, createVllmAdapter } from '../../gpu-workers/engines/vllm/vllm-adapter';
 import { mapVllmStopReason, tokenTexts } from '../../gpu-workers/engines/vllm/vllm-stream';
 
@@ -88,26 +88,6 @@ function adapterFor(url: string, maxNumSeqs?: number): EngineAdapter {
 }
 
 const REQUEST: CompletionRequest = { prompt: 'Hello world', maxTokens: 4, seed: 7, samplerProfile: 'v1' };
-
-async function collect(stream: AsyncGenerator<EngineToken, CompletionSummary, void>): Promise<{ tokens: EngineToken[]; summary: CompletionSummary }> {
-  const tokens: EngineToken[] = [];
-  for (;;) {
-    const step = await stream.next();
-    if (step.done === true) return { tokens, summary: step.value };
-    tokens.push(step.value);
-  }
-}
-
-async function failureCode(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (hasErrorCode(error)) return error.code;
-    if (typeof error === 'object' && error !== null && 'name' in error) return String(error.name);
-    throw error;
-  }
-  throw new Error('expected a failure');
-}
 
 /** The token texts and ids of a recorded stream, read independently of the adapter. */
 function recordedTokens(sse: string): { texts: string[]; ids: number[] } {
