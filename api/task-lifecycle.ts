@@ -138,13 +138,20 @@ export async function cancelTask(context: GatewayContext, taskId: string, log: F
     const holder = (await describeRunningTask(context, taskId))?.holder;
     if (holder !== undefined) await cancelAtHolder(context, holder, taskId, log);
   }
+  const handle = context.client.workflow.getHandle(taskWorkflowId(taskId));
   try {
-    await context.client.workflow.getHandle(taskWorkflowId(taskId)).executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
+    await handle.executeUpdate('cancelTask', { args: [{ reason: 'client' }] });
   } catch (error) {
     const name = (error as { name?: unknown }).name;
     // A task that just ended (a cancel that stopped its run lets it finish within milliseconds) is cancelled enough.
     if (isAlreadyClosed(error)) {
       // nothing more to record
+    } else if (name === 'WorkflowUpdateRPCTimeoutOrCancelledError') {
+      // No workflow worker took the update within the RPC's deadline (a host starved of CPU by its engine). A
+      // cancellation request is recorded by the server alone, and the workflow ends the task cancelled when it
+      // next runs, as after the Web UI's Cancel button: the cancel is durable either way, so the client gets 204.
+      log.warn({ err: error, job_id: taskId }, 'cancel update not taken in time; recorded as a workflow cancellation request');
+      await requestWorkflowCancellation(handle, taskId, log);
     } else if (name === 'WorkflowNotFoundError') {
       // Temporal answers an update to a workflow that closed meanwhile as "not found": tell the two apart.
       if (!live && !(await workflowExists(context, taskId))) throw unknownTask(taskId);
@@ -159,6 +166,16 @@ export async function cancelTask(context: GatewayContext, taskId: string, log: F
   log.info({ job_id: taskId, ...(reason ? { reason } : {}) }, 'task cancelled');
 }
 
+
+async function requestWorkflowCancellation(handle: { cancel(): Promise<unknown> }, taskId: string, log: FastifyBaseLogger): Promise<void> {
+  try {
+    await handle.cancel();
+  } catch (error) {
+    if (isAlreadyClosed(error)) return;
+    log.error({ err: error, job_id: taskId }, 'cancel not recorded by the workflow');
+    throw new OrchError(ErrorCode.INTERNAL, 'cancel could not be recorded; retry');
+  }
+}
 
 /**
  * Drop-lru / shed-low-priority: the policy chose a queued task to make room. Its client gets an `error`
