@@ -117,6 +117,19 @@ describe('TGI test double: POST /generate_stream (router/src/lib.rs StreamRespon
     expect(double.stats().permitsInUse).toBe(0);
   });
 
+  test('best_of on /generate is refused as TGI refuses it on a server run with --max-best-of 1 (validation.rs validate_best_of): 422, and /info says max_best_of 1', async () => {
+    const double = await start();
+    const refused = await post(double, '/generate', { inputs: 'a', parameters: { best_of: 2, do_sample: true, max_new_tokens: 2 } });
+    expect(refused.statusCode).toBe(422);
+    expect(await refused.body.json()).toEqual({ error: 'Input validation error: `best_of` != 1 is not allowed for this endpoint', error_type: 'validation' });
+    const info = (await (await request(`${double.url}/info`, { dispatcher: agent })).body.json()) as Record<string, unknown>;
+    expect(info['max_best_of']).toBe(1);
+    expect(double.stats().permitsInUse).toBe(0);
+    const accepted = await post(double, '/generate', { inputs: 'a', parameters: { best_of: 1, max_new_tokens: 2 } });
+    expect(accepted.statusCode).toBe(200);
+    await accepted.body.dump();
+  });
+
   test('a body axum cannot read is refused in plain text before TGI sees it: 400 bad JSON, 422 wrong shape, 415 wrong content type', async () => {
     const double = await start();
     const badJson = await post(double, '/generate_stream', '{"inputs":');

@@ -53,6 +53,19 @@ export interface TgiLimits {
   readonly maxTopNTokens: number;
 }
 
+/**
+ * The double's `--max-best-of`: 1, so it generates one sequence per request. TGI itself refuses best_of > 1 on
+ * such a server, with the messages below (router/src/validation.rs `validate_best_of`), as the double does.
+ */
+export const TGI_DOUBLE_MAX_BEST_OF = 1;
+
+/** TGI's `validate_best_of` for the non-streaming routes (router/src/infer/mod.rs `generate_best_of`); null when accepted. */
+export function bestOfRefusal(bestOf: number, maxBestOf: number): string | null {
+  if (maxBestOf === 1 && bestOf !== 1) return '`best_of` != 1 is not allowed for this endpoint';
+  if (bestOf > maxBestOf) return `\`best_of\` must be > 0 and <= ${maxBestOf}. Given: ${bestOf}`;
+  return null;
+}
+
 /** A request that passed validation: what the generation needs. */
 export interface ValidGenerateRequest {
   readonly inputs: string;

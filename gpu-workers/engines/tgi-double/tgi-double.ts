@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pieceText } from '../mock-llamacpp/mock-vocabulary';
 import { TgiDoubleMetrics } from './tgi-double-metrics';
-import { parseGenerateBody, tokenizeInputs, validateGenerateRequest, validationError } from './tgi-double-request';
+import { bestOfRefusal, parseGenerateBody, TGI_DOUBLE_MAX_BEST_OF, tokenizeInputs, validateGenerateRequest, validationError } from './tgi-double-request';
 import type { TgiLimits, TgiRefusal, ValidGenerateRequest } from './tgi-double-request';
 import { TgiDoubleScheduler } from './tgi-double-scheduler';
 import type { GenerationEnd } from './tgi-double-scheduler';
@@ -31,7 +31,7 @@ import type { GenerationEnd } from './tgi-double-scheduler';
  * - backends/v3/src/{backend,queue}.rs and docs/source/reference/metrics.md: `tgi_*` metrics (tgi-double-metrics.ts).
  * The generated text is synthetic (mock-llamacpp/mock-vocabulary.ts), a pure function of (seed when sampling,
  * inputs). /info says what it is: `router` is `tgi-test-double` and `version` starts with `tgi-double-`. What it
- * leaves out: best_of > 1, top_n_tokens output, grammars, the OpenAI-compatible routes (/v1/*), LoRA adapters.
+ * leaves out: best_of > 1 (it runs as TGI does with --max-best-of 1, refusing it), top_n_tokens output, grammars, the OpenAI-compatible routes (/v1/*), LoRA adapters.
  */
 export interface TgiDoubleOptions {
   /** 0 (default) picks a free port; the server binds 127.0.0.1 only. */
@@ -102,7 +102,7 @@ export async function startTgiDouble(options: TgiDoubleOptions = {}): Promise<Tg
     model_sha: null,
     model_pipeline_tag: 'text-generation',
     max_concurrent_requests: maxConcurrentRequests,
-    max_best_of: 2,
+    max_best_of: TGI_DOUBLE_MAX_BEST_OF,
     max_stop_sequences: limits.maxStopSequences,
     max_input_tokens: limits.maxInputTokens,
     max_total_tokens: maxTotalTokens,
@@ -237,9 +237,10 @@ export async function startTgiDouble(options: TgiDoubleOptions = {}): Promise<Tg
     const admitted = admit(body);
     if (!admitted.ok) return sendRefusal(res, admitted.refusal);
     const request = admitted.request;
-    if (request.bestOf > 1) {
+    const bestOf = bestOfRefusal(request.bestOf, TGI_DOUBLE_MAX_BEST_OF);
+    if (bestOf !== null) {
       scheduler.release();
-      return sendRefusal(res, validationError('best_of > 1 is not implemented by the TGI test double'));
+      return sendRefusal(res, validationError(bestOf));
     }
     const handle = scheduler.schedule(request, {
       token: (_token, _index, end) => {
