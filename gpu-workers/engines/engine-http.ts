@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { OrchError } from '../../core/errors';
-import type { CompletionSummary, EngineToken } from './engine-adapter';
+import type { CompletionSummary, EngineHealth, EngineToken } from './engine-adapter';
 import { parseSseEvents } from './llamacpp/sse-events';
 import type { SseEvent } from './llamacpp/sse-events';
 
@@ -191,4 +191,32 @@ export async function pollUntil<T>(poll: PollOptions<T>): Promise<void> {
     if (performance.now() + poll.intervalMs > deadline) throw poll.timedOut(lastSeen);
     await sleep(poll.intervalMs);
   }
+}
+
+/**
+ * An engine's health from one readiness route: no answer is not live (still starting, or gone), 200 is ready,
+ * any other status is live but not ready, with what the engine said (`describe` reads its error body; absent or
+ * unreadable, the status says enough). An aborted `signal` is the caller's, so it throws.
+ */
+export async function readHealth(
+  http: Pick<EngineHttp, 'call'>,
+  path: string,
+  signal: AbortSignal | undefined,
+  describe: (bodyText: string) => string | undefined = () => undefined,
+): Promise<EngineHealth> {
+  let response: TextResponse;
+  try {
+    response = await http.call('GET', path, undefined, signal);
+  } catch (error) {
+    if (signal?.aborted === true) throw error;
+    return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
+  }
+  if (response.statusCode === 200) return { live: true, ready: true };
+  let said: string | undefined;
+  try {
+    said = describe(response.text);
+  } catch {
+    // Not the engine's error shape: the status says enough.
+  }
+  return { live: true, ready: false, detail: `HTTP ${response.statusCode}${said === undefined ? '' : `: ${said}`}` };
 }

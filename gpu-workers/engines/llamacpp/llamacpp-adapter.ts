@@ -1,5 +1,5 @@
-import { createEngineHttp, pollUntil } from '../engine-http';
-import type { EngineHttpOptions, TextResponse } from '../engine-http';
+import { createEngineHttp, pollUntil, readHealth } from '../engine-http';
+import type { EngineHttpOptions } from '../engine-http';
 import { prometheusValue } from '../prometheus-sample';
 import { ErrorCode, OrchError } from '../../../core/errors';
 import type {
@@ -75,25 +75,14 @@ export function createLlamaCppAdapter(options: LlamaCppAdapterOptions): LlamaCpp
     }));
   }
 
-  async function health(signal?: AbortSignal): Promise<EngineHealth> {
-    let response: TextResponse;
-    try {
-      response = await http.call('GET', 'health', undefined, signal);
-    } catch (error) {
-      if (signal?.aborted === true) throw error;
-      return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
-    }
-    if (response.statusCode === 200) return { live: true, ready: true };
-    // 503 while the model loads (ORCH-3002): the process is up, not yet ready.
-    let detail = `HTTP ${response.statusCode}`;
-    try {
-      const envelope = ErrorEnvelopeSchema.safeParse(JSON.parse(response.text));
-      if (envelope.success && envelope.data.error.message != null) detail = `${detail}: ${envelope.data.error.message}`;
-    } catch {
-      // Not JSON: the status says enough.
-    }
-    return { live: true, ready: false, detail };
+  // 503 while the model loads (ORCH-3002): the process is up, not yet ready.
+  function health(signal?: AbortSignal): Promise<EngineHealth> {
+    return readHealth(http, 'health', signal, (text) => {
+      const envelope = ErrorEnvelopeSchema.safeParse(JSON.parse(text));
+      return envelope.success && envelope.data.error.message != null ? envelope.data.error.message : undefined;
+    });
   }
+
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
     const parsed = PropsSchema.safeParse(await http.callJson('GET', 'props', undefined, signal));

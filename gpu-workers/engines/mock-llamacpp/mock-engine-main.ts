@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { nonNegativeInt, runDoubleCli, serveUntilSignalled } from '../test-double-cli';
 import { MOCK_BUILD_INFO, startMockEngine } from './mock-engine';
 
 /**
@@ -10,13 +11,6 @@ import { MOCK_BUILD_INFO, startMockEngine } from './mock-engine';
 const USAGE =
   'usage: mock-engine-main [--port N] [--slots N] [--ttft-ms N] [--inter-token-ms N] [--load-delay-ms N] ' +
   '[--ctx-size N] [--default-n-predict N] [--emit-eos] [--model-path PATH] [--alias NAME]';
-
-function nonNegativeInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed < 0) throw new Error(`--${name} must be a non-negative integer, got "${value}"`);
-  return parsed;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -53,29 +47,12 @@ async function main(): Promise<void> {
     modelPath: values['model-path'],
     modelAlias: values.alias,
   });
-  process.stderr.write(
+  serveUntilSignalled(
+    'mock llama.cpp engine',
+    engine,
     `*** MOCK llama.cpp engine (build_info "${MOCK_BUILD_INFO}") at ${engine.url}: synthetic word pieces, ` +
-      'NOT a model. For tests and benchmarks of the orchestrator only. ***\n',
+      'NOT a model. For tests and benchmarks of the orchestrator only. ***',
   );
-  process.stdout.write(`${JSON.stringify({ event: 'listening', url: engine.url })}\n`);
-
-  const shutdown = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`mock llama.cpp engine: ${signal}, closing\n`);
-    engine.close().then(
-      () => {
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        process.stderr.write(`mock llama.cpp engine: close failed: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`mock llama.cpp engine: ${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
-  process.exit(1);
-});
+runDoubleCli('mock llama.cpp engine', USAGE, main);

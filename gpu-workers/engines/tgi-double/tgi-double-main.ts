@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { nonNegativeInt, runDoubleCli, serveUntilSignalled } from '../test-double-cli';
 import { TGI_DOUBLE_VERSION, startTgiDouble } from './tgi-double';
 
 /**
@@ -9,13 +10,6 @@ import { TGI_DOUBLE_VERSION, startTgiDouble } from './tgi-double';
 const USAGE =
   'usage: tgi-double-main [--port N] [--max-concurrent-requests N] [--max-batch-size N] [--max-total-tokens N] ' +
   '[--max-input-tokens N] [--ttft-ms N] [--inter-token-ms N] [--emit-eos] [--model-id ID]';
-
-function nonNegativeInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed < 0) throw new Error(`--${name} must be a non-negative integer, got "${value}"`);
-  return parsed;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -50,28 +44,12 @@ async function main(): Promise<void> {
     emitEos: values['emit-eos'],
     modelId: values['model-id'],
   });
-  process.stderr.write(
+  serveUntilSignalled(
+    'TGI test double',
+    double,
     `*** TGI TEST DOUBLE (version "${TGI_DOUBLE_VERSION}") at ${double.url}: speaks TGI's native API with synthetic ` +
-      'word pieces; NOT Text Generation Inference and NOT a model. For tests of the orchestrator only. ***\n',
+      'word pieces; NOT Text Generation Inference and NOT a model. For tests of the orchestrator only. ***',
   );
-  process.stdout.write(`${JSON.stringify({ event: 'listening', url: double.url })}\n`);
-  const shutdown = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`TGI test double: ${signal}, closing\n`);
-    double.close().then(
-      () => {
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        process.stderr.write(`TGI test double: close failed: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`TGI test double: ${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
-  process.exit(1);
-});
+runDoubleCli('TGI test double', USAGE, main);

@@ -1,5 +1,5 @@
-import { createEngineHttp, pollUntil } from '../engine-http';
-import type { EngineHttpOptions, TextResponse } from '../engine-http';
+import { createEngineHttp, pollUntil, readHealth } from '../engine-http';
+import type { EngineHttpOptions } from '../engine-http';
 import type {
   CompletionRequest,
   CompletionSummary,
@@ -59,26 +59,15 @@ export function createTgiAdapter(options: TgiAdapterOptions): EngineAdapter {
   /** Completions of this adapter whose connection is open: what TGI's batch and queue may hold of ours. */
   let openCompletions = 0;
 
-  async function health(signal?: AbortSignal): Promise<EngineHealth> {
-    let response: TextResponse;
-    try {
-      response = await http.call('GET', 'health', undefined, signal);
-    } catch (error) {
-      if (signal?.aborted === true) throw error;
-      // TGI's router listens only once its shards are warm: no answer is "not up yet".
-      return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
-    }
-    if (response.statusCode === 200) return { live: true, ready: true };
-    let detail = `HTTP ${response.statusCode}`;
-    try {
-      const envelope = TgiErrorResponseSchema.safeParse(JSON.parse(response.text));
-      if (envelope.success) detail = `${detail}: ${envelope.data.error}${envelope.data.error_type != null ? ` (${envelope.data.error_type})` : ''}`;
-    } catch {
-      // Not JSON: the status says enough.
-    }
-    // 503 {"error":"unhealthy","error_type":"healthcheck"}: the router answers, its model shards do not.
-    return { live: true, ready: false, detail };
+  // TGI's router listens only once its shards are warm: no answer is "not up yet". A 503
+  // {"error":"unhealthy","error_type":"healthcheck"} means the router answers and its model shards do not.
+  function health(signal?: AbortSignal): Promise<EngineHealth> {
+    return readHealth(http, 'health', signal, (text) => {
+      const envelope = TgiErrorResponseSchema.safeParse(JSON.parse(text));
+      return envelope.success ? `${envelope.data.error}${envelope.data.error_type != null ? ` (${envelope.data.error_type})` : ''}` : undefined;
+    });
   }
+
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
     const parsed = TgiInfoSchema.safeParse(await http.callJson('GET', 'info', undefined, signal));

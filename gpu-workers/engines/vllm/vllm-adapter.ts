@@ -1,5 +1,5 @@
-import { createEngineHttp, pollUntil } from '../engine-http';
-import type { EngineHttpOptions, TextResponse } from '../engine-http';
+import { createEngineHttp, pollUntil, readHealth } from '../engine-http';
+import type { EngineHttpOptions } from '../engine-http';
 import type {
   CompletionRequest,
   CompletionSummary,
@@ -81,18 +81,11 @@ export function createVllmAdapter(options: VllmAdapterOptions): EngineAdapter {
     return servedModel;
   }
 
-  async function health(signal?: AbortSignal): Promise<EngineHealth> {
-    let response: TextResponse;
-    try {
-      response = await http.call('GET', 'health', undefined, signal);
-    } catch (error) {
-      if (signal?.aborted === true) throw error;
-      return { live: false, ready: false, detail: error instanceof Error ? error.message : String(error) };
-    }
-    // vLLM's HTTP server starts after the engine has loaded; 503 means the engine core died (EngineDeadError).
-    if (response.statusCode === 200) return { live: true, ready: true };
-    return { live: true, ready: false, detail: `HTTP ${response.statusCode}${response.text.length > 0 ? `: ${response.text.slice(0, 200)}` : ''}` };
+  // vLLM's HTTP server starts after the engine has loaded; 503 means the engine core died (EngineDeadError).
+  function health(signal?: AbortSignal): Promise<EngineHealth> {
+    return readHealth(http, 'health', signal, (text) => (text.length > 0 ? text.slice(0, 200) : undefined));
   }
+
 
   async function properties(signal?: AbortSignal): Promise<EngineProperties> {
     const version = VersionSchema.safeParse(await http.callJson('GET', 'version', undefined, signal));
